@@ -1,0 +1,46 @@
+# Two commands do all set-up from a fresh clone: `make demo` and `make test`.
+# Both bootstrap .venv from pyproject.toml pinned by constraints.txt.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-fast lint typecheck bench constraints clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check numberyo_provider tests dags bench
+	$(BIN)/ruff format --check numberyo_provider tests dags bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## Everything CI runs: lint, format check, mypy, the whole pytest suite.
+test: lint typecheck
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## Quick feedback while developing: skips the tests marked slow.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" -x $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python -m numberyo_provider.demo
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+## Re-pin constraints.txt from the current .venv (after changing dependencies).
+constraints:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^airflow-provider-numberyo' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

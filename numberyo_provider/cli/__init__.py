@@ -1,0 +1,54 @@
+"""The ``numberyo`` command: ``simulate``, ``sync`` and ``check``.
+
+Each subcommand lives in its own module with ``register(subparsers)``; handlers return the exit
+code. Configuration comes from flags or ``NUMBERYO_BASE_URL`` / ``NUMBERYO_API_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from numberyo_provider import __version__
+
+#: Subcommand modules, imported lazily so ``numberyo --version`` stays instant.
+SUBCOMMANDS = ("simulate", "sync", "check")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="numberyo",
+        description="NumberYo phone-number checks: simulate the API, sync check history into a "
+        "warehouse, check numbers from a table.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"numberyo_provider.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"numberyo_provider.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("numberyo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Shared fixtures: a throwaway PostgreSQL database per test and an isolated Airflow home.
+
+The simulator fixtures (``numberyo_simulator``, ``numberyo_simulator_factory``) come from the
+``numberyo_provider.simulator.pytest_plugin`` plugin, which the package registers for users' own
+tests too.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Airflow reads its configuration at import time: point it at a private, throwaway home before any
+# test module imports it, so tests never touch ~/airflow and never load the example DAGs.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="numberyo-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).parents[1] / "dags"))
+os.environ.setdefault(
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
+)
+
+PG_ADMIN_URL = os.environ.get(
+    "NUMBERYO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("NUMBERYO_REQUIRE_POSTGRES", "") not in ("", "0", "false")
+
+
+def _postgres_unavailable_reason() -> str | None:
+    try:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # any failure to connect means: no usable server here
+        return f"no PostgreSQL server answers at {PG_ADMIN_URL} ({type(exc).__name__}: {exc})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    reason = _postgres_unavailable_reason()
+    if reason:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"NUMBERYO_REQUIRE_POSTGRES is set but {reason}")
+        pytest.skip(f"{reason}; set NUMBERYO_TEST_POSTGRES_URL to point at one")
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"numberyo_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(postgres_admin_url).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """An initialised Airflow metadata DB (SQLite) in the private Airflow home, made once."""
+    from airflow.utils import db
+
+    db.resetdb()
+    return _AIRFLOW_HOME
