@@ -1,0 +1,642 @@
+"""The NumberYo HTTP client: typed answers, precise errors, retries that never double-charge.
+
+One :class:`NumberYoClient` owns one ``requests.Session``; share it between worker threads (size
+``pool_size`` to their number). Retry decisions live in :mod:`numberyo_provider.retry`, the rate
+limit in :mod:`numberyo_provider.ratelimit`; the behaviour is summarised in ``docs/client.md``.
+
+The token never appears in a message, a log line, a ``repr`` or an exception chain: it lives only
+in the session's auth object, requests' own exceptions (which hold the request and its headers) are
+reduced to a redacted description before we raise, and our exceptions are raised outside of the
+``except`` block so they do not carry requests' exception as ``__context__``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import requests
+import requests.auth
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+
+from numberyo_provider import __version__
+from numberyo_provider.errors import (
+    AuthenticationError,
+    BadResponseError,
+    ConfigurationError,
+    InsufficientCreditsError,
+    NotFoundError,
+    NumberYoAPIError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    UnsupportedCheckTypeError,
+    ValidationError,
+    validation_details,
+)
+from numberyo_provider.models import (
+    Check,
+    CheckPage,
+    CheckResults,
+    CreatedCheck,
+    normalize_check_type,
+)
+from numberyo_provider.ratelimit import RateLimiter
+from numberyo_provider.retry import (
+    IDEMPOTENT_METHODS,
+    Failure,
+    RetryPolicy,
+    classify_failure,
+    may_retry,
+    parse_retry_after,
+)
+
+DEFAULT_BASE_URL = "https://www.numberyo.tech"
+#: Where users are told to put the token (the Airflow hook reads the connection password).
+TOKEN_ENV_VAR = "NUMBERYO_API_TOKEN"  # noqa: S105 - a variable name, not a secret
+USER_AGENT = f"airflow-provider-numberyo/{__version__} (+python-requests/{requests.__version__})"
+
+CHECKS_PATH = "/api/checks"
+
+log = logging.getLogger("numberyo_provider.client")
+
+_TRANSPORT_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException)
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: safe in a header
+_REDACTED = "***"
+_MAX_SNIPPET = 300
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Adds the Authorization header at send time, so the token sits in no headers dict we own."""
+
+    __slots__ = ("_header", "_token")
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+        self._header = f"Bearer {token}"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._header
+        return request
+
+    def __repr__(self) -> str:
+        return f"<BearerAuth {_REDACTED}>"
+
+    def redact(self, value: Any) -> Any:
+        """``value`` (text, or JSON made of dicts and lists) with every copy of the token masked."""
+        if isinstance(value, str):
+            return value.replace(self._token, _REDACTED) if self._token in value else value
+        if isinstance(value, Mapping):
+            return {self.redact(k): self.redact(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.redact(v) for v in value]
+        return value
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    reason: str
+    headers: CaseInsensitiveDict[str]
+    content: bytes
+
+
+@dataclass(frozen=True)
+class _Failed:
+    failure: Failure
+    detail: str
+
+
+# --- input validation (all before any request: no money at risk) ----------------------------
+
+
+def _clean_token(token: Any) -> str:
+    if not isinstance(token, str):
+        raise ConfigurationError(
+            f"the NumberYo API token must be a string, got {type(token).__name__}: set "
+            f"{TOKEN_ENV_VAR} or the password of the Airflow connection"
+        )
+    # Pasted with its header prefix ("Bearer abc"): keep the token only.
+    text = re.sub(r"^bearer(?:\s+|$)", "", token.strip(), flags=re.IGNORECASE)
+    if not text:
+        raise ConfigurationError(
+            f"the NumberYo API token is empty: set {TOKEN_ENV_VAR} or the password of the Airflow "
+            "connection (generate a token on the NumberYo dashboard)"
+        )
+    if not _TOKEN_CHARS.fullmatch(text):
+        raise ConfigurationError(
+            "the NumberYo API token contains spaces, control or non-ASCII characters (not shown "
+            f"here): copy it again from the dashboard into {TOKEN_ENV_VAR} or the connection"
+        )
+    return text
+
+
+def _clean_base_url(base_url: Any) -> str:
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ConfigurationError(
+            f"base_url is empty: use the API's address, e.g. {DEFAULT_BASE_URL!r}"
+        )
+    text = base_url.strip().rstrip("/")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigurationError(f"base_url {base_url!r} is not a valid URL: {exc}") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(
+            "base_url must not contain credentials (user:password@); pass the API token as the "
+            "token instead"
+        )
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        hint = f"; did you mean 'https://{text}'?" if "://" not in text else ""
+        raise ConfigurationError(
+            f"base_url {base_url!r} needs an http:// or https:// scheme and a host, e.g. "
+            f"{DEFAULT_BASE_URL!r}{hint}"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"base_url {base_url!r} must not have a query or a fragment")
+    path = parts.path.rstrip("/")
+    if path.lower().endswith("/api"):
+        raise ConfigurationError(
+            f"base_url {base_url!r} ends with /api, but the client adds /api/... itself: use "
+            f"{parts.scheme}://{parts.netloc}{path[:-4]!s}"
+        )
+    return f"{parts.scheme.lower()}://{parts.netloc}{path}"
+
+
+def _positive(name: str, value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def _clean_timeout(timeout: Any) -> tuple[float, float]:
+    if isinstance(timeout, tuple | list):
+        if len(timeout) != 2:
+            raise ConfigurationError(
+                f"timeout must be seconds or a (connect, read) pair, got {timeout!r}"
+            )
+        return _positive("connect timeout", timeout[0]), _positive("read timeout", timeout[1])
+    seconds = _positive("timeout", timeout)
+    return seconds, seconds
+
+
+def _clean_phone_number(phone_number: Any) -> str:
+    if isinstance(phone_number, int) and not isinstance(phone_number, bool):
+        phone_number = str(phone_number)
+    if not isinstance(phone_number, str):
+        raise ConfigurationError(
+            f"phone_number must be a string of digits, got {type(phone_number).__name__}"
+        )
+    digits = "".join(phone_number.split())
+    if digits.startswith("+"):
+        digits = digits[1:]
+    if not re.fullmatch(r"[0-9]+", digits):
+        raise ConfigurationError(
+            f"phone_number {phone_number!r} must be digits in international format, e.g. "
+            "32456789023 or +32 456789023; normalise numbers before sending them"
+        )
+    return digits
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+# --- response helpers ------------------------------------------------------------------------
+
+
+def _snippet(content: bytes) -> str:
+    text = " ".join(content.decode("utf-8", "replace").split())
+    return text if len(text) <= _MAX_SNIPPET else text[: _MAX_SNIPPET - 3] + "..."
+
+
+def _error_body(content: bytes) -> Any:
+    """An error answer's body: its JSON when it has some, else a short excerpt of the text."""
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return _snippet(content)
+
+
+def _server_message(body: Any) -> str | None:
+    if not isinstance(body, Mapping):
+        return None
+    for key in ("error", "message"):
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _says_no_credits(body: Any) -> bool:
+    if not isinstance(body, Mapping):
+        return False
+    return any(
+        isinstance(body.get(k), str) and "enough credits" in body[k].lower()
+        for k in ("error", "message")
+    )
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The informative end of requests' wrapping (``MaxRetryError.reason``, etc.)."""
+    current = exc
+    for _ in range(5):
+        inner = next((a for a in current.args if isinstance(a, BaseException)), None)
+        reason = getattr(inner, "reason", None)
+        if isinstance(reason, BaseException):
+            inner = reason
+        if inner is None:
+            break
+        current = inner
+    return current
+
+
+class NumberYoClient:
+    """Client for the NumberYo API (``/api/checks``): list, read results, create paid checks.
+
+    ``timeout`` is seconds for connect and read alike, or a ``(connect, read)`` pair. Failed
+    requests are retried up to ``max_retries`` times with exponential backoff and full jitter
+    (``backoff_base`` doubling, capped at ``backoff_max``); a ``Retry-After`` is obeyed up to
+    ``retry_after_max`` seconds. Paid POSTs are only resent when the server provably did nothing
+    (see :meth:`create_check`). ``requests_per_second`` turns on a client-side rate limit for every
+    attempt (or pass a shared ``rate_limiter``). ``sleep`` is how the client waits (inject a
+    recorder in tests).
+    """
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float | tuple[float, float] = (5.0, 30.0),
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        retry_after_max: float = 300.0,
+        requests_per_second: float | None = None,
+        rate_limiter: RateLimiter | None = None,
+        pool_size: int = 10,
+        verify_ssl: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._auth = _BearerAuth(_clean_token(token))
+        self._base_url = _clean_base_url(base_url)
+        self._timeout = _clean_timeout(timeout)
+        self._policy = RetryPolicy(
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            retry_after_max=retry_after_max,
+        )
+        if rate_limiter is not None and requests_per_second is not None:
+            raise ConfigurationError("pass requests_per_second or rate_limiter, not both")
+        if requests_per_second is not None:
+            rate_limiter = RateLimiter(requests_per_second, sleep=sleep)
+        self._limiter = rate_limiter
+        self._pool_size = _positive_int("pool_size", pool_size)
+        self._sleep = sleep
+
+        session = requests.Session()
+        session.auth = self._auth
+        session.verify = bool(verify_ssl)
+        session.headers.update(
+            {
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+            }
+        )
+        # max_retries=0: urllib3 must not resend anything on its own; RetryPolicy decides.
+        adapter = HTTPAdapter(
+            pool_connections=self._pool_size, pool_maxsize=self._pool_size, max_retries=0
+        )
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        self._session = session
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._policy
+
+    @property
+    def rate_limiter(self) -> RateLimiter | None:
+        return self._limiter
+
+    def __repr__(self) -> str:
+        return (
+            f"NumberYoClient(base_url={self._base_url!r}, timeout={self._timeout!r}, "
+            f"max_retries={self._policy.max_retries}, rate_limiter={self._limiter!r}, "
+            f"pool_size={self._pool_size})"
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> NumberYoClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _send(
+        self, method: str, url: str, params: Mapping[str, Any] | None, payload: Any
+    ) -> _Answer | _Failed:
+        """One attempt. Returns instead of raising, so that what we raise later does not carry
+        requests' exception (and the request headers it holds) as ``__context__``."""
+        try:
+            response = self._session.request(
+                method,
+                url,
+                params=params,
+                json=payload,
+                timeout=self._timeout,
+                allow_redirects=False,  # never send the token anywhere but base_url
+            )
+            with response:
+                return _Answer(
+                    response.status_code,
+                    response.reason or "",
+                    CaseInsensitiveDict(response.headers),
+                    response.content,
+                )
+        except _TRANSPORT_ERRORS as exc:
+            inner = _innermost(exc)
+            # urllib3 puts the connection object first and the human sentence last.
+            texts = [a for a in inner.args if isinstance(a, str)]
+            detail = f"{type(inner).__name__}: {texts[-1] if texts else inner}"
+            if len(detail) > _MAX_SNIPPET:
+                detail = detail[: _MAX_SNIPPET - 3] + "..."
+            return _Failed(classify_failure(exc), self._auth.redact(detail))
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        payload: Any = None,
+    ) -> tuple[int, Any]:
+        """Send with retries; returns ``(status, JSON body)`` of a 2xx answer or raises."""
+        shown = f"{path}?{urlencode(params)}" if params else path
+        url = self._base_url + path
+        attempts = self._policy.max_retries + 1
+        attempt = 0
+        while True:
+            attempt += 1
+            if self._limiter is not None:
+                self._limiter.acquire()
+            started = time.perf_counter()
+            result = self._send(method, url, params, payload)
+            elapsed_ms = (time.perf_counter() - started) * 1000.0
+
+            retry_after: float | None = None
+            if isinstance(result, _Answer):
+                log.debug("%s %s -> %d in %.1f ms", method, shown, result.status, elapsed_ms)
+                if 200 <= result.status < 300:
+                    return result.status, self._decode(method, shown, result)
+                outcome: int | Failure = result.status
+                what = f"{result.status} {result.reason}".strip()
+                if result.status == 429 or result.status >= 500:
+                    retry_after = parse_retry_after(result.headers.get("Retry-After"))
+            else:
+                log.debug("%s %s -> %s in %.1f ms", method, shown, result.failure.value, elapsed_ms)
+                outcome = result.failure
+                what = f"{result.failure.value} ({result.detail})"
+
+            delay = self._policy.delay(attempt, retry_after) if may_retry(method, outcome) else None
+            if delay is None:
+                break
+            log.warning(
+                "%s %s -> %s (attempt %d/%d); retrying in %.2f s",
+                method,
+                shown,
+                what,
+                attempt,
+                attempts,
+                delay,
+            )
+            self._sleep(delay)
+
+        tried = f"gave up after {attempt} attempts" if attempt > 1 else None
+        if isinstance(result, _Answer):
+            raise self._status_error(method, shown, result, retry_after, tried)
+        raise self._transport_error(method, shown, result, tried)
+
+    def _decode(self, method: str, shown: str, answer: _Answer) -> Any:
+        if not answer.content:
+            raise BadResponseError(
+                "empty body, expected JSON", method=method, path=shown, status=answer.status
+            )
+        try:
+            return json.loads(answer.content)
+        except ValueError:
+            detail = f"body is not JSON: {self._auth.redact(_snippet(answer.content))!r}"
+        raise BadResponseError(detail, method=method, path=shown, status=answer.status)
+
+    def _status_error(
+        self,
+        method: str,
+        shown: str,
+        answer: _Answer,
+        retry_after: float | None,
+        tried: str | None = None,
+    ) -> NumberYoAPIError:
+        status = answer.status
+        body = self._auth.redact(_error_body(answer.content))
+        message = _server_message(body) or (answer.reason or None)
+        # A paid POST that failed server-side may still have been charged (500 after the charge,
+        # a gateway timing out on a busy origin); 429/503 and 501/505 mean nothing was done.
+        may_exist = method == "POST" and status >= 500 and status not in (501, 503, 505)
+        args = (method, shown, status, message, body)
+        if status in (401, 403):
+            return AuthenticationError(*args)
+        if status == 404:
+            return NotFoundError(*args)
+        if status == 400:
+            return UnsupportedCheckTypeError(*args)
+        if status == 422:
+            if _says_no_credits(body):
+                return InsufficientCreditsError(*args)
+            return ValidationError(*args, details=validation_details(body))
+        if status == 429:
+            return RateLimitedError(*args, details=tried, retry_after=retry_after)
+        if status >= 500:
+            return ServerError(*args, details=tried, check_may_exist=may_exist)
+        if 300 <= status < 400:
+            location = answer.headers.get("Location", "")
+            return NumberYoAPIError(
+                method,
+                shown,
+                status,
+                f"redirect to {location or 'an unnamed location'} not followed",
+                body,
+                details="redirects are not followed so the token only goes to base_url; point "
+                "base_url at the final address",
+            )
+        return NumberYoAPIError(*args)
+
+    def _transport_error(
+        self, method: str, shown: str, failed: _Failed, tried: str | None = None
+    ) -> TransportError:
+        failure, detail = failed.failure, failed.detail
+        if tried:
+            detail = f"{detail}; {tried}"
+        read_s = self._timeout[1]
+        if failure is Failure.CONNECT_FAILED:
+            return TransportError(
+                method,
+                shown,
+                f"could not connect to {self._base_url} (nothing was sent): {detail}",
+            )
+        if failure is Failure.CERTIFICATE:
+            return TransportError(
+                method,
+                shown,
+                f"the TLS certificate of {self._base_url} was rejected (nothing was sent): "
+                f"{detail}. For a private server set REQUESTS_CA_BUNDLE, or verify_ssl=False.",
+            )
+        if failure is Failure.INVALID_REQUEST:
+            raise ConfigurationError(f"{method} {shown}: the request could not be built: {detail}")
+        what = (
+            f"no answer within the {read_s:g} s read timeout"
+            if failure is Failure.READ_TIMEOUT
+            else "the connection was lost after it was established"
+        )
+        if method in IDEMPOTENT_METHODS:
+            return TransportError(method, shown, f"{what}: {detail}")
+        return OutcomeUnknownError(
+            method,
+            shown,
+            f"{what}; the request may have reached the server. The check MAY have been "
+            f"created and charged: list recent checks to reconcile before sending this number "
+            f"again ({detail})",
+        )
+
+    # --- the API ------------------------------------------------------------------------------
+
+    def list_checks(self, page: int = 1) -> CheckPage:
+        """One page of the account's checks, newest first (10 a page). Free."""
+        page = _positive_int("page", page)
+        status, body = self._request("GET", CHECKS_PATH, params={"page": page})
+        try:
+            return CheckPage.from_api(body)
+        except BadResponseError as exc:
+            raise exc.with_context("GET", f"{CHECKS_PATH}?page={page}", status) from None
+
+    def iter_pages(self, start_page: int = 1) -> Iterator[CheckPage]:
+        """Pages from ``start_page`` to the last (as each page's own pagination says) or the first
+        empty one."""
+        page_number = _positive_int("start_page", start_page)
+        while True:
+            page = self.list_checks(page_number)
+            if page.pagination.current_page != page_number:
+                # An API ignoring ?page= would otherwise be paged forever.
+                raise BadResponseError(
+                    f"asked for page {page_number}, the server answered page "
+                    f"{page.pagination.current_page}",
+                    method="GET",
+                    path=f"{CHECKS_PATH}?page={page_number}",
+                    status=200,
+                )
+            if not page.checks:
+                return
+            yield page
+            if page_number >= page.pagination.total_pages:
+                return
+            page_number += 1
+
+    def iter_checks(self, start_page: int = 1) -> Iterator[Check]:
+        """Every check, newest first, each once even if new checks shift the pages meanwhile."""
+        seen: set[int] = set()
+        for page in self.iter_pages(start_page):
+            for check in page.checks:
+                if check.id not in seen:
+                    seen.add(check.id)
+                    yield check
+
+    def get_results(self, check_id: int) -> CheckResults:
+        """The results of one check (HLR or Verify). Free; NotFoundError for another account's."""
+        check_id = _positive_int("check_id", check_id)
+        path = f"{CHECKS_PATH}/{check_id}/results"
+        status, body = self._request("GET", path)
+        try:
+            return CheckResults.from_api(body)
+        except BadResponseError as exc:
+            raise exc.with_context("GET", path, status) from None
+
+    def create_check(self, phone_number: str, check_type: str) -> CreatedCheck:
+        """Create a PAID check of ``phone_number`` (digits, optional leading +) and return it with
+        its results.
+
+        ``check_type`` is ``"HLR"`` or ``"Verify"`` (any case); bad input raises
+        ConfigurationError before anything is sent.
+
+        Money safety: the POST is resent only when the server provably did nothing: the
+        connection was never established (refused, DNS failure, connect timeout) or the server
+        answered 429 or 503. It is never resent after a read timeout, a connection dropped after
+        sending, or a 500/502/504. Then:
+
+        - ``OutcomeUnknownError``: the request may have reached the server (read timeout, dropped
+          connection, or a 2xx answer we could not read). The check MAY exist and MAY be charged.
+        - ``ServerError`` with ``check_may_exist=True``: a 5xx other than 501/503/505.
+
+        In both cases do not resend: list recent checks (:meth:`iter_checks`) to reconcile.
+        ``InsufficientCreditsError`` (422) carries the server's text; nothing was charged.
+        """
+        check_type = normalize_check_type(check_type)
+        digits = _clean_phone_number(phone_number)
+        payload = {"phone_number": digits, "type": check_type}
+        problem: BadResponseError
+        try:
+            status, body = self._request("POST", CHECKS_PATH, payload=payload)
+        except BadResponseError as exc:  # a 2xx: the check exists, its answer is unreadable
+            problem = exc
+        else:
+            try:
+                return CreatedCheck.from_api(body)
+            except BadResponseError as exc:
+                problem = exc.with_context("POST", CHECKS_PATH, status)
+        raise OutcomeUnknownError(
+            "POST",
+            CHECKS_PATH,
+            f"the server answered {problem.status} (success) but the answer could not be read "
+            f"({problem.detail}). The check exists and was charged: list recent checks to find "
+            "it; do not send this number again",
+            status=problem.status,
+        ) from problem
+
+
+__all__ = ["DEFAULT_BASE_URL", "TOKEN_ENV_VAR", "USER_AGENT", "NumberYoClient"]

@@ -1,0 +1,223 @@
+"""Every exception the package raises, rooted at :class:`NumberYoError`.
+
+Callers branch on the class, not on message text: :class:`OutcomeUnknownError` in particular means
+"a paid check MAY have been created; reconcile before sending again". Messages name the request
+(method, path), the HTTP status and the server's own words, and never contain the API token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _restore(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
+_MAY_EXIST = (
+    "The check MAY have been created and charged: list recent checks to reconcile before "
+    "sending this number again."
+)
+
+
+def _sentence(*parts: str | None) -> str:
+    """Join message parts as sentences, without doubling the server's own full stop."""
+    out = ""
+    for part in parts:
+        if not part:
+            continue
+        if out and not out.endswith((".", "!", "?", ":")):
+            out += "."
+        out = f"{out} {part}" if out else part
+    return out
+
+
+class NumberYoError(Exception):
+    """Root of everything this package raises."""
+
+    #: True when a paid check may have been created although the call failed: reconcile (list
+    #: recent checks) before sending the same number again.
+    check_may_exist: bool = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Our __init__ signatures differ from ``args``; pickle the state instead (Airflow ships
+        # exceptions across processes, e.g. from triggers).
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+class ConfigurationError(NumberYoError, ValueError):
+    """Bad user input or configuration; the message says what was wrong and what to do."""
+
+
+class NumberYoAPIError(NumberYoError):
+    """The server answered with an error status."""
+
+    #: What the user can do about it; appended to the message.
+    hint: str | None = None
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        server_message: str | None = None,
+        body: Any = None,
+        *,
+        details: str | None = None,
+        check_may_exist: bool = False,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.server_message = server_message
+        self.body = body
+        self.details = details
+        self.check_may_exist = check_may_exist
+        head = f"{method} {path} -> {status}: {server_message or 'no message from the server'}"
+        if details:
+            head = f"{head} ({details})"
+        super().__init__(_sentence(head, _MAY_EXIST if check_may_exist else None, self.hint))
+
+
+class AuthenticationError(NumberYoAPIError):
+    """401 or 403: the token is missing, wrong or revoked."""
+
+    hint = (
+        "Check the API token (NUMBERYO_API_TOKEN, or the password of the Airflow connection); "
+        "generate a new one on the NumberYo dashboard if it was revoked."
+    )
+
+
+class NotFoundError(NumberYoAPIError):
+    """404: the check does not exist or belongs to another account."""
+
+
+class UnsupportedCheckTypeError(NumberYoAPIError):
+    """400: the check type is not one the API supports."""
+
+
+class ValidationError(NumberYoAPIError):
+    """422: the server rejected the request's content."""
+
+
+class InsufficientCreditsError(ValidationError):
+    """422 saying the account lacks credits; ``server_message`` carries the server's text."""
+
+    hint = "Top up credits on the NumberYo dashboard, then run again."
+
+
+class RateLimitedError(NumberYoAPIError):
+    """429 after the client's retries were used up (or the wait asked for was too long)."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        server_message: str | None = None,
+        body: Any = None,
+        *,
+        details: str | None = None,
+        check_may_exist: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        if retry_after is not None:
+            wait = f"the server asked to wait {retry_after:g} s"
+            details = f"{details}; {wait}" if details else wait
+        super().__init__(
+            method,
+            path,
+            status,
+            server_message,
+            body,
+            details=details,
+            check_may_exist=check_may_exist,
+        )
+
+
+class ServerError(NumberYoAPIError):
+    """5xx after the client's retries were used up (or when retrying was not safe)."""
+
+
+class BadResponseError(NumberYoError):
+    """The server answered 2xx but the body is not what the API documents."""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.detail = detail
+        self.method = method
+        self.path = path
+        self.status = status
+        where = " ".join(p for p in (method, path) if p)
+        if status is not None:
+            where = f"{where} -> {status}" if where else str(status)
+        super().__init__(f"{where}: unexpected response: {detail}" if where else detail)
+
+    def with_context(self, method: str, path: str, status: int | None) -> BadResponseError:
+        """The same problem, now naming the request it came from."""
+        return BadResponseError(self.detail, method=method, path=path, status=status)
+
+
+class TransportError(NumberYoError):
+    """No usable HTTP answer: connection failure or timeout (after retries, when allowed)."""
+
+    def __init__(self, method: str, path: str, detail: str, *, status: int | None = None) -> None:
+        self.method = method
+        self.path = path
+        self.detail = detail
+        self.status = status
+        where = f"{method} {path}" + (f" -> {status}" if status is not None else "")
+        super().__init__(f"{where}: {detail}")
+
+
+class OutcomeUnknownError(TransportError):
+    """A POST that may have reached the server: the check MAY exist and MAY have been charged.
+
+    Never resend blindly; list recent checks (``NumberYoClient.iter_checks``) to find out.
+    """
+
+    check_may_exist = True
+
+
+def validation_details(body: Any) -> str | None:
+    """Laravel's ``{"errors": {"field": ["msg", ...]}}`` as one line, or ``None``."""
+    errors = body.get("errors") if isinstance(body, Mapping) else None
+    if not isinstance(errors, Mapping) or not errors:
+        return None
+    parts = []
+    for name, messages in errors.items():
+        if isinstance(messages, list | tuple):
+            text = " ".join(str(m) for m in messages)
+        else:
+            text = str(messages)
+        parts.append(f"{name}: {text}")
+    return "; ".join(parts)
+
+
+__all__ = [
+    "AuthenticationError",
+    "BadResponseError",
+    "ConfigurationError",
+    "InsufficientCreditsError",
+    "NotFoundError",
+    "NumberYoAPIError",
+    "NumberYoError",
+    "OutcomeUnknownError",
+    "RateLimitedError",
+    "ServerError",
+    "TransportError",
+    "UnsupportedCheckTypeError",
+    "ValidationError",
+    "validation_details",
+]
