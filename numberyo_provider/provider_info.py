@@ -1,0 +1,96 @@
+"""What Airflow's ProvidersManager learns about this package (entry point
+``apache_airflow_provider``). Kept import-light: Airflow calls it at start-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from numberyo_provider import __version__
+
+_INTEGRATION = "NumberYo"
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-numberyo",
+        "name": "NumberYo",
+        "description": "Check phone numbers (HLR, Verify) with the NumberYo API and sync the "
+        "check history into Parquet, DuckDB or any SQLAlchemy warehouse.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://www.numberyo.tech",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["numberyo_provider.hooks.numberyo"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "numberyo_provider.operators.sync",
+                    "numberyo_provider.operators.check",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["numberyo_provider.sensors.new_checks"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["numberyo_provider.triggers.new_checks"],
+            }
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": "numberyo_provider.hooks.numberyo.NumberYoHook",
+                "hook-name": "NumberYo",
+                "connection-type": "numberyo",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login", "schema", "port"],
+                    "relabeling": {"host": "Base URL", "password": "API token"},
+                    "placeholders": {"host": "https://www.numberyo.tech"},
+                },
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Read timeout (seconds)",
+                        "schema": {"type": ["number", "null"], "default": 30},
+                    },
+                    "connect_timeout": {
+                        "label": "Connect timeout (seconds)",
+                        "schema": {"type": ["number", "null"], "default": 5},
+                    },
+                    "max_retries": {
+                        "label": "Max retries",
+                        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+                        "description": "Retries for GETs; a paid POST is retried only when the "
+                        "API provably did nothing.",
+                    },
+                    "requests_per_second": {
+                        "label": "Requests per second",
+                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                        "description": "Client-side rate limit; empty means none.",
+                    },
+                    "verify_ssl": {
+                        "label": "Verify TLS certificates",
+                        "schema": {"type": ["boolean", "null"], "default": True},
+                    },
+                    "privacy_secret": {
+                        "label": "Privacy HMAC secret",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                        "description": "Key for the keyed-hash privacy mode of IMSI/MSISDN.",
+                    },
+                },
+            }
+        ],
+    }
