@@ -1,0 +1,241 @@
+"""``numberyo simulate``: run the local NumberYo API simulator in the foreground.
+
+Prints one line once the server answers, then serves until Ctrl-C or SIGTERM::
+
+    NumberYo simulator listening on http://127.0.0.1:8089 (token: from --token, ...)
+
+Scripts that start it with ``--port 0`` read the URL from that first stdout line (the first
+word starting with ``http://``). The token's value is never printed unless it is the default
+demo token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+TOKEN_ENV = "NUMBERYO_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+DEFAULT_TOKEN = "demo-token"  # noqa: S105 - the documented token of a local demo server
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number between 0 and 1, got {text!r}"
+        ) from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port between 0 and 65535, got {text!r}")
+    return value
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(
+            f"expected an amount such as 1000 or 0.50, got {text!r}"
+        ) from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"expected an amount >= 0, got {text!r}")
+    return value
+
+
+def _cost(text: str) -> tuple[str, Decimal]:
+    check_type, sep, amount = text.partition("=")
+    if not sep or check_type not in ("HLR", "Verify"):
+        raise argparse.ArgumentTypeError(
+            f"expected TYPE=AMOUNT with TYPE HLR or Verify (e.g. Verify=0.25), got {text!r}"
+        )
+    return check_type, _amount(amount)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The simulator's flags (shared by ``numberyo simulate`` and ``python -m``)."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument(
+        "--port", type=_port, default=8089, help="port to listen on; 0 picks a free one (8089)"
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help=f"API token the account accepts (default: ${TOKEN_ENV}, else {DEFAULT_TOKEN!r})",
+    )
+    parser.add_argument(
+        "--credits", type=_amount, default=Decimal(1000), help="starting balance (1000)"
+    )
+    parser.add_argument(
+        "--cost",
+        type=_cost,
+        action="append",
+        default=[],
+        metavar="TYPE=AMOUNT",
+        help="price of a check type, repeatable (HLR=1.00, Verify=0.50)",
+    )
+    parser.add_argument(
+        "--seed-checks",
+        type=_non_negative_int,
+        default=250,
+        help="existing checks in the account's history, free of charge (250)",
+    )
+    parser.add_argument(
+        "--latency-ms", type=_non_negative_float, default=0.0, help="added to every answer (0)"
+    )
+    parser.add_argument(
+        "--rate-limit-share",
+        type=_share,
+        default=0.0,
+        help="share of requests answered 429 Too Many Attempts, 0..1 (0)",
+    )
+    parser.add_argument(
+        "--retry-after-s",
+        type=_non_negative_int,
+        default=1,
+        help="Retry-After seconds sent with those 429s (1)",
+    )
+    parser.add_argument(
+        "--error-share",
+        type=_share,
+        default=0.0,
+        help="share of requests answered 500 or 503, 0..1 (0)",
+    )
+    parser.add_argument(
+        "--random-seed",
+        type=_non_negative_int,
+        default=0,
+        help="seed of the history and of the random faults, for reproducible runs (0)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A standalone parser (``python -m numberyo_provider.simulator``)."""
+    parser = argparse.ArgumentParser(
+        prog="numberyo simulate",
+        description="Run a local NumberYo API simulator (for demos, tests and benchmarks).",
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``simulate`` to the ``numberyo`` command."""
+    parser = subparsers.add_parser(
+        "simulate",
+        help="run a local NumberYo API simulator",
+        description="Run a local NumberYo API simulator (for demos, tests and benchmarks).",
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _token(args: argparse.Namespace) -> tuple[str, str]:
+    """(token, how to describe it without showing a secret)."""
+    if args.token:
+        return args.token, "from --token"
+    from_env = os.environ.get(TOKEN_ENV)
+    if from_env:
+        return from_env, f"from ${TOKEN_ENV}"
+    return DEFAULT_TOKEN, f"{DEFAULT_TOKEN} (default)"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; 0 on a clean stop, 2 when the server cannot start."""
+    try:
+        from numberyo_provider.simulator.server import SimulatorServer
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    token, token_note = _token(args)
+    kwargs: dict[str, Any] = {
+        "token": token,
+        "credits": args.credits,
+        "costs": dict(args.cost) or None,
+        "seed_checks": args.seed_checks,
+        "latency_ms": args.latency_ms,
+        "rate_limit_share": args.rate_limit_share,
+        "retry_after_s": args.retry_after_s,
+        "error_share": args.error_share,
+        "random_seed": args.random_seed,
+    }
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    server = SimulatorServer(host=args.host, port=args.port, **kwargs)
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    try:
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(
+                f"warning: listening on {args.host}: anyone who can reach this address can use "
+                "the simulator with its token",
+                file=sys.stderr,
+            )
+        print(
+            f"NumberYo simulator listening on {server.url} (token: {token_note}, "
+            f"{args.credits} credits, {args.seed_checks} seeded checks); Ctrl-C to stop",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            if not server.running:
+                print("error: the simulator stopped unexpectedly", file=sys.stderr)
+                return 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    print("NumberYo simulator stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m numberyo_provider.simulator``."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
