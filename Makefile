@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check numberyo_provider tests dags bench
-	$(BIN)/ruff format --check numberyo_provider tests dags bench
+	$(BIN)/ruff check numberyo_provider tests dags bench dbt scripts
+	$(BIN)/ruff format --check numberyo_provider tests dags bench dbt scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -1,0 +1,25 @@
+-- One row per HLR result, renamed and typed; the number normalised to digits without `+`.
+select
+    check_id,
+    result_index,
+    {{ normalise_phone_number('coalesce(number_requested, msisdn)') }} as phone_number,
+    number_requested,
+    msisdn,
+    valid_number,
+    reachable,
+    ported,
+    operator_name,
+    original_operator_name,
+    country_code,
+    country_name,
+    plmn,
+    mcc,
+    mnc,
+    imsi,
+    local_format,
+    msc,
+    {{ utc_timestamp('created_at') }} as created_at,
+    extra,
+    {{ utc_timestamp('_loaded_at') }} as loaded_at,
+    _load_id as load_id
+from {{ source('numberyo', 'hlr_results') }}
