@@ -1,0 +1,74 @@
+"""Warehouse backends: DuckDB (native) and any SQLAlchemy database.
+
+``connect_warehouse(url)`` picks the backend from the URL; every backend implements
+:class:`~numberyo_provider.warehouse.base.Warehouse`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from sqlalchemy.exc import ArgumentError
+
+from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.warehouse.base import (
+    ACCEPTED_URLS,
+    COALESCE_ON_MERGE,
+    LoadCommit,
+    LoadError,
+    LoadResult,
+    Warehouse,
+    WarehouseError,
+    WarehouseLockedError,
+    Watermark,
+)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (also for URLs SQLAlchemy cannot parse)."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError, TypeError):
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def connect_warehouse(url: str, *, lock_timeout_s: float = 60.0) -> Warehouse:
+    """The warehouse at ``url``: ``duckdb:///...`` is native DuckDB, anything else SQLAlchemy."""
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError(f"no warehouse URL given; use {ACCEPTED_URLS}")
+    url = url.strip()
+    if url.split(":", 1)[0].lower() == "duckdb":
+        from numberyo_provider.warehouse.duckdb import DuckDBWarehouse
+
+        match = re.fullmatch(r"duckdb:///([^?#]+)", url, flags=re.IGNORECASE)
+        if match is None:
+            raise ConfigurationError(
+                f"bad DuckDB warehouse URL {mask_url(url)!r}: use {ACCEPTED_URLS} (three slashes "
+                "then the path; no query options)"
+            )
+        return DuckDBWarehouse(match.group(1), lock_timeout_s=lock_timeout_s)
+    try:
+        parsed = sa.engine.make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigurationError(
+            f"bad warehouse URL {mask_url(url)!r} ({exc}); use {ACCEPTED_URLS}"
+        ) from exc
+    from numberyo_provider.warehouse.sql import SqlWarehouse
+
+    return SqlWarehouse(parsed, lock_timeout_s=lock_timeout_s)
+
+
+__all__ = [
+    "ACCEPTED_URLS",
+    "COALESCE_ON_MERGE",
+    "LoadCommit",
+    "LoadError",
+    "LoadResult",
+    "Warehouse",
+    "WarehouseError",
+    "WarehouseLockedError",
+    "Watermark",
+    "connect_warehouse",
+    "mask_url",
+]

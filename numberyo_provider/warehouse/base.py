@@ -1,0 +1,257 @@
+"""What every warehouse backend offers the sync: schema, watermark, and an atomic load commit.
+
+A load is committed in ONE database transaction: the landed Parquet files are staged, merged into
+``checks`` / ``hlr_results`` / ``verify_results`` by primary key, the ``_loads`` manifest row is
+written and the ``_sync_state`` watermark moved. Any exception rolls all of it back, so a reader
+only ever sees the warehouse before or after a load, never in between.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any
+
+from numberyo_provider.errors import NumberYoError
+from numberyo_provider.land import LandedFile
+from numberyo_provider.schema import CHECKS, DATA_TABLES, RESULTS_TABLE_BY_TYPE, Table
+
+log = logging.getLogger(__name__)
+
+#: The warehouse URL forms ``connect_warehouse`` accepts (quoted in its error messages).
+ACCEPTED_URLS = (
+    "duckdb:///relative/path.duckdb, duckdb:////absolute/path.duckdb, duckdb:///:memory:, or a "
+    "SQLAlchemy URL such as postgresql+psycopg://user:password@host:5432/dbname"
+)
+
+#: Columns of a table that a later load may only fill, never erase with NULL: the checks list
+#: endpoint sends only id, type and created_at, the POST sends more (``COALESCE(new, old)``).
+#: Every other column is replaced by the newer load's value.
+COALESCE_ON_MERGE: Mapping[str, tuple[str, ...]] = {
+    CHECKS.name: ("source", "user_cost", "phone_number", "extra"),
+}
+
+
+class WarehouseError(NumberYoError):
+    """A warehouse operation failed; the message names the database and what to do."""
+
+
+class WarehouseLockedError(WarehouseError):
+    """Another process holds the warehouse (DuckDB's single writer) past the lock timeout."""
+
+
+class LoadError(WarehouseError):
+    """A load could not be committed; nothing of it is visible (the transaction rolled back)."""
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The newest check loaded; ordered by ``(created_at, check_id)``."""
+
+    check_id: int
+    created_at: datetime
+
+    def newer_than(self, other: Watermark | None) -> bool:
+        if other is None:
+            return True
+        return (_utc(self.created_at), self.check_id) > (_utc(other.created_at), other.check_id)
+
+
+@dataclass
+class LoadCommit:
+    """Everything one load wants committed at once."""
+
+    load_id: str
+    kind: str
+    started_at: datetime
+    files: list[LandedFile]
+    watermark: Watermark | None
+    errors: list[dict[str, Any]]
+    #: fsspec options to read ``files`` when they are not local (e.g. S3 credentials/endpoint).
+    storage_options: Mapping[str, Any] | None = None
+    #: Which ``_sync_state`` row the watermark moves.
+    stream: str = "checks"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    load_id: str
+    #: Rows written (inserted or replaced) per data table, after de-duplication by key.
+    rows: dict[str, int] = field(default_factory=dict)
+    finished_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+class Warehouse(ABC):
+    """A warehouse backend; use it as a context manager (``close()`` on exit)."""
+
+    #: The URL with any password masked, for messages and logs.
+    url_for_display: str
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @abstractmethod
+    def ensure_schema(self) -> None:
+        """Create schema ``numberyo`` and every table of the model if missing (idempotent).
+
+        Columns the model gained since a table was created are added (nullable); nothing is
+        dropped or retyped.
+        """
+
+    @abstractmethod
+    def get_watermark(self, stream: str = "checks") -> Watermark | None: ...
+
+    @abstractmethod
+    def existing_check_ids(self, ids: Sequence[int]) -> set[int]:
+        """Those of ``ids`` whose row is in ``checks`` and whose results are loaded.
+
+        "Results loaded" means at least one row in the results table of the check's type (checks
+        of a type without a results table count once their ``checks`` row exists). A check whose
+        results list was empty, or answered 404, is therefore never "existing": the sync asks
+        for its results again, which costs a GET, never a paid check.
+        """
+
+    @abstractmethod
+    def failed_loads_files(self) -> list[str]:
+        """Landed files of loads recorded as failed (to delete with ``land.remove_files``)."""
+
+    @abstractmethod
+    def commit_load(self, commit: LoadCommit) -> LoadResult:
+        """Merge the load's files and write manifest + watermark, all in one transaction.
+
+        Idempotent: committing the same files again leaves the same rows (``_loaded_at`` moves).
+        Raises :class:`LoadError` (or the database's own error) with nothing committed.
+        """
+
+    @abstractmethod
+    def record_failed_load(
+        self,
+        load_id: str,
+        kind: str,
+        started_at: datetime,
+        files: list[LandedFile],
+        errors: list[dict[str, Any]],
+    ) -> None:
+        """Note a load that did not commit, so its files can be cleaned up later.
+
+        A load already recorded as committed is left alone (its files hold committed rows).
+        """
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Any]:
+        """The backend's connection inside one transaction (commit on success, else rollback).
+
+        DuckDB: a ``duckdb.DuckDBPyConnection``; SQL databases: a ``sqlalchemy.Connection``. For
+        other modules of this package (e.g. the check ledger) that need their own statements.
+        """
+
+    @abstractmethod
+    def qualified(self, table: str) -> str:
+        """The quoted, qualified name of model table ``table`` in this backend's SQL."""
+
+    @abstractmethod
+    def query(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement in its own transaction and return its rows.
+
+        Parameters use the backend's style: DuckDB ``?`` / ``$name``, SQLAlchemy ``:name``.
+        """
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+# --- helpers shared by the backends --------------------------------------------------------
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive datetimes from databases without time zones are UTC by construction."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+utc = _utc
+
+
+def files_by_table(files: Sequence[LandedFile]) -> dict[Table, list[str]]:
+    """The commit's files grouped by data table, in landing order; unknown tables are an error."""
+    by_name = {t.name: t for t in DATA_TABLES}
+    out: dict[Table, list[str]] = {}
+    for f in files:
+        table = by_name.get(f.table)
+        if table is None:
+            raise LoadError(
+                f"landed file {f.path} is for table {f.table!r}, which is not a data table "
+                f"({', '.join(by_name)})"
+            )
+        paths = out.setdefault(table, [])
+        if f.path not in paths:
+            paths.append(f.path)
+    return out
+
+
+def results_table_for(check_type: str) -> Table | None:
+    return RESULTS_TABLE_BY_TYPE.get(check_type)
+
+
+def manifest_json(commit_files: Sequence[LandedFile]) -> str:
+    return json.dumps([f.path for f in commit_files])
+
+
+def errors_json(errors: Sequence[Mapping[str, Any]]) -> str:
+    return json.dumps(list(errors), default=str)
+
+
+def paths_from_manifest(values: Iterator[Any]) -> list[str]:
+    """Flatten ``_loads.files`` values (JSON text or already decoded lists) into paths."""
+    out: list[str] = []
+    for value in values:
+        if value is None:
+            continue
+        items = json.loads(value) if isinstance(value, str | bytes) else value
+        for item in items or []:
+            path = item.get("path") if isinstance(item, Mapping) else item
+            if isinstance(path, str) and path not in out:
+                out.append(path)
+    return out
+
+
+def own_files(load_id: str, files: Sequence[LandedFile]) -> list[LandedFile]:
+    """The files named for ``load_id``: ``<load_id>-<seq>.parquet``, or a sub-load's
+    ``<load_id>-<suffix>-<seq>.parquet`` (e.g. a repair lander of the same run).
+
+    A failed load's files are deleted later: recording another load's file there could delete
+    committed data, so such files are left out (and logged).
+    """
+    mine = [f for f in files if posixpath.basename(f.path).startswith(f"{load_id}-")]
+    others = [f.path for f in files if f not in mine]
+    if others:
+        log.warning(
+            "load %s: not recording %d file(s) named for another load as failed: %s",
+            load_id,
+            len(others),
+            ", ".join(others[:5]),
+        )
+    return mine
+
+
+def check_load_id(load_id: str) -> None:
+    if not load_id or not isinstance(load_id, str):
+        raise LoadError(f"a load needs a non-empty load_id, got {load_id!r}")

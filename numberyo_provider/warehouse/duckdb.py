@@ -1,0 +1,473 @@
+"""The DuckDB warehouse: loads landed Parquet natively (``read_parquet``), one transaction per load.
+
+DuckDB allows a single writing process, so the file is opened only for one operation at a time and
+closed right after (readers get in between loads); a busy file is retried until ``lock_timeout_s``
+(see :mod:`.lock`). ``:memory:`` keeps one connection for the warehouse's lifetime.
+
+Merge, per data table, inside the load's transaction:
+
+1. one ``read_parquet`` over the load's explicit file list (``union_by_name``, no Hive columns),
+   every column ``CAST`` to the target type (JSON is validated by the cast);
+2. if a key appears more than once in the load, rows are staged with their occurrence number
+   (in file and row order) and merged generation by generation, exactly as if they had come in
+   successive loads;
+3. rows whose key is being loaded are deleted, then inserted anew; for ``checks`` the columns of
+   :data:`~.base.COALESCE_ON_MERGE` keep their old value where the new one is NULL.
+
+Files on object stores are read through the fsspec filesystem registered on the connection (DuckDB's
+httpfs extension would need a download).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import fsspec
+
+from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.land import LandedFile
+from numberyo_provider.schema import (
+    ALL_TABLES,
+    CHECKS,
+    DATA_TABLES,
+    LOADS,
+    RESULTS_TABLE_BY_TYPE,
+    SCHEMA_NAME,
+    SYNC_STATE,
+    TABLES_BY_NAME,
+    Table,
+    description,
+)
+from numberyo_provider.warehouse import ddl
+from numberyo_provider.warehouse.base import (
+    COALESCE_ON_MERGE,
+    LoadCommit,
+    LoadError,
+    LoadResult,
+    Warehouse,
+    WarehouseError,
+    Watermark,
+    check_load_id,
+    errors_json,
+    files_by_table,
+    manifest_json,
+    own_files,
+    paths_from_manifest,
+    utc,
+)
+from numberyo_provider.warehouse.lock import connect_with_retry
+
+MEMORY = ":memory:"
+_Q = ddl.quote_ident
+_STAGE = "__numberyo_stage"
+_OLD = "__numberyo_old"
+
+
+class DuckDBWarehouse(Warehouse):
+    """A DuckDB database file (or ``:memory:``) holding the ``numberyo`` schema."""
+
+    def __init__(self, path: str, *, lock_timeout_s: float = 60.0) -> None:
+        # DuckDB names the catalog after the file; a file called like the schema makes every
+        # `numberyo.<table>` ambiguous (catalog or schema?) for us, for dbt and for analysts.
+        if path != MEMORY and Path(path).stem.lower() == SCHEMA_NAME:
+            raise ConfigurationError(
+                f"DuckDB warehouse file {path!r} is named like the schema {SCHEMA_NAME!r}: DuckDB "
+                f"would read `{SCHEMA_NAME}.checks` as ambiguous. Use another file name, e.g. "
+                f"{str(Path(path).with_name('warehouse.duckdb'))!r}."
+            )
+        self.path = path if path == MEMORY else os.path.abspath(path)
+        self.lock_timeout_s = lock_timeout_s
+        self.url_for_display = f"duckdb:///{path}"
+        self._memory: duckdb.DuckDBPyConnection | None = (
+            duckdb.connect(MEMORY) if path == MEMORY else None
+        )
+
+    # -- connections ----------------------------------------------------------------------
+
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation, closed afterwards so other processes can get in."""
+        if self._memory is not None:
+            yield self._memory
+            return
+        directory = os.path.dirname(self.path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        con = connect_with_retry(self.path, timeout_s=self.lock_timeout_s)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.connection() as con:
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                _rollback_quietly(con)
+                raise
+            try:
+                con.commit()
+            except BaseException:
+                _rollback_quietly(con)
+                raise
+
+    def qualified(self, table: str) -> str:
+        return ddl.duckdb_qualified(TABLES_BY_NAME[table])
+
+    def query(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        with self.transaction() as con:
+            con.execute(sql, params)
+            return con.fetchall()
+
+    def close(self) -> None:
+        if self._memory is not None:
+            self._memory.close()
+            self._memory = None
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        with self.transaction() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_Q(SCHEMA_NAME)}")
+            existing: dict[str, set[str]] = {}
+            rows = con.execute(
+                "SELECT table_name, column_name FROM duckdb_columns() "
+                "WHERE schema_name = ? AND database_name = current_database()",
+                [SCHEMA_NAME],
+            ).fetchall()
+            for table_name, column in rows:
+                existing.setdefault(table_name, set()).add(column)
+            for table in ALL_TABLES:
+                have = existing.get(table.name)
+                if have is None:
+                    con.execute(ddl.duckdb_create_table(table))
+                    for statement in ddl.duckdb_comments(table):
+                        con.execute(statement)
+                    continue
+                for f in table.schema:
+                    if f.name in have:
+                        continue
+                    if not f.nullable:
+                        raise WarehouseError(
+                            f"{self.qualified(table.name)} in {self.path} lacks the required "
+                            f"column {f.name}; migrate it (add the column and fill it) first"
+                        )
+                    con.execute(ddl.duckdb_add_column(table, f))
+                    con.execute(
+                        f"COMMENT ON COLUMN {self.qualified(table.name)}.{_Q(f.name)} IS "
+                        f"{ddl.quote_literal(description(f))}"
+                    )
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get_watermark(self, stream: str = "checks") -> Watermark | None:
+        with self._reading() as con:
+            row = con.execute(
+                "SELECT watermark_check_id, watermark_created_at FROM "
+                f"{self.qualified(SYNC_STATE.name)} WHERE stream = ?",
+                [stream],
+            ).fetchone()
+        if row is None or row[0] is None or row[1] is None:
+            return None
+        return Watermark(check_id=int(row[0]), created_at=utc(row[1]))
+
+    def existing_check_ids(self, ids: Sequence[int]) -> set[int]:
+        wanted = sorted({int(i) for i in ids})
+        if not wanted:
+            return set()
+        with self._reading() as con:
+            rows = con.execute(
+                f"SELECT c.check_id FROM {self.qualified(CHECKS.name)} c "
+                "WHERE c.check_id IN (SELECT unnest($ids::BIGINT[])) "
+                f"AND {_results_loaded('c')}",
+                {"ids": wanted},
+            ).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def failed_loads_files(self) -> list[str]:
+        with self._reading() as con:
+            rows = con.execute(
+                f"SELECT files FROM {self.qualified(LOADS.name)} WHERE status = 'failed' "
+                "ORDER BY started_at, load_id"
+            ).fetchall()
+        return paths_from_manifest(r[0] for r in rows)
+
+    @contextmanager
+    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        try:
+            with self.transaction() as con:
+                yield con
+        except duckdb.CatalogException as exc:
+            raise WarehouseError(
+                f"{self.url_for_display} has no numberyo tables yet ({str(exc).splitlines()[0]}); "
+                "call ensure_schema() first"
+            ) from exc
+
+    # -- loads ----------------------------------------------------------------------------
+
+    def commit_load(self, commit: LoadCommit) -> LoadResult:
+        check_load_id(commit.load_id)
+        groups = files_by_table(commit.files)
+        with self.transaction() as con:
+            _register_filesystems(con, [p for ps in groups.values() for p in ps], commit)
+            now = datetime.now(timezone.utc)
+            rows = {t.name: 0 for t in DATA_TABLES}
+            for table in DATA_TABLES:
+                paths = groups.get(table)
+                if not paths:
+                    continue
+                try:
+                    rows[table.name] = self._merge(con, table, paths, commit.load_id, now)
+                except duckdb.Error as exc:
+                    raise LoadError(
+                        f"load {commit.load_id}: merging {len(paths)} file(s) into "
+                        f"{self.qualified(table.name)} failed, nothing was committed: {exc}"
+                    ) from exc
+            self._write_load_row(
+                con,
+                commit.load_id,
+                commit.kind,
+                "committed",
+                commit.started_at,
+                now,
+                commit.files,
+                rows,
+                commit.errors,
+                overwrite_committed=True,
+            )
+            if commit.watermark is not None:
+                self._move_watermark(con, commit.stream, commit.watermark, commit.load_id, now)
+        return LoadResult(load_id=commit.load_id, rows=rows, finished_at=now)
+
+    def record_failed_load(
+        self,
+        load_id: str,
+        kind: str,
+        started_at: datetime,
+        files: list[LandedFile],
+        errors: list[dict[str, Any]],
+    ) -> None:
+        check_load_id(load_id)
+        files = own_files(load_id, files)
+        with self.transaction() as con:
+            self._write_load_row(
+                con,
+                load_id,
+                kind,
+                "failed",
+                started_at,
+                datetime.now(timezone.utc),
+                files,
+                {},
+                errors,
+                overwrite_committed=False,
+            )
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _merge(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: Table,
+        paths: list[str],
+        load_id: str,
+        loaded_at: datetime,
+    ) -> int:
+        files = [_local_path(p) for p in paths]
+        source = "read_parquet($files, union_by_name = true, hive_partitioning = false"
+        described = con.execute(f"SELECT * FROM {source}) LIMIT 0", {"files": files}).description
+        present = {d[0] for d in described or []}
+        _check_columns(table, present, load_id)
+        data = [f for f in table.schema if f.name not in ddl.LINEAGE_COLUMNS]
+        casts = ", ".join(
+            f"CAST({_Q(f.name) if f.name in present else 'NULL'} AS {ddl.duckdb_type(f)}) "
+            f"AS {_Q(f.name)}"
+            for f in data
+        )
+        keys = [_Q(k) for k in table.primary_key]
+        key_expr = keys[0] if len(keys) == 1 else f"({', '.join(keys)})"
+        total, distinct = con.execute(
+            f"SELECT count(*), count(DISTINCT {key_expr}) FROM {source})", {"files": files}
+        ).fetchone() or (0, 0)
+        if total == distinct:
+            relation = f"(SELECT {casts} FROM {source}))"
+            self._merge_relation(con, table, relation, {"files": files}, load_id, loaded_at)
+            return int(distinct)
+        # The same key more than once in this load: merge occurrence by occurrence, in order.
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS SELECT {casts}, row_number() OVER ("
+            f"PARTITION BY {', '.join(keys)} ORDER BY o.__file_ord, s.file_row_number) AS __gen "
+            f"FROM {source}, filename = true, file_row_number = true) s JOIN (SELECT "
+            "unnest($files) AS filename, generate_subscripts($files, 1) AS __file_ord) o "
+            "USING (filename)",
+            {"files": files},
+        )
+        generations = con.execute(f"SELECT max(__gen) FROM {_STAGE}").fetchone()
+        names = ", ".join(_Q(f.name) for f in data)
+        for gen in range(1, int(generations[0] if generations else 0) + 1):
+            relation = f"(SELECT {names} FROM {_STAGE} WHERE __gen = {gen})"
+            self._merge_relation(con, table, relation, {}, load_id, loaded_at)
+        con.execute(f"DROP TABLE {_STAGE}")
+        return int(distinct)
+
+    def _merge_relation(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: Table,
+        relation: str,
+        params: dict[str, Any],
+        load_id: str,
+        loaded_at: datetime,
+    ) -> None:
+        target = self.qualified(table.name)
+        keys = [_Q(k) for k in table.primary_key]
+        match = " AND ".join(f"t.{k} = n.{k}" for k in keys)
+        coalesce = COALESCE_ON_MERGE.get(table.name, ())
+        data = [f.name for f in table.schema if f.name not in ddl.LINEAGE_COLUMNS]
+        if coalesce:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {_OLD} AS SELECT t.* FROM {target} t WHERE EXISTS "
+                f"(SELECT 1 FROM {relation} n WHERE {match})",
+                params,
+            )
+        con.execute(
+            f"DELETE FROM {target} t USING (SELECT {', '.join(keys)} FROM {relation}) n "
+            f"WHERE {match}",
+            params,
+        )
+        selects = [
+            f"COALESCE(n.{_Q(c)}, t.{_Q(c)})" if c in coalesce else f"n.{_Q(c)}" for c in data
+        ]
+        columns = ", ".join(_Q(c) for c in (*data, *ddl.LINEAGE_COLUMNS))
+        join = f" LEFT JOIN {_OLD} t ON {match}" if coalesce else ""
+        con.execute(
+            f"INSERT INTO {target} ({columns}) SELECT {', '.join(selects)}, "
+            f"CAST($loaded_at AS TIMESTAMPTZ), $load_id FROM {relation} n{join}",
+            {**params, "loaded_at": loaded_at, "load_id": load_id},
+        )
+        if coalesce:
+            con.execute(f"DROP TABLE {_OLD}")
+
+    def _write_load_row(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        load_id: str,
+        kind: str,
+        status: str,
+        started_at: datetime,
+        finished_at: datetime,
+        files: Sequence[LandedFile],
+        rows: Mapping[str, int],
+        errors: Sequence[Mapping[str, Any]],
+        *,
+        overwrite_committed: bool,
+    ) -> None:
+        import json
+
+        names = [f.name for f in LOADS.schema]
+        updates = ", ".join(f"{_Q(n)} = excluded.{_Q(n)}" for n in names if n != "load_id")
+        guard = "" if overwrite_committed else f" WHERE {_Q(LOADS.name)}.status <> 'committed'"
+        con.execute(
+            f"INSERT INTO {self.qualified(LOADS.name)} ({', '.join(_Q(n) for n in names)}) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (load_id) DO UPDATE SET {updates}{guard}",
+            [
+                load_id,
+                kind,
+                status,
+                utc(started_at),
+                finished_at,
+                manifest_json(files),
+                json.dumps(dict(rows)),
+                errors_json(errors),
+            ],
+        )
+
+    def _move_watermark(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        stream: str,
+        watermark: Watermark,
+        load_id: str,
+        now: datetime,
+    ) -> None:
+        target = self.qualified(SYNC_STATE.name)
+        row = con.execute(
+            f"SELECT watermark_check_id, watermark_created_at FROM {target} WHERE stream = ?",
+            [stream],
+        ).fetchone()
+        current = None
+        if row is not None and row[0] is not None and row[1] is not None:
+            current = Watermark(int(row[0]), utc(row[1]))
+        if not watermark.newer_than(current):
+            return
+        con.execute(
+            f"INSERT INTO {target} (stream, watermark_check_id, watermark_created_at, load_id, "
+            "updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream) DO UPDATE SET "
+            "watermark_check_id = excluded.watermark_check_id, watermark_created_at = "
+            "excluded.watermark_created_at, load_id = excluded.load_id, updated_at = "
+            "excluded.updated_at",
+            [stream, watermark.check_id, utc(watermark.created_at), load_id, now],
+        )
+
+
+def _results_loaded(alias: str) -> str:
+    """SQL: the check ``alias`` has its results rows (or its type has no results table)."""
+    whens = " ".join(
+        f"WHEN {ddl.quote_literal(typ)} THEN EXISTS (SELECT 1 FROM "
+        f"{ddl.duckdb_qualified(table)} r WHERE r.check_id = {alias}.check_id)"
+        for typ, table in RESULTS_TABLE_BY_TYPE.items()
+    )
+    return f"(CASE {alias}.type {whens} ELSE TRUE END)"
+
+
+def _check_columns(table: Table, present: set[str], load_id: str) -> None:
+    unknown = sorted(present - set(table.schema.names))
+    if unknown:
+        raise LoadError(
+            f"load {load_id}: the Parquet files for {table.name} have column(s) "
+            f"{', '.join(unknown)} that {SCHEMA_NAME}.{table.name} does not have (landed by a "
+            "newer version? upgrade airflow-provider-numberyo); nothing was committed"
+        )
+    missing = [
+        f.name
+        for f in table.schema
+        if not f.nullable and f.name not in present and f.name not in ddl.LINEAGE_COLUMNS
+    ]
+    if missing:
+        raise LoadError(
+            f"load {load_id}: the Parquet files for {table.name} lack the required column(s) "
+            f"{', '.join(missing)}; nothing was committed"
+        )
+
+
+def _local_path(path: str) -> str:
+    return path[len("file://") :] if path.startswith("file://") else path
+
+
+def _register_filesystems(
+    con: duckdb.DuckDBPyConnection, paths: Sequence[str], commit: LoadCommit
+) -> None:
+    protocols = {p.split("://", 1)[0] for p in paths if "://" in p} - {"file"}
+    for protocol in sorted(protocols):
+        fs = fsspec.filesystem(protocol, **dict(commit.storage_options or {}))
+        try:
+            con.register_filesystem(fs)
+        except duckdb.InvalidInputException as exc:
+            if "already been registered" not in str(exc):
+                raise
+
+
+def _rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    with suppress(duckdb.Error):
+        con.rollback()

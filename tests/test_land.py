@@ -1,0 +1,348 @@
+"""Parquet landing: layout, exact schemas, atomic files, bounded memory, clean-up."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import fsspec
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.land import (
+    NULL_PARTITION,
+    LandedFile,
+    ParquetLander,
+    SchemaMismatchError,
+    conform,
+    remove_files,
+)
+from numberyo_provider.schema import CHECKS, HLR_RESULTS, LOADS, VERIFY_RESULTS
+
+UTC = timezone.utc
+DAY1 = datetime(2025, 3, 30, 14, 21, tzinfo=UTC)
+DAY2 = datetime(2025, 3, 31, 0, 0, 1, tzinfo=UTC)
+
+
+def checks_table(ids: list[int], types: list[str], created: list[datetime]) -> pa.Table:
+    return pa.table(
+        {
+            "check_id": pa.array(ids, pa.int64()),
+            "type": types,
+            "created_at": pa.array(created, pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def parquet_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.parquet"))
+
+
+def test_layout_schema_and_compression(tmp_path: Path) -> None:
+    lander = ParquetLander(str(tmp_path), "load-1")
+    lander.write(
+        CHECKS,
+        checks_table([1, 2, 3], ["HLR", "Verify", "HLR"], [DAY1, DAY1, DAY2]),
+    )
+    lander.write(
+        HLR_RESULTS,
+        pa.table(
+            {
+                "check_id": [1, 3],
+                "result_index": [0, 0],
+                "msisdn": ["32456789023", "32456789024"],
+                "created_at": pa.array([DAY1, None], pa.timestamp("us", tz="UTC")),
+            }
+        ),
+    )
+    files = lander.flush()
+
+    dirs = sorted(str(Path(f.path).parent.relative_to(tmp_path)) for f in files)
+    assert dirs == [
+        "checks/type=HLR/created_date=2025-03-30",
+        "checks/type=HLR/created_date=2025-03-31",
+        "checks/type=Verify/created_date=2025-03-30",
+        "hlr_results/type=HLR/created_date=2025-03-30",
+        f"hlr_results/type=HLR/created_date={NULL_PARTITION}",
+    ]
+    # <load_id>-<seq>.parquet, unique within the load.
+    assert sorted(Path(f.path).name for f in files) == [
+        f"load-1-{seq:05d}.parquet" for seq in range(1, 6)
+    ]
+    assert files == lander.files
+    assert sum(f.rows for f in files if f.table == "checks") == 3
+    for f in files:
+        rel = Path(f.path).parent.relative_to(tmp_path)
+        assert rel.parts[1:] == (
+            f"type={f.partition['type']}",
+            f"created_date={f.partition['created_date']}",
+        )
+    for f in files:
+        table = CHECKS if f.table == "checks" else HLR_RESULTS
+        # The exact schema, descriptions included: nothing inferred, nothing dropped.
+        assert pq.read_schema(f.path).equals(table.schema, check_metadata=False)
+        assert [fld.metadata for fld in pq.read_schema(f.path)] == [
+            fld.metadata for fld in table.schema
+        ]
+        meta = pq.ParquetFile(f.path).metadata
+        assert meta.row_group(0).column(0).compression == "ZSTD"
+        assert meta.num_rows == f.rows
+    # Lineage columns are filled at landing (the warehouse sets _loaded_at to the commit time).
+    first = pq.read_table(files[0].path)
+    assert set(first.column("_load_id").to_pylist()) == {"load-1"}
+    assert first.column("_loaded_at").null_count == 0
+
+
+def test_all_null_columns_keep_their_declared_type(tmp_path: Path) -> None:
+    lander = ParquetLander(str(tmp_path), "load-1")
+    data = checks_table([1], ["HLR"], [DAY1]).append_column("source", pa.array([None]))
+    assert data.schema.field("source").type == pa.null()
+    lander.write(CHECKS, data)
+    (f,) = lander.flush()
+    schema = pq.read_schema(f.path)
+    assert schema.field("source").type == pa.string()
+    assert schema.field("user_cost").type == pa.decimal128(18, 4)
+    assert schema.field("extra").type == pa.string()
+
+
+def test_hive_readers_see_partitions_and_columns_agree(tmp_path: Path) -> None:
+    lander = ParquetLander(str(tmp_path), "load-1")
+    lander.write(CHECKS, checks_table([1, 2, 3], ["HLR", "Verify", "HLR"], [DAY1, DAY1, DAY2]))
+    lander.write(
+        VERIFY_RESULTS,
+        pa.table(
+            {
+                "check_id": [2],
+                "result_index": [0],
+                "created_at": pa.array([None], pa.timestamp("us", tz="UTC")),
+            }
+        ),
+    )
+    lander.flush()
+    con = duckdb.connect()
+    rows = con.execute(
+        "SELECT check_id, type, created_date FROM read_parquet(?, hive_partitioning = true) "
+        "ORDER BY check_id",
+        [str(tmp_path / "checks" / "**" / "*.parquet")],
+    ).fetchall()
+    assert [(r[0], r[1], str(r[2])) for r in rows] == [
+        (1, "HLR", "2025-03-30"),
+        (2, "Verify", "2025-03-30"),
+        (3, "HLR", "2025-03-31"),
+    ]
+    # Filtering on the partition key prunes and still agrees with the in-file column.
+    assert con.execute(
+        "SELECT count(*) FROM read_parquet(?, hive_partitioning = true) WHERE type = 'Verify'",
+        [str(tmp_path / "checks" / "**" / "*.parquet")],
+    ).fetchone() == (1,)
+    verify = con.execute(
+        "SELECT check_id, type, created_date FROM read_parquet(?, hive_partitioning = true)",
+        [str(tmp_path / "verify_results" / "**" / "*.parquet")],
+    ).fetchall()
+    assert verify == [(2, "Verify", None)]
+    # pyarrow's dataset reader agrees.
+    table = ds.dataset(tmp_path / "checks", format="parquet", partitioning="hive").to_table()
+    assert sorted(table.column("type").to_pylist()) == ["HLR", "HLR", "Verify"]
+
+
+def test_unusual_partition_values_are_encoded_and_decoded(tmp_path: Path) -> None:
+    lander = ParquetLander(str(tmp_path), "load-1")
+    lander.write(CHECKS, checks_table([1], ["Odd type/x"], [DAY1]))
+    (f,) = lander.flush()
+    assert "type=Odd%20type%2Fx" in f.path
+    assert f.partition["type"] == "Odd type/x"
+    row = duckdb.execute(
+        "SELECT type FROM read_parquet(?, hive_partitioning = true)",
+        [str(tmp_path / "checks" / "**" / "*.parquet")],
+    ).fetchone()
+    assert row == ("Odd type/x",)
+
+
+def test_safe_casts_are_applied(tmp_path: Path) -> None:
+    data = pa.table(
+        {
+            "check_id": pa.array([7], pa.int32()),
+            "type": ["HLR"],
+            "created_at": ["2025-03-30T14:10:23Z"],
+            "user_cost": ["1.00"],
+        }
+    )
+    out = conform(CHECKS, data, load_id="l", loaded_at=DAY1)
+    assert out.schema.equals(CHECKS.schema)
+    assert out.column("user_cost").to_pylist()[0] == pytest.approx(1)
+    assert out.column("created_at").to_pylist() == [datetime(2025, 3, 30, 14, 10, 23, tzinfo=UTC)]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            checks_table([1], ["HLR"], [DAY1]).append_column("colour", pa.array(["red"])),
+            "colour",
+        ),
+        (pa.table({"check_id": [1], "type": ["HLR"]}), "required column created_at"),
+        (
+            pa.table(
+                {
+                    "check_id": [1],
+                    "result_index": [2**40],
+                }
+            ),
+            "hlr_results.result_index",
+        ),
+        (
+            checks_table([1], ["HLR"], [DAY1]).set_column(
+                0, "check_id", pa.array([None], pa.int64())
+            ),
+            "checks.check_id: 1 null value(s)",
+        ),
+        (
+            checks_table([1], ["HLR"], [DAY1]).append_column("user_cost", pa.array(["lots"])),
+            "checks.user_cost",
+        ),
+    ],
+)
+def test_schema_mismatch_names_the_column(tmp_path: Path, data: pa.Table, message: str) -> None:
+    lander = ParquetLander(str(tmp_path), "load-1")
+    table = HLR_RESULTS if "result_index" in data.column_names else CHECKS
+    with pytest.raises(SchemaMismatchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        lander.write(table, data)
+    assert lander.flush() == []
+    assert parquet_files(tmp_path) == []
+
+
+def test_record_batches_are_accepted(tmp_path: Path) -> None:
+    lander = ParquetLander(str(tmp_path), "load-1")
+    for batch in checks_table([1, 2], ["HLR", "HLR"], [DAY1, DAY1]).to_batches():
+        lander.write(CHECKS, batch)
+    assert [f.rows for f in lander.flush()] == [2]
+
+
+def test_bookkeeping_tables_are_not_landed(tmp_path: Path) -> None:
+    lander = ParquetLander(str(tmp_path), "load-1")
+    with pytest.raises(ConfigurationError, match="_loads"):
+        lander.write(LOADS, pa.table({"load_id": ["x"]}))
+
+
+@pytest.mark.parametrize(
+    ("load_id", "kwargs"),
+    [("../evil", {}), ("", {}), ("a b", {}), ("ok", {"rows_per_file": 0})],
+)
+def test_bad_arguments_are_configuration_errors(
+    tmp_path: Path, load_id: str, kwargs: dict[str, int]
+) -> None:
+    with pytest.raises(ConfigurationError):
+        ParquetLander(str(tmp_path), load_id, **kwargs)  # type: ignore[arg-type]
+
+
+def test_memory_is_bounded_and_files_respect_rows_per_file(tmp_path: Path) -> None:
+    lander = ParquetLander(str(tmp_path), "big", rows_per_file=100, max_buffered_rows=150)
+    next_id = 0
+    peak = 0
+    for step in range(30):
+        n = 37
+        ids = list(range(next_id, next_id + n))
+        next_id += n
+        # Spread every batch over three days and two types: six partitions fill in parallel.
+        created = [DAY1 + timedelta(days=i % 3) for i in ids]
+        types = ["HLR" if i % 2 else "Verify" for i in ids]
+        lander.write(CHECKS, checks_table(ids, types, created))
+        peak = max(peak, lander.buffered_rows)
+        assert lander.buffered_rows <= 150, step
+    files = lander.flush()
+    assert lander.buffered_rows == 0
+    assert peak > 0
+    assert all(0 < f.rows <= 100 for f in files)
+    assert len({f.path for f in files}) == len(files)
+    landed = pa.concat_tables([pq.read_table(f.path) for f in files])
+    assert sorted(landed.column("check_id").to_pylist()) == list(range(next_id))
+    # Every file holds exactly the rows of its own partition.
+    for f in files:
+        t = pq.read_table(f.path)
+        assert set(t.column("type").to_pylist()) == {f.partition["type"]}
+        dates = {d.strftime("%Y-%m-%d") for d in t.column("created_at").to_pylist()}
+        assert dates == {f.partition["created_date"]}
+
+
+def test_a_failed_write_leaves_no_file_and_no_temp(tmp_path: Path) -> None:
+    lander = ParquetLander(str(tmp_path), "load-1")
+    lander.write(CHECKS, checks_table([1], ["HLR"], [DAY1]))
+    # A real fault at the final rename: the target name is taken by a non-empty directory.
+    blocker = tmp_path / "checks" / "type=HLR" / "created_date=2025-03-30" / "load-1-00001.parquet"
+    blocker.mkdir(parents=True)
+    (blocker / "occupied").write_text("x")
+    with pytest.raises(OSError):
+        lander.flush()
+    leftovers = [p.name for p in blocker.parent.iterdir()]
+    assert leftovers == ["load-1-00001.parquet"]  # only the blocker: no temp file, no partial file
+    assert lander.files == []
+
+
+def test_abort_removes_the_loads_files(tmp_path: Path) -> None:
+    other = ParquetLander(str(tmp_path), "load-0")
+    other.write(CHECKS, checks_table([9], ["HLR"], [DAY1]))
+    kept = other.flush()
+    lander = ParquetLander(str(tmp_path), "load-1")
+    lander.write(CHECKS, checks_table([1, 2], ["HLR", "Verify"], [DAY1, DAY2]))
+    files = lander.flush()
+    assert all(os.path.exists(f.path) for f in files)
+    lander.abort()
+    assert not any(os.path.exists(f.path) for f in files)
+    assert [str(p) for p in parquet_files(tmp_path)] == [kept[0].path]
+    assert lander.files == files  # still known, e.g. to record the failed load
+    with pytest.raises(ConfigurationError, match="aborted"):
+        lander.write(CHECKS, checks_table([3], ["HLR"], [DAY1]))
+
+
+def test_remove_files_only_touches_parquet_files_under_root(tmp_path: Path) -> None:
+    root = tmp_path / "land"
+    lander = ParquetLander(str(root), "load-1")
+    lander.write(CHECKS, checks_table([1, 2], ["HLR", "Verify"], [DAY1, DAY1]))
+    files = lander.flush()
+    outside = tmp_path / "precious.parquet"
+    outside.write_bytes(b"PAR1")
+    sneaky = str(root / "checks" / ".." / ".." / "precious.parquet")
+    not_parquet = root / "notes.txt"
+    not_parquet.write_text("keep me")
+    remove_files(
+        str(root),
+        [files[0].path, str(outside), sneaky, str(not_parquet), str(root / "gone.parquet")],
+    )
+    assert not os.path.exists(files[0].path)
+    assert os.path.exists(files[1].path)
+    assert outside.exists() and not_parquet.exists()
+    # Emptied partition directories are pruned; the table directory stays.
+    assert not (root / "checks" / "type=HLR").exists()
+    assert (root / "checks").is_dir()
+
+
+def test_other_fsspec_filesystems_go_through_a_temp_key(tmp_path: Path) -> None:
+    fs = fsspec.filesystem("memory")
+    root = "memory://numberyo-land-test"
+    try:
+        lander = ParquetLander(root, "load-1")
+        lander.write(CHECKS, checks_table([1, 2], ["HLR", "HLR"], [DAY1, DAY1]))
+        (f,) = lander.flush()
+        assert f.path == (
+            "memory:///numberyo-land-test/checks/type=HLR/created_date=2025-03-30/"
+            "load-1-00001.parquet"
+        )
+        with fs.open(f.path, "rb") as handle:
+            assert pq.read_table(handle).num_rows == 2
+        tmp_dir = "/numberyo-land-test/_tmp/load-1"
+        assert not fs.exists(tmp_dir) or fs.ls(tmp_dir) == []
+        remove_files(root, [f.path])
+        assert not fs.exists(f.path)
+    finally:
+        if fs.exists("/numberyo-land-test"):
+            fs.rm("/numberyo-land-test", recursive=True)
+
+
+def test_landed_file_is_a_plain_record() -> None:
+    f = LandedFile("checks", "/x/a-00001.parquet", 3, {"type": "HLR", "created_date": "2025-01-01"})
+    assert f.rows == 3 and f.partition["type"] == "HLR"
