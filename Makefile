@@ -33,7 +33,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" -x $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python -m numberyo_provider.demo
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
