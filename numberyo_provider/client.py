@@ -475,7 +475,11 @@ class NumberYoClient:
         tried: str | None = None,
     ) -> NumberYoAPIError:
         status = answer.status
-        body = self._auth.redact(_error_body(answer.content))
+        raw_body = _error_body(answer.content)
+        # Classify on what the server said, then redact: masking a (short) token could
+        # otherwise mangle the very words we look for.
+        no_credits = _says_no_credits(raw_body)
+        body = self._auth.redact(raw_body)
         message = _server_message(body) or (answer.reason or None)
         # A paid POST that failed server-side may still have been charged (500 after the charge,
         # a gateway timing out on a busy origin); 429/503 and 501/505 mean nothing was done.
@@ -488,7 +492,7 @@ class NumberYoClient:
         if status == 400:
             return UnsupportedCheckTypeError(*args)
         if status == 422:
-            if _says_no_credits(body):
+            if no_credits:
                 return InsufficientCreditsError(*args)
             return ValidationError(*args, details=validation_details(body))
         if status == 429:

@@ -448,6 +448,18 @@ def test_422_insufficient_credits_carries_server_text(
     assert server.sim.charges() == [] and len(_posts(server)) == 1 and sleeps.calls == []
 
 
+def test_422_credits_detected_even_when_the_token_occurs_in_the_message(
+    numberyo_simulator_factory: Callable[..., SimulatorServer],
+    make_client: Callable[..., NumberYoClient],
+) -> None:
+    # A one-letter token occurs inside the server's words; masking it must not hide the
+    # "not enough credits" answer, or a run would keep posting instead of stopping.
+    server = numberyo_simulator_factory(token="e", credits=0)
+    with pytest.raises(InsufficientCreditsError):
+        make_client(server).create_check(NUMBER, "HLR")
+    assert server.sim.charges() == []
+
+
 def test_422_validation_names_the_fields(
     numberyo_simulator: SimulatorServer, sim_client: NumberYoClient
 ) -> None:
