@@ -12,16 +12,26 @@ import json
 import logging
 import posixpath
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
+import pyarrow as pa
+
 from numberyo_provider.errors import NumberYoError
-from numberyo_provider.land import LandedFile
-from numberyo_provider.schema import CHECKS, DATA_TABLES, RESULTS_TABLE_BY_TYPE, Table
+from numberyo_provider.land import LandedFile, SchemaMismatchError, conform
+from numberyo_provider.schema import (
+    CHECKS,
+    DATA_TABLES,
+    LOADS,
+    RESULTS_TABLE_BY_TYPE,
+    SYNC_STATE,
+    TABLES_BY_NAME,
+    Table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +88,10 @@ class LoadCommit:
     storage_options: Mapping[str, Any] | None = None
     #: Which ``_sync_state`` row the watermark moves.
     stream: str = "checks"
+    #: Rows of bookkeeping tables (not landed, e.g. ``check_requests``, ``rejected_numbers``) to
+    #: upsert by primary key in the same transaction: table name -> Arrow tables with the table's
+    #: schema, read one at a time (an iterator streams them). Later rows win over earlier ones.
+    upserts: Mapping[str, Iterable[pa.Table]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -205,6 +219,41 @@ def files_by_table(files: Sequence[LandedFile]) -> dict[Table, list[str]]:
         if f.path not in paths:
             paths.append(f.path)
     return out
+
+
+def upsert_tables(
+    upserts: Mapping[str, Iterable[pa.Table]],
+) -> list[tuple[Table, Iterable[pa.Table]]]:
+    """``LoadCommit.upserts`` checked: model tables that are not landed, not the load's own
+    bookkeeping (``_loads``, ``_sync_state``)."""
+    out: list[tuple[Table, Iterable[pa.Table]]] = []
+    for name, batches in upserts.items():
+        table = TABLES_BY_NAME.get(name)
+        if table is None or table.landed or table in (LOADS, SYNC_STATE):
+            allowed = [
+                t.name
+                for t in TABLES_BY_NAME.values()
+                if not t.landed and t not in (LOADS, SYNC_STATE)
+            ]
+            raise LoadError(
+                f"cannot upsert rows into {name!r}: only {', '.join(allowed)} take rows this way "
+                "(data tables are loaded from landed files)"
+            )
+        out.append((table, batches))
+    return out
+
+
+def upsert_batch(table: Table, data: pa.Table | pa.RecordBatch) -> pa.Table:
+    """One batch of upsert rows with exactly ``table``'s schema, one row per key (the last)."""
+    try:
+        conformed = conform(table, data)
+    except SchemaMismatchError as exc:
+        raise LoadError(f"rows for {table.name}: {exc}") from exc
+    keys = list(zip(*(conformed.column(k).to_pylist() for k in table.primary_key), strict=True))
+    if len(set(keys)) == len(keys):
+        return conformed
+    last = {key: i for i, key in enumerate(keys)}
+    return conformed.take(sorted(last.values()))
 
 
 def results_table_for(check_type: str) -> Table | None:

@@ -21,7 +21,7 @@ httpfs extension would need a download).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import Any
 
 import duckdb
 import fsspec
+import pyarrow as pa
 
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.land import LandedFile
@@ -59,6 +60,8 @@ from numberyo_provider.warehouse.base import (
     manifest_json,
     own_files,
     paths_from_manifest,
+    upsert_batch,
+    upsert_tables,
     utc,
 )
 from numberyo_provider.warehouse.lock import connect_with_retry
@@ -67,6 +70,7 @@ MEMORY = ":memory:"
 _Q = ddl.quote_ident
 _STAGE = "__numberyo_stage"
 _OLD = "__numberyo_old"
+_UPSERT = "__numberyo_upsert"
 
 
 class DuckDBWarehouse(Warehouse):
@@ -219,6 +223,7 @@ class DuckDBWarehouse(Warehouse):
     def commit_load(self, commit: LoadCommit) -> LoadResult:
         check_load_id(commit.load_id)
         groups = files_by_table(commit.files)
+        upserts = upsert_tables(commit.upserts)
         with self.transaction() as con:
             _register_filesystems(con, [p for ps in groups.values() for p in ps], commit)
             now = datetime.now(timezone.utc)
@@ -234,6 +239,8 @@ class DuckDBWarehouse(Warehouse):
                         f"load {commit.load_id}: merging {len(paths)} file(s) into "
                         f"{self.qualified(table.name)} failed, nothing was committed: {exc}"
                     ) from exc
+            for table, batches in upserts:
+                rows[table.name] = self._upsert(con, table, batches, commit.load_id)
             self._write_load_row(
                 con,
                 commit.load_id,
@@ -275,6 +282,44 @@ class DuckDBWarehouse(Warehouse):
             )
 
     # -- internals ------------------------------------------------------------------------
+
+    def _upsert(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: Table,
+        batches: Iterable[pa.Table],
+        load_id: str,
+    ) -> int:
+        """Insert-or-replace rows of a bookkeeping table by its (declared) primary key."""
+        names = table.schema.names
+        keys = ", ".join(_Q(k) for k in table.primary_key)
+        columns = ", ".join(_Q(n) for n in names)
+        casts = ", ".join(f"CAST({_Q(f.name)} AS {ddl.duckdb_type(f)})" for f in table.schema)
+        updates = ", ".join(
+            f"{_Q(n)} = excluded.{_Q(n)}" for n in names if n not in table.primary_key
+        )
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        statement = (
+            f"INSERT INTO {self.qualified(table.name)} ({columns}) SELECT {casts} FROM {_UPSERT} "
+            f"ON CONFLICT ({keys}) {action}"
+        )
+        written = 0
+        for batch in batches:
+            data = upsert_batch(table, batch)
+            if not data.num_rows:
+                continue
+            con.register(_UPSERT, data)
+            try:
+                con.execute(statement)
+            except duckdb.Error as exc:
+                raise LoadError(
+                    f"load {load_id}: upserting {data.num_rows} row(s) into "
+                    f"{self.qualified(table.name)} failed, nothing was committed: {exc}"
+                ) from exc
+            finally:
+                con.unregister(_UPSERT)
+            written += data.num_rows
+        return written
 
     def _merge(
         self,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -62,6 +62,8 @@ from numberyo_provider.warehouse.base import (
     manifest_json,
     own_files,
     paths_from_manifest,
+    upsert_batch,
+    upsert_tables,
     utc,
 )
 
@@ -260,6 +262,7 @@ class SqlWarehouse(Warehouse):
     def commit_load(self, commit: LoadCommit) -> LoadResult:
         check_load_id(commit.load_id)
         groups = files_by_table(commit.files)
+        upserts = upsert_tables(commit.upserts)
         with self.transaction() as conn:
             self._serialise(conn)
             now = datetime.now(timezone.utc)
@@ -275,6 +278,16 @@ class SqlWarehouse(Warehouse):
                         raise
                     raise LoadError(
                         f"load {commit.load_id}: merging {len(paths)} file(s) into "
+                        f"{self.qualified(table.name)} failed, nothing was committed: {exc}"
+                    ) from exc
+            for table, batches in upserts:
+                try:
+                    rows[table.name] = self._upsert_rows(conn, table, batches)
+                except self._load_errors as exc:
+                    if _sqlstate(exc) == "55P03":
+                        raise
+                    raise LoadError(
+                        f"load {commit.load_id}: upserting rows into "
                         f"{self.qualified(table.name)} failed, nothing was committed: {exc}"
                     ) from exc
             self._write_load_row(
@@ -392,6 +405,37 @@ class SqlWarehouse(Warehouse):
             source.drop(conn)
         stage.drop(conn)
         return int(written or 0)
+
+    def _upsert_rows(self, conn: sa.Connection, table: Table, batches: Iterable[pa.Table]) -> int:
+        """Insert-or-replace rows of a bookkeeping table by primary key (``LoadCommit.upserts``):
+        ``ON CONFLICT DO UPDATE`` on PostgreSQL, delete + insert elsewhere."""
+        target = self.tables[table.name]
+        keys = list(table.primary_key)
+        written = 0
+        for batch in batches:
+            rows = upsert_batch(table, batch).to_pylist()
+            if not rows:
+                continue
+            if self.dialect == "postgresql":
+                statement = pg_insert(target)
+                updates = {
+                    c.name: statement.excluded[c.name] for c in target.columns if c.name not in keys
+                }
+                conn.execute(
+                    statement.on_conflict_do_update(index_elements=keys, set_=updates)
+                    if updates
+                    else statement.on_conflict_do_nothing(index_elements=keys),
+                    rows,
+                )
+            else:
+                match = sa.and_(*[target.c[k] == sa.bindparam(f"_key_{k}") for k in keys])
+                conn.execute(
+                    target.delete().where(match),
+                    [{f"_key_{k}": row[k] for k in keys} for row in rows],
+                )
+                conn.execute(target.insert(), rows)
+            written += len(rows)
+        return written
 
     def _batches(self, table: Table, paths: list[str], commit: LoadCommit) -> Iterator[pa.Table]:
         """The load's rows as conformed Arrow tables (lineage columns dropped), with ``__ord``."""

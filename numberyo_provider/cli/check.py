@@ -1,0 +1,367 @@
+"""``numberyo check``: check the phone numbers of a table, paying once per number at most.
+
+::
+
+    export NUMBERYO_API_TOKEN=...
+    numberyo check --source duckdb:///crm.duckdb --table contacts --column phone \\
+        --type HLR --default-region BE --max-credits 500 --warehouse duckdb:///warehouse.duckdb
+
+Invalid numbers are never sent (they are listed in ``rejected_numbers``), duplicates are sent once,
+numbers with a result of the type newer than ``--max-age-days`` (default 30) are skipped unless
+``--force``. Every POST is written to a request ledger first (``--ledger``; default: a SQLite file
+beside a DuckDB warehouse, the warehouse itself on PostgreSQL), so re-running the same command after
+a crash or Ctrl-C resumes: nothing created is sent again, requests whose outcome is unknown are
+looked up in the account's history first.
+
+The run id defaults to ``cli-<type>-<UTC date>-<hash of source, table/column or query, region>``:
+the same command on the same day is the same run (it resumes); on another day it is a new run, and
+the ledger still keeps numbers created within ``--max-age-days`` from being charged again.
+
+Exit codes: 0 done; 2 usage error (bad flag, bad URL, unknown table...); 3 stopped because the
+account ran out of credits (what was created is loaded, the rest is recorded ``not_checked``);
+1 any other failure (one line on stderr, never a traceback or the token); 130 interrupted (Ctrl-C:
+the first stops cleanly and loads what was done, a second one aborts at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from types import FrameType
+from typing import Any
+
+from numberyo_provider.errors import ConfigurationError, NumberYoError
+
+BASE_URL_ENV = "NUMBERYO_BASE_URL"
+TOKEN_ENV = "NUMBERYO_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+DEFAULT_PARQUET_DIR = "./numberyo-parquet"
+PRIVACY_MODES = ("keep", "mask", "hmac")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_NO_CREDITS = 3
+EXIT_INTERRUPTED = 130
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _workers(text: str) -> int:
+    value = _count(text)
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"expected 1 to 256 workers, got {text!r}")
+    return value
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"expected a number of credits, got {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of credits >= 0, got {text!r}")
+    return value
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of days >= 0, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _days(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="check the phone numbers of a table (paid; never twice)",
+        description="Check the phone numbers of a table or query (HLR or Verify) and load the "
+        "results into a warehouse. Invalid numbers and duplicates are never sent, fresh results "
+        "are reused, each POST is recorded first so a rerun never pays twice. API address and "
+        f"token: {BASE_URL_ENV} / {TOKEN_ENV}. Exit codes: 0 done, 1 failure, 2 usage error, "
+        "3 out of credits, 130 interrupted.",
+    )
+    src = parser.add_argument_group("source")
+    src.add_argument(
+        "--source",
+        required=True,
+        metavar="URL",
+        help="SQLAlchemy URL of the database holding the numbers, e.g. duckdb:///crm.duckdb or "
+        "postgresql+psycopg://user@host/db",
+    )
+    src.add_argument("--table", metavar="T", help="table (or view) to read; with --column")
+    src.add_argument("--column", metavar="C", help="column holding the numbers")
+    src.add_argument("--schema", metavar="S", help="schema of --table")
+    src.add_argument(
+        "--sql",
+        metavar="Q",
+        help="a query returning the numbers (one column, or name it with --column); instead of "
+        "--table",
+    )
+    what = parser.add_argument_group("checks")
+    what.add_argument(
+        "--type", required=True, metavar="HLR|Verify", help="check type (case does not matter)"
+    )
+    what.add_argument(
+        "--default-region",
+        metavar="CC",
+        help="ISO country code for numbers written without a country code, e.g. BE",
+    )
+    what.add_argument(
+        "--max-credits", type=_amount, metavar="N", help="stop before spending more than this"
+    )
+    what.add_argument("--max-checks", type=_count, metavar="N", help="create at most N checks")
+    what.add_argument(
+        "--cost-estimate",
+        type=_amount,
+        default=None,
+        metavar="N",
+        help="credits assumed for the first check of the type while its price is unknown "
+        "(with --max-credits; default 1.00)",
+    )
+    what.add_argument(
+        "--max-age-days",
+        type=_days,
+        default=30.0,
+        metavar="D",
+        help="reuse results newer than this (default 30)",
+    )
+    what.add_argument("--force", action="store_true", help="check numbers with fresh results too")
+    what.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read and clean the numbers, report how many would be sent; send nothing",
+    )
+    what.add_argument(
+        "--workers", type=_workers, default=8, metavar="N", help="parallel POSTs (default 8)"
+    )
+    what.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="name of the run; rerun with the same id to resume it (default: derived from "
+        "source, type and the UTC date)",
+    )
+    what.add_argument(
+        "--reconcile-settle",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="before looking up requests whose outcome is unknown (a crash, a timeout), wait "
+        "until they are this old, so one the server is still processing is not missed "
+        "(default 30)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--warehouse",
+        required=True,
+        metavar="URL",
+        help="duckdb:///path/file.duckdb or a SQLAlchemy URL (e.g. postgresql+psycopg://...)",
+    )
+    out.add_argument(
+        "--parquet-dir",
+        default=DEFAULT_PARQUET_DIR,
+        metavar="DIR",
+        help=f"where results are landed before loading (default {DEFAULT_PARQUET_DIR})",
+    )
+    out.add_argument(
+        "--ledger",
+        metavar="URL",
+        help="SQLite or PostgreSQL URL of the request ledger (default: <warehouse file>"
+        ".ledger.sqlite for DuckDB, the warehouse itself for PostgreSQL)",
+    )
+    out.add_argument(
+        "--privacy",
+        choices=PRIVACY_MODES,
+        default=None,
+        help="what to do with phone numbers in the warehouse: keep, mask or hmac (secret from "
+        "NUMBERYO_PRIVACY_SECRET). Default: NUMBERYO_PRIVACY_MODE, else keep",
+    )
+    out.add_argument("--base-url", metavar="URL", help=f"API address (default: {BASE_URL_ENV})")
+    out.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another writer of a DuckDB file (default 60)",
+    )
+    out.add_argument("--json", action="store_true", help="print the summary as JSON")
+    out.add_argument("--no-progress", action="store_true", help="never draw the progress line")
+    parser.set_defaults(func=handle)
+
+
+def _source_spec(args: argparse.Namespace) -> Any:
+    from numberyo_provider.source import SourceSpec
+
+    if args.sql is not None and args.table is not None:
+        raise ConfigurationError("give --table/--column or --sql, not both")
+    if args.sql is None and (args.table is None or args.column is None):
+        raise ConfigurationError("say what to read: --table T --column C, or --sql 'SELECT ...'")
+    return SourceSpec(
+        url=args.source, table=args.table, column=args.column, sql=args.sql, schema=args.schema
+    )
+
+
+def _privacy(mode: str | None) -> Any:
+    from numberyo_provider.privacy import PrivacyPolicy
+
+    if mode is None:
+        return PrivacyPolicy.from_env()
+    return PrivacyPolicy.from_env({**os.environ, "NUMBERYO_PRIVACY_MODE": mode})
+
+
+def _default_run_id(args: argparse.Namespace, check_type: str) -> str:
+    from numberyo_provider.checker import default_cli_run_id
+    from numberyo_provider.warehouse import mask_url
+
+    selection = f"{args.schema}.{args.table}.{args.column}" if args.sql is None else args.sql
+    source = f"{mask_url(args.source)}\x1f{selection}\x1f{args.default_region or ''}"
+    return default_cli_run_id(source, check_type)
+
+
+def handle(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ConfigurationError as exc:
+        print(f"numberyo check: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except NumberYoError as exc:
+        print(f"numberyo check: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # a database driver's error, a bug: one line, no traceback
+        print(f"numberyo check: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _run(args: argparse.Namespace) -> int:
+    from numberyo_provider.budget import DEFAULT_COST_ESTIMATE
+    from numberyo_provider.checker import CheckOptions, run_check
+    from numberyo_provider.client import DEFAULT_BASE_URL, NumberYoClient
+    from numberyo_provider.models import normalize_check_type
+    from numberyo_provider.progress import Progress
+    from numberyo_provider.source import iter_source_values
+    from numberyo_provider.sync import cancellable_sleep
+
+    spec = _source_spec(args)
+    check_type = normalize_check_type(args.type)
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token and not args.dry_run:
+        raise ConfigurationError(
+            f"no API token: set {TOKEN_ENV} (generate one on the NumberYo dashboard)"
+        )
+    options = CheckOptions(
+        check_type=check_type,
+        run_id=args.run_id or _default_run_id(args, check_type),
+        default_region=args.default_region,
+        max_checks=args.max_checks,
+        max_credits=args.max_credits,
+        max_age=timedelta(days=args.max_age_days),
+        force=args.force,
+        max_workers=args.workers,
+        dry_run=args.dry_run,
+        reconcile_settle=timedelta(seconds=args.reconcile_settle),
+        cost_estimate=(
+            args.cost_estimate if args.cost_estimate is not None else DEFAULT_COST_ESTIMATE
+        ),
+    )
+    privacy = _privacy(args.privacy)
+    base_url = args.base_url or os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
+    stop = threading.Event()
+    client = NumberYoClient(
+        token or "dry-run",
+        base_url,
+        pool_size=args.workers,
+        sleep=cancellable_sleep(stop),
+    )
+    progress = Progress("check", unit="checks", enabled=False if args.no_progress else None)
+    holder: dict[str, Any] = {}
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        checker = holder.get("checker")
+        if checker is None or holder.get("interrupted"):
+            raise KeyboardInterrupt
+        holder["interrupted"] = True
+        print(
+            "\nnumberyo check: stopping: no new checks are sent; the ones in flight are "
+            "recorded and loaded (Ctrl-C again to abort at once)",
+            file=sys.stderr,
+        )
+        checker.stop("interrupted (Ctrl-C)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        run = run_check(
+            client=client,
+            options=options,
+            chunks=iter_source_values(spec),
+            warehouse=args.warehouse,
+            parquet_root=args.parquet_dir,
+            ledger=args.ledger,
+            privacy=privacy,
+            lock_timeout_s=args.lock_timeout,
+            progress=progress,
+            on_checker=lambda c: holder.__setitem__("checker", c),
+            stop_event=stop,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.close()
+        client.close()
+    summary = run.summary
+    if args.json:
+        data = summary.as_dict()
+        data["run_id"] = options.run_id
+        data["landed_files"] = len(run.files)
+        data["loaded"] = run.load.rows if run.load is not None else None
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        print(summary.render())
+        if run.load is not None:
+            rows = ", ".join(f"{k} {v:,}" for k, v in sorted(run.load.rows.items()))
+            print(f"  loaded into the warehouse: {rows}")
+        print(f"  run id {options.run_id} (rerun with --run-id to resume it)")
+    if run.error is not None:
+        if isinstance(run.error, KeyboardInterrupt):
+            raise run.error
+        raise run.error  # handle() turns it into one line and exit code 1
+    if summary.stopped == "interrupted":
+        return EXIT_INTERRUPTED
+    if summary.stopped == "insufficient_credits":
+        print(
+            f"numberyo check: stopped: the account ran out of credits ({summary.stop_message}); "
+            f"{summary.not_checked:,} number(s) not checked. Top up and rerun the same command.",
+            file=sys.stderr,
+        )
+        return EXIT_NO_CREDITS
+    return EXIT_OK
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+__all__ = ["EXIT_NO_CREDITS", "handle", "register"]

@@ -1,0 +1,605 @@
+"""Operators: paid checks of the numbers in a table, credit-safe and idempotent.
+
+* :class:`NumberYoCreateChecksOperator` reads a source (an Airflow SQL connection or a SQLAlchemy
+  URL), cleans the numbers and creates the checks (:mod:`numberyo_provider.checker`); with
+  ``load=True`` (default) it also loads them into the warehouse.
+* For large tables, map it over shards (``.partial(shards=N, load=False).expand(shard_index=...)``):
+  each mapped task checks the numbers of its shard and only lands Parquet; then ONE
+  :class:`NumberYoLoadLandedOperator` loads every shard's files in one commit (DuckDB has one
+  writer). See ``dags/numberyo_check_numbers.py``.
+
+Every attempt of a task uses the same run id (default ``<dag_id>:<run_id>``), so a retry or a
+cleared task resumes: numbers already created are not sent again, requests whose outcome is unknown
+are reconciled first (``docs/credits-and-idempotency.md``).
+
+What each task did goes to XCom (key ``numberyo_check``, and the return value on success):
+``{"summary": {...}, "files": [...]}``. The key is pushed even when the task then fails or skips
+(out of credits), so the load task can pick the shard's files up.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+
+from numberyo_provider.budget import DEFAULT_COST_ESTIMATE
+from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.hooks.numberyo import NumberYoHook
+from numberyo_provider.operators.sync import sync_assets
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from numberyo_provider.checker import CheckSummary
+    from numberyo_provider.land import LandedFile
+    from numberyo_provider.privacy import PrivacyPolicy
+
+#: XCom key of a check task's summary and landed files (pushed also when the task fails).
+XCOM_KEY = "numberyo_check"
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off", "")
+#: Airflow connection types -> SQLAlchemy drivers, used when no provider hook is installed.
+_SQLALCHEMY_SCHEMES = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+    "mssql": "mssql+pymssql",
+    "duckdb": "duckdb",
+}
+
+
+# --- templated values arrive as text: coerce them with clear errors ---------------------------
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {value!r}")
+
+
+def _as_int(name: str, value: Any, *, minimum: int, optional: bool = False) -> int | None:
+    if value is None or (optional and str(value).strip().lower() in ("", "none")):
+        if optional:
+            return None
+        raise ConfigurationError(f"{name} is required")
+    try:
+        number = value if isinstance(value, int) else int(str(value).strip())
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {value!r}") from None
+    if isinstance(number, bool) or number < minimum:
+        raise ConfigurationError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return number
+
+
+def _as_decimal(name: str, value: Any) -> Decimal | None:
+    if value is None or str(value).strip().lower() in ("", "none"):
+        return None
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ConfigurationError(f"{name} must be a number, got {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise ConfigurationError(f"{name} must be a number >= 0, got {value!r}")
+    return amount
+
+
+def _as_text(value: Any) -> str | None:
+    """Text, or None for nothing (a Param left empty renders as "None" without native rendering)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in ("", "None") else text
+
+
+def privacy_policy(mode: Any, secret: str | None, hook: NumberYoHook) -> PrivacyPolicy:
+    """The privacy policy: ``mode`` with the secret from the argument, the connection extra
+    ``privacy_secret`` or ``NUMBERYO_PRIVACY_SECRET``."""
+    from numberyo_provider.privacy import ENV_SECRET, PrivacyPolicy
+
+    text = str(mode or "keep").strip().lower()
+    if text == "hmac" and not secret:
+        secret = hook.privacy_secret or os.environ.get(ENV_SECRET) or None
+    if secret:
+        NumberYoHook._mask(secret)
+    return PrivacyPolicy(mode=text, secret=secret)  # type: ignore[arg-type]
+
+
+def _files_to_xcom(files: Sequence[LandedFile]) -> list[dict[str, Any]]:
+    return [asdict(f) for f in files]
+
+
+def _files_from_xcom(items: Any) -> list[LandedFile]:
+    from numberyo_provider.land import LandedFile
+
+    return [
+        LandedFile(
+            table=i["table"],
+            path=i["path"],
+            rows=int(i["rows"]),
+            partition=dict(i.get("partition") or {}),
+        )
+        for i in items or []
+    ]
+
+
+class NumberYoCreateChecksOperator(BaseOperator):
+    """Check the numbers of a table or query (paid; never twice; see the module docstring).
+
+    :param check_type: ``HLR`` or ``Verify`` (templated).
+    :param source_conn_id: Airflow connection of the source database: a common-sql hook
+        (``get_sqlalchemy_engine``) when its provider is installed, else the connection's URI as
+        a SQLAlchemy URL (postgres, sqlite, mysql, duckdb). Or give ``source_url`` instead.
+    :param source_url: SQLAlchemy URL of the source, e.g. ``duckdb:///crm.duckdb`` (templated).
+    :param table: table to read, with ``column`` (and ``schema``); identifiers are checked
+        against the database and quoted, never pasted into SQL (templated).
+    :param sql: a query returning the numbers (templated; ``.sql`` files too), instead of table.
+    :param default_region: ISO region for national numbers (``BE``) (templated).
+    :param max_checks: at most this many checks per task (templated).
+    :param max_credits: at most this many credits per task (templated); ``cost_estimate``: the
+        price assumed for the first check of the type while it is unknown (default 1.00).
+    :param max_age_days: reuse results newer than this (default 30) unless ``force``.
+    :param max_workers: parallel POSTs (default 8), sharing one HTTP session and rate limit.
+    :param run_id: the run's id in the ledger; default ``<dag_id>:<run_id>`` (every retry and
+        every shard of a DAG run shares it).
+    :param warehouse: ``duckdb:///path.duckdb`` or a SQLAlchemy URL (templated).
+    :param parquet_path: landing directory or ``s3://bucket/prefix`` (templated).
+    :param ledger: request-ledger URL (SQLite or PostgreSQL); default beside the warehouse.
+    :param shard_index: this task's shard (map over it with ``.expand``); ``shards``: how many.
+    :param load: load into the warehouse at the end (default); ``False`` to land only (shards).
+    :param on_insufficient_credits: ``fail`` (default), ``warn`` or ``skip`` when the account
+        runs out of credits; in every case what was done is kept and the rest recorded.
+    :param privacy: ``keep``, ``mask`` or ``hmac`` for phone numbers in the warehouse.
+    :param reconcile_settle_s: how old a request whose outcome is unknown must be before it is
+        looked up in the account's history (default 30 s; raise it with a slow rate limit).
+    :param plan_only: a dry run: only clean and count the numbers (``would_send`` in the
+        summary); nothing is sent, recorded or loaded.
+    """
+
+    template_fields: Sequence[str] = (
+        "numberyo_conn_id",
+        "source_conn_id",
+        "source_url",
+        "table",
+        "column",
+        "schema",
+        "sql",
+        "check_type",
+        "default_region",
+        "max_checks",
+        "max_credits",
+        "cost_estimate",
+        "max_age_days",
+        "force",
+        "max_workers",
+        "run_id",
+        "warehouse",
+        "parquet_path",
+        "ledger",
+        "shard_index",
+        "shards",
+        "load",
+        "on_insufficient_credits",
+        "privacy",
+        "plan_only",
+    )
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"sql": "sql"}
+    ui_color = "#fdebd0"
+
+    def __init__(
+        self,
+        *,
+        check_type: str = "HLR",
+        numberyo_conn_id: str = NumberYoHook.default_conn_name,
+        source_conn_id: str | None = None,
+        source_url: str | None = None,
+        table: str | None = None,
+        column: str | None = None,
+        schema: str | None = None,
+        sql: str | None = None,
+        default_region: str | None = None,
+        max_checks: int | str | None = None,
+        max_credits: float | str | Decimal | None = None,
+        cost_estimate: float | str | Decimal | None = None,
+        max_age_days: float | str = 30,
+        force: bool | str = False,
+        max_workers: int | str = 8,
+        run_id: str | None = None,
+        warehouse: str,
+        parquet_path: str,
+        ledger: str | None = None,
+        shard_index: int | str = 0,
+        shards: int | str = 1,
+        load: bool | str = True,
+        on_insufficient_credits: str = "fail",
+        privacy: str = "keep",
+        privacy_secret: str | None = None,
+        plan_only: bool | str = False,
+        lock_timeout: float = 60.0,
+        storage_options: dict[str, Any] | None = None,
+        chunk_size: int = 10_000,
+        reconcile_settle_s: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        if (
+            "outlets" not in kwargs
+            and load is True
+            and not plan_only
+            and warehouse
+            and "{{" not in warehouse
+        ):
+            kwargs["outlets"] = sync_assets(warehouse)
+        super().__init__(**kwargs)
+        self.check_type = check_type
+        self.numberyo_conn_id = numberyo_conn_id
+        self.source_conn_id = source_conn_id
+        self.source_url = source_url
+        self.table = table
+        self.column = column
+        self.schema = schema
+        self.sql = sql
+        self.default_region = default_region
+        self.max_checks = max_checks
+        self.max_credits = max_credits
+        self.cost_estimate = cost_estimate
+        self.max_age_days = max_age_days
+        self.force = force
+        self.max_workers = max_workers
+        self.run_id = run_id
+        self.warehouse = warehouse
+        self.parquet_path = parquet_path
+        self.ledger = ledger
+        self.shard_index = shard_index
+        self.shards = shards
+        self.load = load
+        self.on_insufficient_credits = on_insufficient_credits
+        self.privacy = privacy
+        self.privacy_secret = privacy_secret
+        self.plan_only = plan_only
+        self.lock_timeout = lock_timeout
+        self.storage_options = storage_options
+        self.chunk_size = chunk_size
+        self.reconcile_settle_s = reconcile_settle_s
+        self._checker: Any = None
+        self._stop = threading.Event()
+
+    # --- the source ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _chunks(self) -> Iterator[Iterator[list[object]]]:
+        from numberyo_provider.source import (
+            SourceSpec,
+            iter_source_values,
+            iter_values_from_connection,
+        )
+
+        table, column, schema, sql = (
+            _as_text(self.table),
+            _as_text(self.column),
+            _as_text(self.schema),
+            _as_text(self.sql),
+        )
+        conn_id, url = _as_text(self.source_conn_id), _as_text(self.source_url)
+        if bool(conn_id) == bool(url):
+            raise ConfigurationError(
+                "give the source as source_conn_id (an Airflow connection) or source_url (a "
+                "SQLAlchemy URL), exactly one of them"
+            )
+        if url:
+            spec = SourceSpec(url=url, table=table, column=column, sql=sql, schema=schema)
+            chunks = iter_source_values(spec, chunk_size=self.chunk_size)
+            try:
+                yield chunks
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            return
+        assert conn_id is not None
+        engine = _engine_for_connection(conn_id)
+        try:
+            with engine.connect() as conn:
+                chunks = iter_values_from_connection(
+                    conn,
+                    table=table,
+                    column=column,
+                    schema=schema,
+                    sql=sql,
+                    chunk_size=self.chunk_size,
+                )
+                try:
+                    yield chunks
+                finally:
+                    close = getattr(chunks, "close", None)
+                    if close is not None:
+                        close()
+        finally:
+            engine.dispose()
+
+    # --- execution -------------------------------------------------------------------------------
+
+    def _options(self, context: Context) -> Any:
+        from numberyo_provider.checker import CheckOptions
+
+        run_id = _as_text(self.run_id) or f"{context['dag'].dag_id}:{context['run_id']}"
+        cost = _as_decimal("cost_estimate", self.cost_estimate)
+        try:
+            max_age = timedelta(days=float(str(self.max_age_days).strip()))
+        except ValueError:
+            raise ConfigurationError(
+                f"max_age_days must be a number of days, got {self.max_age_days!r}"
+            ) from None
+        return CheckOptions(
+            check_type=str(self.check_type),
+            run_id=run_id,
+            default_region=_as_text(self.default_region),
+            max_checks=_as_int("max_checks", self.max_checks, minimum=0, optional=True),
+            max_credits=_as_decimal("max_credits", self.max_credits),
+            max_age=max_age,
+            force=_as_bool("force", self.force),
+            max_workers=_as_int("max_workers", self.max_workers, minimum=1) or 1,
+            shard_index=_as_int("shard_index", self.shard_index, minimum=0) or 0,
+            shards=_as_int("shards", self.shards, minimum=1) or 1,
+            dry_run=_as_bool("plan_only", self.plan_only),
+            reconcile_settle=timedelta(seconds=float(self.reconcile_settle_s)),
+            cost_estimate=cost if cost is not None else DEFAULT_COST_ESTIMATE,
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        # The run's modules (pyarrow, phonenumbers, ...) are imported here, not when the DAG
+        # file is parsed.
+        from numberyo_provider.checker import ON_INSUFFICIENT_CREDITS, run_check
+        from numberyo_provider.sync import cancellable_sleep
+
+        policy = str(self.on_insufficient_credits or "fail").strip().lower()
+        if policy not in ON_INSUFFICIENT_CREDITS:
+            raise ConfigurationError(
+                f"on_insufficient_credits must be one of {', '.join(ON_INSUFFICIENT_CREDITS)}, "
+                f"got {self.on_insufficient_credits!r}"
+            )
+        options = self._options(context)
+        load = _as_bool("load", self.load)
+        hook = NumberYoHook(self.numberyo_conn_id)
+        privacy = privacy_policy(self.privacy, self.privacy_secret, hook)
+        self._stop = threading.Event()
+        client = hook.get_client(pool_size=options.max_workers, sleep=cancellable_sleep(self._stop))
+        try:
+            with self._chunks() as chunks:
+                run = run_check(
+                    client=client,
+                    options=options,
+                    chunks=chunks,
+                    warehouse=self.warehouse,
+                    parquet_root=self.parquet_path,
+                    ledger=_as_text(self.ledger),
+                    storage_options=self.storage_options,
+                    privacy=privacy,
+                    lock_timeout_s=self.lock_timeout,
+                    commit=load,
+                    on_checker=self._attach,
+                    stop_event=self._stop,
+                )
+        finally:
+            self._checker = None
+            client.close()
+        summary = run.summary
+        result: dict[str, Any] = {
+            "run_id": options.run_id,
+            "summary": summary.as_dict(),
+            "files": _files_to_xcom(run.files),
+            "loaded": run.load.rows if run.load is not None else None,
+        }
+        context["ti"].xcom_push(key=XCOM_KEY, value=result)
+        self.log.info("%s", summary.render())
+        if run.error is not None:
+            raise run.error
+        if summary.stopped == "interrupted":
+            raise AirflowException(f"stopped before the end: {summary.stop_message}")
+        if summary.stopped == "insufficient_credits":
+            _apply_credit_policy(policy, summary, self.log)
+        return result
+
+    def _attach(self, checker: Any) -> None:
+        self._checker = checker
+
+    def on_kill(self) -> None:
+        """No new POST; the ones in flight finish and are recorded; the ledger stays exact."""
+        checker = self._checker
+        if checker is not None:
+            checker.stop("the task was killed")
+        self._stop.set()
+
+
+def _apply_credit_policy(policy: str, summary: CheckSummary, log: Any) -> None:
+    message = (
+        f"the NumberYo account ran out of credits ({summary.stop_message}): {summary.created:,} "
+        f"check(s) created and kept, {summary.not_checked:,} number(s) recorded as not checked. "
+        "Top up credits and clear this task: it resumes without paying twice."
+    )
+    if policy == "fail":
+        raise AirflowException(message)
+    if policy == "skip":
+        raise AirflowSkipException(message)
+    log.warning("%s", message)
+
+
+def _engine_for_connection(conn_id: str) -> Any:
+    """A SQLAlchemy engine for an Airflow connection: the common-sql hook's when a provider is
+    installed for its type, else one made from the connection's URI."""
+    import sqlalchemy as sa
+
+    conn = BaseHook.get_connection(conn_id)
+    try:
+        hook = conn.get_hook()
+    except Exception:  # no provider for this connection type: build the URL ourselves
+        hook = None
+    get_engine = getattr(hook, "get_sqlalchemy_engine", None)
+    if get_engine is not None:
+        try:
+            return get_engine()
+        except NotImplementedError:
+            pass
+    scheme = _SQLALCHEMY_SCHEMES.get(str(conn.conn_type or "").lower())
+    if scheme is None:
+        raise ConfigurationError(
+            f"connection {conn_id!r} (type {conn.conn_type!r}) has no SQL hook installed and no "
+            "known SQLAlchemy driver: install its Airflow provider, or pass source_url"
+        )
+    if scheme in ("sqlite", "duckdb"):
+        path = conn.host or conn.schema or ""
+        return sa.create_engine(f"{scheme}:///{path}")
+    url = sa.engine.URL.create(
+        scheme,
+        username=conn.login or None,
+        password=conn.password or None,
+        host=conn.host or None,
+        port=conn.port or None,
+        database=conn.schema or None,
+    )
+    return sa.create_engine(url)
+
+
+class NumberYoLoadLandedOperator(BaseOperator):
+    """Load every shard's landed files of a check run into the warehouse, in ONE commit.
+
+    Pulls XCom ``numberyo_check`` of ``check_task_id`` (every map index, including shards that
+    failed or skipped after landing), loads their files, the run's ledger rows
+    (``check_requests``, ``rejected_numbers``) and fetches the results of any created check no
+    file holds (a shard killed before landing). Runs with ``trigger_rule="all_done"`` by default,
+    so what the shards did is loaded even when one ran out of credits. Returns the merged summary.
+    """
+
+    template_fields: Sequence[str] = (
+        "numberyo_conn_id",
+        "check_task_id",
+        "run_id",
+        "warehouse",
+        "parquet_path",
+        "ledger",
+        "privacy",
+    )
+    ui_color = "#d5f5e3"
+
+    def __init__(
+        self,
+        *,
+        check_task_id: str,
+        warehouse: str,
+        parquet_path: str,
+        numberyo_conn_id: str = NumberYoHook.default_conn_name,
+        run_id: str | None = None,
+        ledger: str | None = None,
+        privacy: str = "keep",
+        privacy_secret: str | None = None,
+        lock_timeout: float = 60.0,
+        storage_options: dict[str, Any] | None = None,
+        max_workers: int = 8,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        if "outlets" not in kwargs and warehouse and "{{" not in warehouse:
+            kwargs["outlets"] = sync_assets(warehouse)
+        super().__init__(**kwargs)
+        self.check_task_id = check_task_id
+        self.warehouse = warehouse
+        self.parquet_path = parquet_path
+        self.numberyo_conn_id = numberyo_conn_id
+        self.run_id = run_id
+        self.ledger = ledger
+        self.privacy = privacy
+        self.privacy_secret = privacy_secret
+        self.lock_timeout = lock_timeout
+        self.storage_options = storage_options
+        self.max_workers = max_workers
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from numberyo_provider.checker import CheckSummary, commit_check_run
+        from numberyo_provider.ledger import Ledger, default_ledger_url
+
+        pulled = context["ti"].xcom_pull(task_ids=self.check_task_id, key=XCOM_KEY)
+        parts = _as_list(pulled)
+        run_ids = {p["run_id"] for p in parts}
+        run_id = _as_text(self.run_id) or (
+            run_ids.pop() if len(run_ids) == 1 else f"{context['dag'].dag_id}:{context['run_id']}"
+        )
+        files = [f for p in parts for f in _files_from_xcom(p.get("files"))]
+        summaries = [CheckSummary.from_dict(p["summary"]) for p in parts if p.get("summary")]
+        started = min((s.started_at for s in summaries), default=datetime.now(timezone.utc))
+        hook = NumberYoHook(self.numberyo_conn_id)
+        privacy = privacy_policy(self.privacy, self.privacy_secret, hook)
+        ledger = Ledger(_as_text(self.ledger) or default_ledger_url(self.warehouse))
+        try:
+            if not parts and not ledger.touched_by(run_id):
+                raise AirflowSkipException(
+                    f"nothing to load: no check task of run {run_id} ran (see the upstream tasks)"
+                )
+            with hook.get_client(pool_size=self.max_workers) as client:
+                report = commit_check_run(
+                    warehouse=self.warehouse,
+                    ledger=ledger,
+                    run_id=run_id,
+                    files=files,
+                    started_at=started,
+                    client=client,
+                    parquet_root=self.parquet_path,
+                    storage_options=self.storage_options,
+                    privacy=privacy,
+                    lock_timeout_s=self.lock_timeout,
+                    max_workers=self.max_workers,
+                )
+            counts = ledger.counts(run_id)
+        finally:
+            ledger.close()
+        merged = CheckSummary.merge(summaries).as_dict() if summaries else None
+        self.log.info(
+            "loaded run %s (%d shard result(s), %d file(s), %d check(s) fetched again): %s; "
+            "ledger: %s",
+            run_id,
+            len(parts),
+            len(files),
+            report.repaired,
+            report.load.rows,
+            counts,
+        )
+        if merged is not None:
+            self.log.info("%s", CheckSummary.merge(summaries).render())
+        return {
+            "run_id": run_id,
+            "load_id": report.load.load_id,
+            "loaded": report.load.rows,
+            "repaired": report.repaired,
+            "ledger": counts,
+            "summary": merged,
+        }
+
+
+def _as_list(pulled: Any) -> list[Mapping[str, Any]]:
+    """XCom of a (possibly mapped) task as a list of dicts, missing map indexes left out."""
+    if pulled is None:
+        return []
+    if isinstance(pulled, Mapping):
+        return [pulled]
+    return [p for p in list(pulled) if isinstance(p, Mapping)]
+
+
+__all__ = [
+    "XCOM_KEY",
+    "NumberYoCreateChecksOperator",
+    "NumberYoLoadLandedOperator",
+    "privacy_policy",
+]
