@@ -31,12 +31,10 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, task
 
+from numberyo_provider import settings
 from numberyo_provider.assets import sync_asset_uris
 
-AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME") or "~/airflow").expanduser()
-WAREHOUSE = os.environ.get("NUMBERYO_WAREHOUSE_URL") or (
-    f"duckdb:///{AIRFLOW_HOME / 'warehouse.duckdb'}"
-)
+WAREHOUSE = settings.warehouse_url()
 
 
 def dbt_project_dir() -> Path:

@@ -25,21 +25,17 @@ override ``warehouse`` only for one-off runs into a scratch warehouse.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from airflow.sdk import DAG, Param
 
+from numberyo_provider import settings
 from numberyo_provider.operators.sync import NumberYoSyncOperator, sync_assets
 from numberyo_provider.sensors.new_checks import NumberYoNewChecksSensor
 
-AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME") or "~/airflow").expanduser()
-WAREHOUSE = os.environ.get("NUMBERYO_WAREHOUSE_URL") or (
-    f"duckdb:///{AIRFLOW_HOME / 'warehouse.duckdb'}"
-)
-PARQUET_DIR = os.environ.get("NUMBERYO_PARQUET_DIR") or str(AIRFLOW_HOME / "numberyo-parquet")
-CONN_ID = os.environ.get("NUMBERYO_CONN_ID") or "numberyo_default"
+WAREHOUSE = settings.warehouse_url()
+PARQUET_DIR = settings.parquet_dir()
+CONN_ID = settings.conn_id()
 
 #: How often the sensor asks the API for page 1 (a free request).
 POLL_INTERVAL = timedelta(minutes=5)

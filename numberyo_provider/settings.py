@@ -1,0 +1,36 @@
+"""Deployment defaults read from the environment, in one place.
+
+Every writer DAG and the dbt DAG must agree on the warehouse (dbt is scheduled on that
+warehouse's Assets), and docker-compose sets these variables once for all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+WAREHOUSE_ENV = "NUMBERYO_WAREHOUSE_URL"
+PARQUET_DIR_ENV = "NUMBERYO_PARQUET_DIR"
+CONN_ID_ENV = "NUMBERYO_CONN_ID"
+DEFAULT_CONN_ID = "numberyo_default"
+#: Not ``numberyo.duckdb``: DuckDB names the catalog after the file, which would clash with the
+#: ``numberyo`` schema.
+DEFAULT_WAREHOUSE_FILE = "warehouse.duckdb"
+
+
+def airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME") or "~/airflow").expanduser()
+
+
+def warehouse_url() -> str:
+    """``$NUMBERYO_WAREHOUSE_URL``, else a DuckDB file in the Airflow home."""
+    return os.environ.get(WAREHOUSE_ENV) or f"duckdb:///{airflow_home() / DEFAULT_WAREHOUSE_FILE}"
+
+
+def parquet_dir() -> str:
+    """``$NUMBERYO_PARQUET_DIR`` (a directory or an fsspec URL), else one in the Airflow home."""
+    return os.environ.get(PARQUET_DIR_ENV) or str(airflow_home() / "numberyo-parquet")
+
+
+def conn_id() -> str:
+    return os.environ.get(CONN_ID_ENV) or DEFAULT_CONN_ID
