@@ -1,0 +1,179 @@
+"""Operator: the incremental check-history sync as an Airflow task.
+
+Thin on purpose: it turns the connection into a client, the arguments into a privacy policy and
+calls :func:`numberyo_provider.sync.run_sync`; the returned summary dict is the XCom. The tables it
+updates are declared as Airflow Assets (``outlets``, URIs from :mod:`numberyo_provider.assets`) so
+dbt DAGs can be scheduled on them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset, BaseOperator
+
+from numberyo_provider.assets import sync_asset_uris, warehouse_location
+from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.hooks.numberyo import NumberYoHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off", "")
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    """Templated values arrive as text ("True") unless the DAG renders native objects."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {value!r}")
+
+
+def _as_int(name: str, value: Any) -> int:
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {value!r}") from None
+    if isinstance(number, bool) or number < 1:
+        raise ConfigurationError(f"{name} must be a whole number >= 1, got {value!r}")
+    return number
+
+
+def sync_assets(warehouse: str) -> list[Asset]:
+    """The Assets a sync of ``warehouse`` updates (one per data table)."""
+    return [Asset(uri) for uri in sync_asset_uris(warehouse).values()]
+
+
+class NumberYoSyncOperator(BaseOperator):
+    """Sync the account's check history into ``warehouse`` (first run: backfill; then only new).
+
+    :param numberyo_conn_id: the NumberYo connection (base URL in host, token in password).
+    :param warehouse: ``duckdb:///path.duckdb`` or a SQLAlchemy URL (templated).
+    :param parquet_path: landing directory or ``s3://bucket/prefix`` (templated).
+    :param full_refresh: re-read every check and its results (templated).
+    :param concurrency: parallel API requests.
+    :param privacy: ``keep``, ``mask`` or ``hmac`` for phone numbers and IMSIs (templated).
+    :param privacy_secret: HMAC key; default: the connection extra ``privacy_secret``, then the
+        ``NUMBERYO_PRIVACY_SECRET`` environment variable.
+    :param lock_timeout: seconds to wait for another writer of a DuckDB file.
+    :param storage_options: fsspec options for an object-store ``parquet_path``.
+
+    ``outlets`` default to the Assets of the three data tables of ``warehouse`` (see
+    :mod:`numberyo_provider.assets`); when ``warehouse`` is a template they cannot be known when
+    the DAG is parsed, so pass ``outlets=sync_assets("<the URL>")`` yourself.
+    """
+
+    template_fields: Sequence[str] = (
+        "warehouse",
+        "parquet_path",
+        "full_refresh",
+        "concurrency",
+        "privacy",
+        "numberyo_conn_id",
+    )
+    ui_color = "#d6eaf8"
+
+    def __init__(
+        self,
+        *,
+        numberyo_conn_id: str = NumberYoHook.default_conn_name,
+        warehouse: str,
+        parquet_path: str,
+        full_refresh: bool | str = False,
+        concurrency: int | str = 8,
+        privacy: str = "keep",
+        privacy_secret: str | None = None,
+        lock_timeout: float = 60.0,
+        storage_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if "outlets" not in kwargs and warehouse and "{{" not in warehouse:
+            kwargs["outlets"] = sync_assets(warehouse)
+        super().__init__(**kwargs)
+        self.numberyo_conn_id = numberyo_conn_id
+        self.warehouse = warehouse
+        self.parquet_path = parquet_path
+        self.full_refresh = full_refresh
+        self.concurrency = concurrency
+        self.privacy = privacy
+        self.privacy_secret = privacy_secret
+        self.lock_timeout = lock_timeout
+        self.storage_options = storage_options
+        self._cancel = threading.Event()
+        self._base_url: str | None = None
+
+    def _policy(self, hook: NumberYoHook) -> Any:
+        from numberyo_provider.privacy import ENV_SECRET, PrivacyPolicy
+
+        mode = str(self.privacy or "keep").strip().lower()
+        secret = self.privacy_secret
+        if mode == "hmac" and not secret:
+            secret = hook.privacy_secret or os.environ.get(ENV_SECRET) or None
+        if secret:
+            NumberYoHook._mask(secret)
+        return PrivacyPolicy(mode=mode, secret=secret)  # type: ignore[arg-type]
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from numberyo_provider.sync import cancellable_sleep, run_sync
+
+        concurrency = _as_int("concurrency", self.concurrency)
+        full_refresh = _as_bool("full_refresh", self.full_refresh)
+        hook = NumberYoHook(self.numberyo_conn_id)
+        policy = self._policy(hook)
+        self._cancel = threading.Event()
+        client = hook.get_client(pool_size=concurrency, sleep=cancellable_sleep(self._cancel))
+        self._base_url = client.base_url
+        try:
+            summary = run_sync(
+                client=client,
+                warehouse=self.warehouse,
+                parquet_path=self.parquet_path,
+                full_refresh=full_refresh,
+                concurrency=concurrency,
+                privacy=policy,
+                storage_options=self.storage_options,
+                lock_timeout=self.lock_timeout,
+                cancel=self._cancel,
+            )
+        finally:
+            client.close()
+        self.log.info("%s", summary.render())
+        return summary.as_dict()
+
+    def on_kill(self) -> None:
+        """Stop the workers promptly; nothing of the interrupted run becomes visible."""
+        self._cancel.set()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage for the OpenLineage provider: NumberYo's checks API -> the three tables.
+
+        Returns ``None`` when the OpenLineage provider is not installed.
+        """
+        try:
+            from airflow.providers.openlineage.extractors import OperatorLineage
+            from openlineage.client.event_v2 import Dataset
+        except ImportError:
+            return None
+        from numberyo_provider.client import CHECKS_PATH, DEFAULT_BASE_URL
+
+        location = warehouse_location(self.warehouse)
+        api = self._base_url or DEFAULT_BASE_URL
+        return OperatorLineage(
+            inputs=[Dataset(namespace=api, name=CHECKS_PATH)],
+            outputs=[
+                Dataset(namespace=location.namespace, name=location.openlineage_name(t))
+                for t in sync_asset_uris(self.warehouse)
+            ],
+        )
+
+
+__all__ = ["NumberYoSyncOperator", "sync_assets"]

@@ -1,0 +1,1 @@
+"""Airflow layer: see the package docstring."""

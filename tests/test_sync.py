@@ -1,0 +1,568 @@
+"""The sync end to end: simulator over HTTP -> Parquet -> real DuckDB, compared row by row with the
+simulator's truth. Also the home of the truth comparison that the PostgreSQL tests reuse."""
+
+from __future__ import annotations
+
+import glob
+import json
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from numberyo_provider.client import NumberYoClient
+from numberyo_provider.errors import AuthenticationError, ServerError
+from numberyo_provider.models import parse_timestamp
+from numberyo_provider.privacy import PrivacyPolicy
+from numberyo_provider.sync import SyncCancelled, SyncSummary, run_sync
+from numberyo_provider.warehouse import connect_warehouse
+
+NUMBER = "32456789023"
+HLR_COLUMNS = (
+    "country_code",
+    "country_name",
+    "operator_name",
+    "msisdn",
+    "ported",
+    "reachable",
+    "valid_number",
+    "plmn",
+    "mcc",
+    "mnc",
+    "imsi",
+    "local_format",
+    "msc",
+    "original_operator_name",
+    "number_requested",
+    "created_at",
+)
+VERIFY_COLUMNS = ("e164_format", "valid_number", "number_carrier", "created_at")
+
+
+# --- the witness: expected rows straight from the simulator's truth (not from our code) ------
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return (
+            value.replace(tzinfo=timezone.utc)
+            if value.tzinfo is None
+            else value.astimezone(timezone.utc)
+        )
+    return value
+
+
+def _json(value: Any) -> Any:
+    if value is None or isinstance(value, dict | list):
+        return value
+    return json.loads(value)
+
+
+def _ts(text: str | None) -> datetime | None:
+    return parse_timestamp(text) if text else None
+
+
+def expected_rows(truth: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
+    checks: list[tuple[Any, ...]] = []
+    hlr: list[tuple[Any, ...]] = []
+    verify: list[tuple[Any, ...]] = []
+    for item in truth:
+        check = item["check"]
+        results = (item["results"] or {}).get("results") or []
+        phone = next(
+            (r.get("number_requested") for r in results if r.get("number_requested")), None
+        )
+        checks.append((check["id"], check["type"], _ts(check["created_at"]), phone))
+        for index, result in enumerate(results):
+            if check["type"] == "HLR":
+                extra = {k: v for k, v in result.items() if k not in HLR_COLUMNS} or None
+                values = [result.get(c) for c in HLR_COLUMNS]
+                values[-1] = _ts(values[-1])
+                hlr.append((check["id"], index, *values, extra))
+            else:
+                extra = {k: v for k, v in result.items() if k not in VERIFY_COLUMNS} or None
+                values = [result.get(c) for c in VERIFY_COLUMNS]
+                values[-1] = _ts(values[-1])
+                verify.append((check["id"], index, *values, extra))
+    return {"checks": checks, "hlr_results": hlr, "verify_results": verify}
+
+
+def warehouse_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    with connect_warehouse(url) as wh:
+        checks = wh.query(
+            f"SELECT check_id, type, created_at, phone_number FROM {wh.qualified('checks')}"
+        )
+        hlr = wh.query(
+            f"SELECT check_id, result_index, {', '.join(HLR_COLUMNS)}, extra "
+            f"FROM {wh.qualified('hlr_results')}"
+        )
+        verify = wh.query(
+            f"SELECT check_id, result_index, {', '.join(VERIFY_COLUMNS)}, extra "
+            f"FROM {wh.qualified('verify_results')}"
+        )
+    return {
+        "checks": [(r[0], r[1], _utc(r[2]), r[3]) for r in checks],
+        "hlr_results": [(*r[:-2], _utc(r[-2]), _json(r[-1])) for r in hlr],
+        "verify_results": [(*r[:-2], _utc(r[-2]), _json(r[-1])) for r in verify],
+    }
+
+
+def _key(row: tuple[Any, ...]) -> str:
+    return json.dumps(row, default=str, sort_keys=True)
+
+
+def assert_matches_truth(url: str, sim: Any) -> None:
+    """Every row of the three tables equals the API's truth: nothing missing, nothing twice."""
+    want = expected_rows(sim.truth())
+    have = warehouse_rows(url)
+    for table in want:
+        got = sorted(have[table], key=_key)
+        exp = sorted(want[table], key=_key)
+        assert len(got) == len({(r[0], r[1]) if table != "checks" else r[0] for r in got}), (
+            f"{table}: duplicate keys"
+        )
+        missing = [r for r in exp if r not in got]
+        extra = [r for r in got if r not in exp]
+        assert not missing and not extra, f"{table}: missing {missing[:3]}, unexpected {extra[:3]}"
+
+
+def loads(url: str) -> list[dict[str, Any]]:
+    with connect_warehouse(url) as wh:
+        rows = wh.query(
+            f"SELECT load_id, kind, status, files, errors, rows FROM {wh.qualified('_loads')} "
+            "ORDER BY started_at"
+        )
+    return [
+        {
+            "load_id": r[0],
+            "kind": r[1],
+            "status": r[2],
+            "files": _json(r[3]),
+            "errors": _json(r[4]),
+            "rows": _json(r[5]),
+        }
+        for r in rows
+    ]
+
+
+def results_requested(sim: Any) -> list[int]:
+    return [e.check_id for e in sim.requests() if e.endpoint == "results"]
+
+
+def parquet_files(root: Path) -> list[str]:
+    return sorted(glob.glob(str(root / "**" / "*.parquet"), recursive=True))
+
+
+def sync(server: Any, url: str, root: Path, **kwargs: Any) -> SyncSummary:
+    kwargs.setdefault("concurrency", 4)
+    client = kwargs.pop("client", None)
+    if client is None:
+        kwargs.setdefault("token", server.token)
+        kwargs.setdefault("base_url", server.url)
+        kwargs.setdefault("client_options", {"sleep": lambda s: None})
+    return run_sync(warehouse=url, parquet_path=str(root), client=client, **kwargs)
+
+
+@pytest.fixture
+def wh_url(tmp_path: Path) -> str:
+    return f"duckdb:///{tmp_path / 'wh.duckdb'}"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "landing"
+
+
+# --- behaviour -------------------------------------------------------------------------------
+
+
+def test_backfill_then_incremental_fetches_only_new_results(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=95)
+    sim = server.sim
+    first = sync(server, wh_url, root, batch_size=30)
+    assert_matches_truth(wh_url, sim)
+    assert first.checks_seen == first.checks_new == 95
+    assert sorted(results_requested(sim)) == sorted(t["check"]["id"] for t in sim.truth())
+    assert first.watermark_before is None
+    assert first.watermark_after is not None
+    assert first.watermark_after["check_id"] == sim.truth()[0]["check"]["id"]
+    assert sum(first.results_loaded.values()) == 95
+    assert first.files and all(os.path.exists(p) for p in first.files)
+
+    before = len(sim.requests())
+    new_ids = [
+        sim.create_check(server.token, NUMBER, t)["check"]["id"] for t in ("HLR", "Verify", "HLR")
+    ]
+    second = sync(server, wh_url, root)
+    assert_matches_truth(wh_url, sim)
+    asked = [e.check_id for e in sim.requests()[before:] if e.endpoint == "results"]
+    assert sorted(asked) == sorted(new_ids)
+    assert second.checks_new == 3
+    assert second.watermark_after is not None and second.watermark_after["check_id"] == max(new_ids)
+    assert second.pages <= 3
+    history = loads(wh_url)
+    assert [(h["load_id"], h["status"]) for h in history] == [
+        (first.load_id, "committed"),
+        (second.load_id, "committed"),
+    ]
+    json.dumps(second.as_dict())  # JSON-able for XCom
+
+
+def test_nothing_new_reads_one_or_two_pages_and_keeps_the_watermark(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=25)
+    first = sync(server, wh_url, root)
+    before = len(server.sim.requests())
+    again = sync(server, wh_url, root)
+    assert again.checks_new == 0 and again.files == []
+    assert again.watermark_after == first.watermark_after
+    assert [e.endpoint for e in server.sim.requests()[before:]] == ["list", "list"]
+    assert_matches_truth(wh_url, server.sim)
+
+
+def test_empty_account_and_empty_warehouse(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory()
+    summary = sync(server, wh_url, root)
+    assert summary.checks_seen == 0 and summary.watermark_after is None
+    assert loads(wh_url)[0]["status"] == "committed"
+
+
+def test_drift_during_concurrent_backfill(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=300)
+    sim = server.sim
+    at_start = {t["check"]["id"] for t in sim.truth()}
+    created: list[int] = []
+
+    def hook(endpoint: str, info: Any) -> None:
+        if endpoint == "list" and (info.get("page") or 0) % 7 == 3 and len(created) < 12:
+            created.append(sim.create_check(server.token, NUMBER, "HLR")["check"]["id"])
+
+    sim.before_request = hook
+    summary = sync(server, wh_url, root, concurrency=8, batch_size=50)
+    assert summary.drift_detected
+    loaded = {r[0] for r in warehouse_rows(wh_url)["checks"]}
+    assert at_start <= loaded  # nothing that existed is skipped, nothing loaded twice
+    sim.before_request = None
+    sync(server, wh_url, root)  # the checks created after their page was read come next time
+    assert_matches_truth(wh_url, sim)
+
+
+def test_drift_during_incremental(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=40)
+    sim = server.sim
+    sync(server, wh_url, root)
+    for _ in range(45):
+        sim.create_check(server.token, NUMBER, "Verify")
+    existing = {t["check"]["id"] for t in sim.truth()}
+    count = [0]
+
+    def hook(endpoint: str, info: Any) -> None:
+        if endpoint == "list" and count[0] < 6:
+            count[0] += 1
+            sim.create_check(server.token, NUMBER, "HLR")
+
+    sim.before_request = hook
+    summary = sync(server, wh_url, root, concurrency=8)
+    assert summary.drift_detected
+    assert existing <= {r[0] for r in warehouse_rows(wh_url)["checks"]}
+    sim.before_request = None
+    sync(server, wh_url, root)
+    assert_matches_truth(wh_url, sim)
+
+
+def test_rate_limit_and_server_error_storms(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(
+        seed_checks=120, rate_limit_share=0.2, error_share=0.2, retry_after_s=0, random_seed=7
+    )
+    client = NumberYoClient(
+        server.token, server.url, max_retries=20, sleep=lambda s: None, pool_size=8
+    )
+    with client:
+        summary = sync(server, wh_url, root, client=client, concurrency=8)
+    statuses = {e.status for e in server.sim.requests()}
+    assert {429, 200} <= statuses and statuses & {500, 503}
+    assert summary.errors == 0
+    assert_matches_truth(wh_url, server.sim)
+
+
+def test_404_and_400_results_are_recorded_not_fatal(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory()
+    sim = server.sim
+    ids = sim.seed_checks(10)
+    unsupported = sim.seed_checks(2, types=("CNAM",))
+    sim.break_results(ids[3], 404)
+    summary = sync(server, wh_url, root)
+    assert summary.errors == 3
+    assert_matches_truth(wh_url, sim)  # the check rows are there, without results
+    [load] = loads(wh_url)
+    errors = {e["check_id"]: e for e in load["errors"]}
+    assert errors[ids[3]]["status"] == 404
+    assert errors[ids[3]]["message"] == "Check not found or access denied."
+    assert {errors[i]["status"] for i in unsupported} == {400}
+
+
+def test_unknown_verify_fields_are_kept(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory()
+    server.sim.seed_checks(5, types=("Verify",))
+    sync(server, wh_url, root)
+    rows = warehouse_rows(wh_url)["verify_results"]
+    assert len(rows) == 5
+    for row in rows:
+        extra = row[-1]
+        assert {"line_type", "national_format", "timezones", "number_requested"} <= set(extra)
+
+
+def test_full_refresh_refetches_everything_without_duplicates(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=30)
+    sync(server, wh_url, root)
+    before = len(server.sim.requests())
+    summary = sync(server, wh_url, root, full_refresh=True)
+    asked = [e for e in server.sim.requests()[before:] if e.endpoint == "results"]
+    assert len(asked) == 30 and summary.checks_new == 30
+    assert_matches_truth(wh_url, server.sim)
+
+
+def test_privacy_mask_reaches_files_and_warehouse(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    server = numberyo_simulator_factory()
+    server.sim.seed_checks(6, types=("HLR",))
+    summary = sync(server, wh_url, root, privacy=PrivacyPolicy(mode="mask"))
+    phones = [r[3] for r in warehouse_rows(wh_url)["checks"]]
+    assert phones and all("*" in p for p in phones)
+    for path in summary.files:
+        table = pq.read_table(path)
+        for column in ("phone_number", "msisdn", "imsi"):
+            if column in table.column_names:
+                assert all(v is None or "*" in v for v in table.column(column).to_pylist())
+
+
+# --- failures: nothing becomes visible, a rerun is exact ----------------------------------------
+
+
+def test_fatal_error_fails_cleanly_then_rerun_is_exact(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=60)
+    sim = server.sim
+    calls = [0]
+
+    def hook(endpoint: str, info: Any) -> None:
+        if endpoint == "results":
+            calls[0] += 1
+            if calls[0] == 40:  # after some batches were landed as files
+                sim.fail_next(10, 500, endpoint="results")
+
+    sim.before_request = hook
+    client = NumberYoClient(server.token, server.url, max_retries=1, sleep=lambda s: None)
+    with pytest.raises(ServerError), client:
+        sync(server, wh_url, root, client=client, batch_size=10, max_buffered_rows=5)
+    assert warehouse_rows(wh_url)["checks"] == []
+    [failed] = loads(wh_url)
+    assert failed["status"] == "failed" and failed["files"]
+    assert parquet_files(root) == []  # the failed load's files were deleted
+    sim.before_request = None
+    sync(server, wh_url, root)
+    assert_matches_truth(wh_url, sim)
+
+
+def test_bad_token_fails_with_nothing_visible(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=5)
+    with pytest.raises(AuthenticationError) as info:
+        run_sync(warehouse=wh_url, parquet_path=str(root), token="nope-secret", base_url=server.url)
+    assert "nope-secret" not in str(info.value)
+    assert warehouse_rows(wh_url)["checks"] == []
+    [failed] = loads(wh_url)  # the manifest tells about the failed run
+    assert failed["status"] == "failed" and failed["files"] == []
+    assert "AuthenticationError" in failed["errors"][-1]["message"]
+    assert "nope-secret" not in json.dumps(failed)
+
+
+@pytest.mark.parametrize("stage", ["batch_landed", "landed", "before_commit"])
+def test_crash_between_landing_and_loading_then_rerun(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path, stage: str
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=45)
+    sim = server.sim
+    sync(server, wh_url, root)
+    for t in ("HLR", "Verify") * 8:
+        sim.create_check(server.token, NUMBER, t)
+    before = warehouse_rows(wh_url)
+
+    def crash(name: str) -> None:
+        if name == stage:
+            raise RuntimeError(f"injected crash at {name}")
+
+    with pytest.raises(RuntimeError, match="injected crash"):
+        sync(server, wh_url, root, on_stage=crash, batch_size=5, max_buffered_rows=3)
+    assert warehouse_rows(wh_url) == before  # nothing of the crashed run is visible
+    assert loads(wh_url)[-1]["status"] == "failed"
+    committed = {p for h in loads(wh_url) if h["status"] == "committed" for p in h["files"]}
+    assert set(parquet_files(root)) == committed  # its files were deleted
+    sync(server, wh_url, root)
+    assert_matches_truth(wh_url, sim)
+
+
+def test_crash_inside_the_load_rolls_back_then_rerun(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    """A landed file is destroyed right before the commit: the load transaction fails halfway
+    (some tables already staged) and must leave nothing behind."""
+    server = numberyo_simulator_factory(seed_checks=50)
+    sim = server.sim
+    victim: list[str] = []
+
+    def corrupt(name: str) -> None:
+        if name == "before_commit":
+            files = parquet_files(root)
+            victim.append(max(files, key=lambda p: ("verify_results" in p, p)))
+            Path(victim[0]).write_bytes(b"PAR1 not a parquet file")
+
+    with pytest.raises(Exception) as info:
+        sync(server, wh_url, root, on_stage=corrupt)
+    assert not isinstance(info.value, AssertionError)
+    assert warehouse_rows(wh_url) == {"checks": [], "hlr_results": [], "verify_results": []}
+    assert loads(wh_url)[-1]["status"] == "failed"
+    assert parquet_files(root) == []
+    sync(server, wh_url, root)
+    assert_matches_truth(wh_url, sim)
+
+
+def _child_sync(url: str, token: str, wh: str, landing: str, stage: str) -> None:
+    def die(name: str) -> None:
+        if name == stage:
+            os._exit(17)  # a hard kill: no cleanup, no finally, no atexit
+
+    run_sync(
+        warehouse=wh,
+        parquet_path=landing,
+        token=token,
+        base_url=url,
+        concurrency=4,
+        batch_size=10,
+        on_stage=die,
+    )
+    os._exit(0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["landed", "before_commit"])
+def test_hard_killed_process_then_rerun_is_exact(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path, stage: str
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=70)
+    sim = server.sim
+    sync(server, wh_url, root)
+    for t in ("Verify", "HLR") * 6:
+        sim.create_check(server.token, NUMBER, t)
+    before = warehouse_rows(wh_url)
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(
+        target=_child_sync, args=(server.url, server.token, wh_url, str(root), stage)
+    )
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the child sync hung")
+    assert child.exitcode == 17
+    assert warehouse_rows(wh_url) == before
+    committed = {p for h in loads(wh_url) if h["status"] == "committed" for p in h["files"]}
+    orphans = set(parquet_files(root)) - committed
+    assert orphans  # the killed run left files behind, referenced by no committed load
+    summary = sync(server, wh_url, root)
+    assert summary.checks_new == 12
+    assert_matches_truth(wh_url, sim)
+
+
+def test_files_of_failed_loads_are_deleted_by_the_next_run(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=15)
+
+    def crash(name: str) -> None:
+        if name == "landed":
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        sync(server, wh_url, root, on_stage=crash)
+    [failed] = loads(wh_url)
+    # The failed run could not delete one of its files (say, the disk was briefly unavailable).
+    leftover = Path(failed["files"][0])
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"left behind")
+    summary = sync(server, wh_url, root)
+    assert not leftover.exists()
+    assert summary.failed_load_files_cleaned == len(failed["files"])
+    assert_matches_truth(wh_url, server.sim)
+
+
+def test_cancel_stops_promptly_and_leaves_nothing(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=80, latency_ms=5)
+    cancel = threading.Event()
+
+    def stop_after_first_batch(name: str) -> None:
+        if name == "batch_landed":
+            cancel.set()
+
+    with pytest.raises(SyncCancelled):
+        sync(
+            server,
+            wh_url,
+            root,
+            cancel=cancel,
+            on_stage=stop_after_first_batch,
+            batch_size=10,
+            max_buffered_rows=2,
+        )
+    assert warehouse_rows(wh_url)["checks"] == []
+    assert parquet_files(root) == []
+    results = len(results_requested(server.sim))
+    assert results < 80  # it did not go on fetching everything
+
+
+def test_watermark_moves_only_on_commit(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=20)
+    first = sync(server, wh_url, root)
+    server.sim.create_check(server.token, NUMBER, "HLR")
+
+    def crash(name: str) -> None:
+        if name == "before_commit":
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        sync(server, wh_url, root, on_stage=crash)
+    with connect_warehouse(wh_url) as wh:
+        wm = wh.get_watermark()
+    assert wm is not None and first.watermark_after is not None
+    assert wm.check_id == first.watermark_after["check_id"]
