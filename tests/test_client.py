@@ -1130,3 +1130,28 @@ def test_repr_and_context_manager(numberyo_simulator: SimulatorServer) -> None:
         text = repr(client)
         assert numberyo_simulator.url in text and "test-token" not in text
         assert client.list_checks().pagination.current_page == 1
+
+
+def test_proxy_environment_is_read_once_at_creation(
+    numberyo_simulator: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a proxy address nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("HTTP_PROXY", dead_proxy)
+    proxied = NumberYoClient(
+        numberyo_simulator.token, numberyo_simulator.url, max_retries=0, sleep=lambda s: None
+    )
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    bypassing = NumberYoClient(
+        numberyo_simulator.token, numberyo_simulator.url, max_retries=0, sleep=lambda s: None
+    )
+    monkeypatch.delenv("HTTP_PROXY")  # changing the environment later changes nothing
+    with proxied, bypassing:
+        with pytest.raises(TransportError):
+            proxied.list_checks(1)
+        assert bypassing.list_checks(1).pagination.total == 0
