@@ -138,7 +138,7 @@ def test_connect_warehouse_picks_the_backend(tmp_path: Path) -> None:
     [
         "",
         "duckdb://relative.duckdb",
-        "duckdb:///x.duckdb?threads=2",
+        "duckdb:///x.duckdb#section",
         "not a url",
         "nosuchdb+driver://user:s3cret@host/db",
     ],
@@ -560,3 +560,23 @@ def test_file_named_like_the_schema_is_refused_with_a_clear_error(tmp_path: Path
         connect_warehouse(f"duckdb:///{tmp_path / 'numberyo.duckdb'}")
     assert "warehouse.duckdb" in str(info.value)
     assert not (tmp_path / "numberyo.duckdb").exists()
+
+
+def test_duckdb_settings_from_the_url(tmp_path: Path) -> None:
+    wh = connect_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}?memory_limit=300MB&threads=1")
+    with wh.connection() as con:
+        limit, threads = con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('threads')"
+        ).fetchone() or ("", "")
+    assert limit.replace(" ", "").upper().startswith(("286.1MIB", "300", "286"))
+    assert int(threads) == 1
+    default = connect_warehouse(f"duckdb:///{tmp_path / 'v.duckdb'}")
+    assert default.config["memory_limit"] == "256MB"
+
+
+def test_bad_duckdb_setting_is_a_clear_error(tmp_path: Path) -> None:
+    from numberyo_provider.errors import ConfigurationError
+
+    wh = connect_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}?memory_limit=lots")
+    with pytest.raises(ConfigurationError, match="bad DuckDB setting"):
+        wh.ensure_schema()

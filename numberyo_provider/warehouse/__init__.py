@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError
@@ -41,13 +42,14 @@ def connect_warehouse(url: str, *, lock_timeout_s: float = 60.0) -> Warehouse:
     if url.split(":", 1)[0].lower() == "duckdb":
         from numberyo_provider.warehouse.duckdb import DuckDBWarehouse
 
-        match = re.fullmatch(r"duckdb:///([^?#]+)", url, flags=re.IGNORECASE)
+        match = re.fullmatch(r"duckdb:///([^?#]+)(?:\?([^#]*))?", url, flags=re.IGNORECASE)
         if match is None:
             raise ConfigurationError(
                 f"bad DuckDB warehouse URL {mask_url(url)!r}: use {ACCEPTED_URLS} (three slashes "
-                "then the path; no query options)"
+                "then the path, then optional DuckDB settings such as ?memory_limit=1GB)"
             )
-        return DuckDBWarehouse(match.group(1), lock_timeout_s=lock_timeout_s)
+        config = dict(parse_qsl(match.group(2) or "", keep_blank_values=True))
+        return DuckDBWarehouse(match.group(1), lock_timeout_s=lock_timeout_s, config=config)
     try:
         parsed = sa.engine.make_url(url)
     except (ArgumentError, ValueError) as exc:

@@ -67,6 +67,8 @@ from numberyo_provider.warehouse.base import (
 from numberyo_provider.warehouse.lock import connect_with_retry
 
 MEMORY = ":memory:"
+#: Bounds a load's memory (measured: flat from 200,000 rows on); DuckDB spills to disk beyond it.
+DEFAULT_MEMORY_LIMIT = "256MB"
 _Q = ddl.quote_ident
 _STAGE = "__numberyo_stage"
 _OLD = "__numberyo_old"
@@ -76,7 +78,9 @@ _UPSERT = "__numberyo_upsert"
 class DuckDBWarehouse(Warehouse):
     """A DuckDB database file (or ``:memory:``) holding the ``numberyo`` schema."""
 
-    def __init__(self, path: str, *, lock_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, path: str, *, lock_timeout_s: float = 60.0, config: Mapping[str, str] | None = None
+    ) -> None:
         # DuckDB names the catalog after the file; a file called like the schema makes every
         # `numberyo.<table>` ambiguous (catalog or schema?) for us, for dbt and for analysts.
         if path != MEMORY and Path(path).stem.lower() == SCHEMA_NAME:
@@ -86,10 +90,13 @@ class DuckDBWarehouse(Warehouse):
                 f"{str(Path(path).with_name('warehouse.duckdb'))!r}."
             )
         self.path = path if path == MEMORY else os.path.abspath(path)
+        #: DuckDB settings for our connections (from the URL's query); a load's memory otherwise
+        #: grows with its size up to DuckDB's default of 80% of RAM.
+        self.config = {"memory_limit": DEFAULT_MEMORY_LIMIT, **(config or {})}
         self.lock_timeout_s = lock_timeout_s
         self.url_for_display = f"duckdb:///{path}"
         self._memory: duckdb.DuckDBPyConnection | None = (
-            duckdb.connect(MEMORY) if path == MEMORY else None
+            _connect(MEMORY, self.config) if path == MEMORY else None
         )
 
     # -- connections ----------------------------------------------------------------------
@@ -103,7 +110,7 @@ class DuckDBWarehouse(Warehouse):
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        con = connect_with_retry(self.path, timeout_s=self.lock_timeout_s)
+        con = connect_with_retry(self.path, timeout_s=self.lock_timeout_s, config=self.config)
         try:
             yield con
         finally:
@@ -496,6 +503,15 @@ def _check_columns(table: Table, present: set[str], load_id: str) -> None:
         )
 
 
+def _connect(path: str, config: Mapping[str, str]) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(path, config=dict(config))
+    except duckdb.ProgrammingError as exc:
+        raise ConfigurationError(
+            f"bad DuckDB setting in the warehouse URL ({dict(config)}): {exc}"
+        ) from None
+
+
 def _local_path(path: str) -> str:
     return path[len("file://") :] if path.startswith("file://") else path
 
@@ -508,7 +524,7 @@ def _register_filesystems(
         fs = fsspec.filesystem(protocol, **dict(commit.storage_options or {}))
         try:
             con.register_filesystem(fs)
-        except duckdb.InvalidInputException as exc:
+        except duckdb.ProgrammingError as exc:
             if "already been registered" not in str(exc):
                 raise
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Mapping
 
 import duckdb
 
+from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.warehouse.base import WarehouseLockedError
 
 _LOCK_MARKERS = ("could not set lock", "conflicting lock")
@@ -23,15 +25,23 @@ def is_lock_error(exc: BaseException) -> bool:
 
 
 def connect_with_retry(
-    path: str, *, timeout_s: float, read_only: bool = False
+    path: str,
+    *,
+    timeout_s: float,
+    read_only: bool = False,
+    config: Mapping[str, str] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect(path)``, retried with jittered backoff while the file is locked."""
     deadline = time.monotonic() + max(timeout_s, 0.0)
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(path, read_only=read_only)
+            return duckdb.connect(path, read_only=read_only, config=dict(config or {}))
         except duckdb.Error as exc:
+            if isinstance(exc, duckdb.ProgrammingError) and not is_lock_error(exc):
+                raise ConfigurationError(
+                    f"bad DuckDB setting for {path} ({dict(config or {})}): {exc}"
+                ) from None
             if not is_lock_error(exc):
                 raise
             remaining = deadline - time.monotonic()
