@@ -41,19 +41,6 @@ def _ids(server: Any) -> list[int]:
     return [item["check"]["id"] for item in server.sim.truth()]
 
 
-def delete_check(sim: Any, check_id: int) -> None:
-    """Delete a check from the simulated account (the API may lose checks; the simulator has no
-    public way to do it yet)."""
-    public = getattr(sim, "delete_check", None)
-    if public is not None:
-        public(check_id)
-        return
-    with sim._lock:
-        for account in sim._accounts.values():
-            if check_id in account.order:
-                account.order.remove(check_id)
-
-
 def _collect(lister: CheckLister) -> dict[int, int]:
     """check id -> the pass that first yielded it; fails on a check yielded twice."""
     found: dict[int, int] = {}
@@ -214,7 +201,7 @@ def test_shrinking_total_triggers_a_rescan(
 
     def hook(endpoint: str, info: Any) -> None:
         if endpoint == "list" and info.get("page") == 3 and not done.is_set():
-            delete_check(sim, original[0])  # pulls every older check one position up
+            sim.delete_check(original[0])  # pulls every older check one position up
             done.set()
 
     sim.before_request = hook
@@ -236,7 +223,7 @@ def test_a_list_that_keeps_shrinking_fails_cleanly(
 
     def hook(endpoint: str, info: Any) -> None:
         if endpoint == "list" and info.get("page") == 2:
-            delete_check(sim, next(victims))
+            sim.delete_check(next(victims))
 
     sim.before_request = hook
     with _client(server) as client:

@@ -547,6 +547,21 @@ def test_break_results_answers_for_a_listed_check(
     assert api.results(fine).status_code == 500
 
 
+def test_delete_check_removes_it_from_the_list_and_results(
+    numberyo_simulator: SimulatorServer, api: Api
+) -> None:
+    sim = numberyo_simulator.sim
+    ids = sim.seed_checks(11)
+    newest = max(ids)
+    sim.delete_check(newest)
+    listed = [c["id"] for c in api.list().json()["checks"]]
+    assert newest not in listed and len(listed) == 10
+    assert api.list().json()["pagination"]["total"] == 10
+    assert api.results(newest).status_code == 404
+    with pytest.raises(KeyError):
+        sim.delete_check(newest)
+
+
 def test_random_faults_are_reproducible(numberyo_simulator_factory: Factory) -> None:
     def statuses(seed: int) -> list[int]:
         server = numberyo_simulator_factory(

@@ -60,6 +60,8 @@ API_ENDPOINTS: tuple[str, ...] = ("list", "results", "create")
 
 MSG_UNAUTHENTICATED = "Unauthenticated."
 MSG_NOT_FOUND = "Check not found or access denied."
+#: Owner index of a deleted check (the owner array holds unsigned shorts).
+_NO_OWNER = 0xFFFF
 MSG_UNSUPPORTED = "Unsupported check type."
 MSG_CREATED = "Check successfully created."
 MSG_CREATE_ERROR = "Error creating check."
@@ -506,6 +508,17 @@ class Simulator:
             raise ValueError(f"status must be an HTTP error status (400-599), got {status}")
         with self._lock:
             self._broken[check_id] = status
+
+    def delete_check(self, check_id: int) -> None:
+        """Remove a check from its account, as if NumberYo deleted it: it leaves the list (older
+        checks move up a position) and its results answer 404. Tests use it for shrinking lists."""
+        with self._lock:
+            row = self._check_row(check_id)
+            if row is None or row[3] == _NO_OWNER:
+                raise KeyError(f"no check {check_id}")
+            account = next(a for a in self._accounts.values() if a.index == row[3])
+            account.order.remove(check_id)
+            self._owner[check_id - 1] = _NO_OWNER
 
     # ----------------------------------------------------------------- request handling (app)
 
