@@ -8,6 +8,7 @@ and the privacy policy is applied here, before any row can reach a file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -26,25 +27,15 @@ if TYPE_CHECKING:
 #: Every data table a normalisation produces, always all three (possibly empty), by table name.
 Normalized = dict[str, pa.Table]
 
-_HLR_FIELDS = (
-    "country_code",
-    "country_name",
-    "operator_name",
-    "msisdn",
-    "ported",
-    "reachable",
-    "valid_number",
-    "plmn",
-    "mcc",
-    "mnc",
-    "imsi",
-    "local_format",
-    "msc",
-    "original_operator_name",
-    "number_requested",
-    "created_at",
-)
-_VERIFY_FIELDS = ("e164_format", "valid_number", "number_carrier", "created_at")
+
+def _typed_fields(table: schema.Table, model: type) -> tuple[str, ...]:
+    """The table's columns that are typed fields of the API model (``extra`` aside)."""
+    fields = {f.name for f in dataclasses.fields(model)} - {"extra"}
+    return tuple(f.name for f in table.schema if f.name in fields)
+
+
+_HLR_FIELDS = _typed_fields(schema.HLR_RESULTS, HlrResult)
+_VERIFY_FIELDS = _typed_fields(schema.VERIFY_RESULTS, VerifyResult)
 #: Envelope keys of a POST answer that describe the request, not the check.
 _CREATED_ENVELOPE = frozenset({"status"})
 _MONEY_SCALE = schema.MONEY.scale
