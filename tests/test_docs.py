@@ -290,10 +290,11 @@ def page_runner(
 ) -> Callable[[str], PageRun]:
     def run(name: str) -> PageRun:
         server = numberyo_simulator_factory(token=SIM_TOKEN, seed_checks=40, credits=1000)
-        workspace = tmp_path / name.removesuffix(".md")
+        doc = (REPO / "docs" / name).resolve()
+        workspace = tmp_path / doc.stem
         workspace.mkdir()
         _write_contacts(workspace / "contacts.duckdb")
-        return run_page(REPO / "docs" / name, workspace, server.url, monkeypatch)
+        return run_page(doc, workspace, server.url, monkeypatch)
 
     return run
 
@@ -329,6 +330,14 @@ def test_getting_started_runs_and_its_story_is_true(
 
 
 @pytest.mark.slow
+def test_readme_quick_start_runs(page_runner: Callable[[str], PageRun]) -> None:
+    run = page_runner("../README.md")
+    ran = [command for command, _, _ in run.outputs]
+    assert any(c.startswith("numberyo sync") for c in ran)
+    assert any(c.startswith("numberyo check") for c in ran)
+    assert (run.workspace / "warehouse.duckdb").exists()
+
+
 def test_cli_page_runs(page_runner: Callable[[str], PageRun]) -> None:
     run = page_runner("cli.md")
     ran = [cmd for cmd, _, _ in run.outputs]

@@ -571,7 +571,7 @@ def test_duckdb_settings_from_the_url(tmp_path: Path) -> None:
     assert limit.replace(" ", "").upper().startswith(("286.1MIB", "300", "286"))
     assert int(threads) == 1
     default = connect_warehouse(f"duckdb:///{tmp_path / 'v.duckdb'}")
-    assert default.config["memory_limit"] == "256MB"
+    assert default.config["memory_limit"] == "128MB"
 
 
 def test_bad_duckdb_setting_is_a_clear_error(tmp_path: Path) -> None:
