@@ -22,11 +22,11 @@ from types import ModuleType
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 import pytest
 import yaml
 
 from numberyo_provider import schema
+from numberyo_provider.warehouse import connect_warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_DIR = REPO / "dbt"
@@ -93,49 +93,6 @@ def run_dbt(command: Sequence[str], work: Path, env: Mapping[str, str]) -> DbtRu
 # --------------------------------------------------------------------------------------------
 # A warehouse with realistic rows, built from schema.py
 # --------------------------------------------------------------------------------------------
-
-
-def _sql_type(typ: pa.DataType, is_json: bool, json_type: str) -> str:
-    if is_json:
-        return json_type
-    if pa.types.is_int64(typ):
-        return "BIGINT"
-    if pa.types.is_int32(typ):
-        return "INTEGER"
-    if pa.types.is_boolean(typ):
-        return "BOOLEAN"
-    if pa.types.is_string(typ):
-        return "TEXT"
-    if pa.types.is_decimal(typ):
-        return f"DECIMAL({typ.precision}, {typ.scale})"
-    if pa.types.is_timestamp(typ) and typ.tz == "UTC":
-        return "TIMESTAMP WITH TIME ZONE"
-    raise AssertionError(f"no SQL type for {typ}: extend _sql_type")
-
-
-def warehouse_ddl(json_type: str, *, keys: bool = True, catalog: str = "") -> list[str]:
-    """CREATE statements for the source tables, as the loader makes them from ``schema.py``.
-
-    ``catalog`` qualifies names: a DuckDB file is a catalog named after the file, so qualified
-    names stay unambiguous whatever the file is called.
-    """
-    prefix = f'"{catalog}".' if catalog else ""
-    statements = [f"CREATE SCHEMA IF NOT EXISTS {prefix}{schema.SCHEMA_NAME}"]
-    for table in (*schema.DATA_TABLES, schema.LOADS):
-        json_columns = set(table.json_columns())
-        columns = [
-            f"{f.name} {_sql_type(f.type, f.name in json_columns, json_type)}"
-            + ("" if f.nullable else " NOT NULL")
-            for f in table.schema
-        ]
-        if keys:
-            columns.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
-        statements.append(
-            f"CREATE TABLE {prefix}{schema.SCHEMA_NAME}.{table.name} (\n  "
-            + ",\n  ".join(columns)
-            + "\n)"
-        )
-    return statements
 
 
 UTC = timezone.utc
@@ -342,20 +299,18 @@ def sample_rows(loaded_at: datetime = NOW) -> dict[str, list[dict]]:
     }
 
 
-def make_duckdb_warehouse(path: Path, rows: Mapping[str, list[dict]], *, keys: bool = True) -> None:
+def make_duckdb_warehouse(path: Path, rows: Mapping[str, list[dict]]) -> None:
+    """The loader's own tables (``ensure_schema``), filled with ``rows`` as they are."""
+    with connect_warehouse(f"duckdb:///{path}") as warehouse:
+        warehouse.ensure_schema()
     con = duckdb.connect(str(path))
     try:
-        row = con.execute("select current_database()").fetchone()
-        assert row is not None
-        catalog = row[0]
-        for statement in warehouse_ddl("JSON", keys=keys, catalog=catalog):
-            con.execute(statement)
         for table, table_rows in rows.items():
             if not table_rows:
                 continue
             names = list(table_rows[0])
             sql = (
-                f'INSERT INTO "{catalog}".{schema.SCHEMA_NAME}.{table} ({", ".join(names)}) '
+                f"INSERT INTO {schema.SCHEMA_NAME}.{table} ({', '.join(names)}) "
                 f"VALUES ({', '.join('?' for _ in names)})"
             )
             con.executemany(sql, [[row[n] for n in names] for row in table_rows])
@@ -608,7 +563,7 @@ def test_dbt_tests_catch_broken_data_and_stale_loads(tmp_path: Path) -> None:
     rows["verify_results"].append({**rows["verify_results"][0], "check_id": 4242})  # no check
     rows["hlr_results"].append({**rows["hlr_results"][0], "check_id": 105})  # under a Verify
     path = tmp_path / "broken.duckdb"
-    make_duckdb_warehouse(path, rows, keys=False)
+    make_duckdb_warehouse(path, rows)  # the loader declares no keys on DuckDB data tables
     env = {"NUMBERYO_DUCKDB_PATH": str(path)}
 
     build = run_dbt(["build"], tmp_path, env)
@@ -638,11 +593,11 @@ def test_dbt_tests_catch_broken_data_and_stale_loads(tmp_path: Path) -> None:
 def make_postgres_warehouse(url: str, rows: Mapping[str, list[dict]]) -> None:
     import sqlalchemy as sa
 
+    with connect_warehouse(url) as warehouse:
+        warehouse.ensure_schema()
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            for statement in warehouse_ddl("JSONB"):
-                conn.execute(sa.text(statement))
             json_columns = {t.name: set(t.json_columns()) for t in schema.ALL_TABLES}
             for table, table_rows in rows.items():
                 names = list(table_rows[0])
