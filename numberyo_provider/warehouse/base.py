@@ -144,15 +144,40 @@ class Warehouse(ABC):
     def failed_loads_files(self) -> list[str]:
         """Landed files of loads recorded as failed (to delete with ``land.remove_files``)."""
 
-    @abstractmethod
     def commit_load(self, commit: LoadCommit) -> LoadResult:
         """Merge the load's files and write manifest + watermark, all in one transaction.
 
         Idempotent: committing the same files again leaves the same rows (``_loaded_at`` moves).
         Raises :class:`LoadError` (or the database's own error) with nothing committed.
         """
+        check_load_id(commit.load_id)
+        groups = files_by_table(commit.files)
+        upserts = upsert_tables(commit.upserts)
+        with self._load_transaction(commit) as conn:
+            now = datetime.now(timezone.utc)
+            rows = {t.name: 0 for t in DATA_TABLES}
+            for table in DATA_TABLES:
+                paths = groups.get(table)
+                if paths:
+                    rows[table.name] = self._merge_files(conn, table, paths, commit, now)
+            for table, batches in upserts:
+                rows[table.name] = self._upsert_batches(conn, table, batches, commit.load_id)
+            self._write_load_row(
+                conn,
+                commit.load_id,
+                commit.kind,
+                "committed",
+                commit.started_at,
+                now,
+                commit.files,
+                rows,
+                commit.errors,
+                overwrite_committed=True,
+            )
+            if commit.watermark is not None:
+                self._move_watermark(conn, commit.stream, commit.watermark, commit.load_id, now)
+        return LoadResult(load_id=commit.load_id, rows=rows, finished_at=now)
 
-    @abstractmethod
     def record_failed_load(
         self,
         load_id: str,
@@ -165,6 +190,61 @@ class Warehouse(ABC):
 
         A load already recorded as committed is left alone (its files hold committed rows).
         """
+        check_load_id(load_id)
+        with self._load_transaction(None) as conn:
+            self._write_load_row(
+                conn,
+                load_id,
+                kind,
+                "failed",
+                started_at,
+                datetime.now(timezone.utc),
+                own_files(load_id, files),
+                {},
+                errors,
+                overwrite_committed=False,
+            )
+
+    # -- what each backend supplies to commit_load / record_failed_load -----------------
+
+    @abstractmethod
+    def _load_transaction(self, commit: LoadCommit | None) -> AbstractContextManager[Any]:
+        """The transaction a load (or a failed-load note) is written in, serialised with other
+        writers; ``commit`` is None for a failed-load note."""
+
+    @abstractmethod
+    def _merge_files(
+        self, conn: Any, table: Table, paths: list[str], commit: LoadCommit, loaded_at: datetime
+    ) -> int:
+        """Merge one data table's landed files by key; returns distinct rows written. Raises
+        :class:`LoadError` naming the load and table when the files cannot be merged."""
+
+    @abstractmethod
+    def _upsert_batches(
+        self, conn: Any, table: Table, batches: Iterable[pa.Table], load_id: str
+    ) -> int:
+        """Insert-or-replace rows of a bookkeeping table by primary key; returns rows written."""
+
+    @abstractmethod
+    def _write_load_row(
+        self,
+        conn: Any,
+        load_id: str,
+        kind: str,
+        status: str,
+        started_at: datetime,
+        finished_at: datetime,
+        files: Sequence[LandedFile],
+        rows: Mapping[str, int],
+        errors: Sequence[Mapping[str, Any]],
+        *,
+        overwrite_committed: bool,
+    ) -> None: ...
+
+    @abstractmethod
+    def _move_watermark(
+        self, conn: Any, stream: str, watermark: Watermark, load_id: str, now: datetime
+    ) -> None: ...
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Any]:

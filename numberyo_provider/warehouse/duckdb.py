@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ from numberyo_provider.land import LandedFile
 from numberyo_provider.schema import (
     ALL_TABLES,
     CHECKS,
-    DATA_TABLES,
     LOADS,
     RESULTS_TABLE_BY_TYPE,
     SCHEMA_NAME,
@@ -50,18 +49,13 @@ from numberyo_provider.warehouse.base import (
     COALESCE_ON_MERGE,
     LoadCommit,
     LoadError,
-    LoadResult,
     Warehouse,
     WarehouseError,
     Watermark,
-    check_load_id,
     errors_json,
-    files_by_table,
     manifest_json,
-    own_files,
     paths_from_manifest,
     upsert_batch,
-    upsert_tables,
     utc,
 )
 from numberyo_provider.warehouse.lock import connect_with_retry
@@ -228,70 +222,32 @@ class DuckDBWarehouse(Warehouse):
 
     # -- loads ----------------------------------------------------------------------------
 
-    def commit_load(self, commit: LoadCommit) -> LoadResult:
-        check_load_id(commit.load_id)
-        groups = files_by_table(commit.files)
-        upserts = upsert_tables(commit.upserts)
+    @contextmanager
+    def _load_transaction(self, commit: LoadCommit | None) -> Iterator[duckdb.DuckDBPyConnection]:
         with self.transaction() as con:
-            _register_filesystems(con, [p for ps in groups.values() for p in ps], commit)
-            now = datetime.now(timezone.utc)
-            rows = {t.name: 0 for t in DATA_TABLES}
-            for table in DATA_TABLES:
-                paths = groups.get(table)
-                if not paths:
-                    continue
-                try:
-                    rows[table.name] = self._merge(con, table, paths, commit.load_id, now)
-                except duckdb.Error as exc:
-                    raise LoadError(
-                        f"load {commit.load_id}: merging {len(paths)} file(s) into "
-                        f"{self.qualified(table.name)} failed, nothing was committed: {exc}"
-                    ) from exc
-            for table, batches in upserts:
-                rows[table.name] = self._upsert(con, table, batches, commit.load_id)
-            self._write_load_row(
-                con,
-                commit.load_id,
-                commit.kind,
-                "committed",
-                commit.started_at,
-                now,
-                commit.files,
-                rows,
-                commit.errors,
-                overwrite_committed=True,
-            )
-            if commit.watermark is not None:
-                self._move_watermark(con, commit.stream, commit.watermark, commit.load_id, now)
-        return LoadResult(load_id=commit.load_id, rows=rows, finished_at=now)
+            if commit is not None:
+                _register_filesystems(con, [f.path for f in commit.files], commit)
+            yield con
 
-    def record_failed_load(
+    def _merge_files(
         self,
-        load_id: str,
-        kind: str,
-        started_at: datetime,
-        files: list[LandedFile],
-        errors: list[dict[str, Any]],
-    ) -> None:
-        check_load_id(load_id)
-        files = own_files(load_id, files)
-        with self.transaction() as con:
-            self._write_load_row(
-                con,
-                load_id,
-                kind,
-                "failed",
-                started_at,
-                datetime.now(timezone.utc),
-                files,
-                {},
-                errors,
-                overwrite_committed=False,
-            )
+        con: duckdb.DuckDBPyConnection,
+        table: Table,
+        paths: list[str],
+        commit: LoadCommit,
+        loaded_at: datetime,
+    ) -> int:
+        try:
+            return self._merge(con, table, paths, commit.load_id, loaded_at)
+        except duckdb.Error as exc:
+            raise LoadError(
+                f"load {commit.load_id}: merging {len(paths)} file(s) into "
+                f"{self.qualified(table.name)} failed, nothing was committed: {exc}"
+            ) from exc
 
     # -- internals ------------------------------------------------------------------------
 
-    def _upsert(
+    def _upsert_batches(
         self,
         con: duckdb.DuckDBPyConnection,
         table: Table,

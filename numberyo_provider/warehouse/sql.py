@@ -38,7 +38,6 @@ from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.land import LandedFile, SchemaMismatchError, conform
 from numberyo_provider.schema import (
     CHECKS,
-    DATA_TABLES,
     LOADS,
     RESULTS_TABLE_BY_TYPE,
     SCHEMA_NAME,
@@ -51,19 +50,14 @@ from numberyo_provider.warehouse.base import (
     COALESCE_ON_MERGE,
     LoadCommit,
     LoadError,
-    LoadResult,
     Warehouse,
     WarehouseError,
     WarehouseLockedError,
     Watermark,
-    check_load_id,
     errors_json,
-    files_by_table,
     manifest_json,
-    own_files,
     paths_from_manifest,
     upsert_batch,
-    upsert_tables,
     utc,
 )
 
@@ -259,77 +253,42 @@ class SqlWarehouse(Warehouse):
 
     # -- loads ----------------------------------------------------------------------------
 
-    def commit_load(self, commit: LoadCommit) -> LoadResult:
-        check_load_id(commit.load_id)
-        groups = files_by_table(commit.files)
-        upserts = upsert_tables(commit.upserts)
+    @contextmanager
+    def _load_transaction(self, commit: LoadCommit | None) -> Iterator[sa.Connection]:
         with self.transaction() as conn:
             self._serialise(conn)
-            now = datetime.now(timezone.utc)
-            rows = {t.name: 0 for t in DATA_TABLES}
-            for table in DATA_TABLES:
-                paths = groups.get(table)
-                if not paths:
-                    continue
-                try:
-                    rows[table.name] = self._merge(conn, table, paths, commit, now)
-                except (*self._load_errors, OSError, pa.ArrowException) as exc:
-                    if _sqlstate(exc) == "55P03":
-                        raise
-                    raise LoadError(
-                        f"load {commit.load_id}: merging {len(paths)} file(s) into "
-                        f"{self.qualified(table.name)} failed, nothing was committed: {exc}"
-                    ) from exc
-            for table, batches in upserts:
-                try:
-                    rows[table.name] = self._upsert_rows(conn, table, batches)
-                except self._load_errors as exc:
-                    if _sqlstate(exc) == "55P03":
-                        raise
-                    raise LoadError(
-                        f"load {commit.load_id}: upserting rows into "
-                        f"{self.qualified(table.name)} failed, nothing was committed: {exc}"
-                    ) from exc
-            self._write_load_row(
-                conn,
-                commit.load_id,
-                commit.kind,
-                "committed",
-                commit.started_at,
-                now,
-                commit.files,
-                rows,
-                commit.errors,
-                overwrite_committed=True,
-            )
-            if commit.watermark is not None:
-                self._move_watermark(conn, commit.stream, commit.watermark, commit.load_id, now)
-        return LoadResult(load_id=commit.load_id, rows=rows, finished_at=now)
+            yield conn
 
-    def record_failed_load(
+    def _merge_files(
         self,
-        load_id: str,
-        kind: str,
-        started_at: datetime,
-        files: list[LandedFile],
-        errors: list[dict[str, Any]],
-    ) -> None:
-        check_load_id(load_id)
-        files = own_files(load_id, files)
-        with self.transaction() as conn:
-            self._serialise(conn)
-            self._write_load_row(
-                conn,
-                load_id,
-                kind,
-                "failed",
-                started_at,
-                datetime.now(timezone.utc),
-                files,
-                {},
-                errors,
-                overwrite_committed=False,
-            )
+        conn: sa.Connection,
+        table: Table,
+        paths: list[str],
+        commit: LoadCommit,
+        loaded_at: datetime,
+    ) -> int:
+        try:
+            return self._merge(conn, table, paths, commit, loaded_at)
+        except (*self._load_errors, OSError, pa.ArrowException) as exc:
+            if _sqlstate(exc) == "55P03":
+                raise
+            raise LoadError(
+                f"load {commit.load_id}: merging {len(paths)} file(s) into "
+                f"{self.qualified(table.name)} failed, nothing was committed: {exc}"
+            ) from exc
+
+    def _upsert_batches(
+        self, conn: sa.Connection, table: Table, batches: Iterable[pa.Table], load_id: str
+    ) -> int:
+        try:
+            return self._upsert_rows(conn, table, batches)
+        except self._load_errors as exc:
+            if _sqlstate(exc) == "55P03":
+                raise
+            raise LoadError(
+                f"load {load_id}: upserting rows into "
+                f"{self.qualified(table.name)} failed, nothing was committed: {exc}"
+            ) from exc
 
     # -- internals ------------------------------------------------------------------------
 
