@@ -327,7 +327,8 @@ class NumberYoClient:
         session.trust_env = False
         session.proxies.update(requests.utils.get_environ_proxies(self._base_url))
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        session.verify = (ca_bundle or True) if verify_ssl else False
+        self._verify: bool | str = (ca_bundle or True) if verify_ssl else False
+        session.verify = self._verify
         session.headers.update(
             {
                 "Accept": "application/json",
@@ -401,7 +402,7 @@ class NumberYoClient:
             response = session.get_adapter(url).send(
                 prepared,
                 timeout=self._timeout,
-                verify=session.verify,
+                verify=self._verify,
                 proxies=session.proxies,
             )
             with response:
