@@ -11,6 +11,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from numberyo_provider.client import NumberYoClient
+from numberyo_provider.coercion import as_bool
 from numberyo_provider.errors import ConfigurationError, NumberYoError
 
 #: Connection extras the hook understands, with how to coerce them (they may arrive as strings
@@ -28,14 +29,7 @@ def _coerce(name: str, value: Any, typ: type) -> Any:
     if value is None or value == "":
         return None
     if typ is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "1", "yes", "on"):
-            return True
-        if text in ("false", "0", "no", "off"):
-            return False
-        raise ConfigurationError(f"connection extra {name!r} must be true or false, got {value!r}")
+        return as_bool(f"connection extra {name!r}", value)
     try:
         return typ(value)
     except (TypeError, ValueError):

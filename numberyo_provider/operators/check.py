@@ -25,13 +25,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from numberyo_provider.budget import DEFAULT_COST_ESTIMATE
+from numberyo_provider.coercion import as_bool, as_decimal, as_int, as_text
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.hooks.numberyo import NumberYoHook
 from numberyo_provider.operators.sync import sync_assets
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
 
 #: XCom key of a check task's summary and landed files (pushed also when the task fails).
 XCOM_KEY = "numberyo_check"
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off", "")
 #: Airflow connection types -> SQLAlchemy drivers, used when no provider hook is installed.
 _SQLALCHEMY_SCHEMES = {
     "postgres": "postgresql+psycopg",
@@ -56,54 +55,6 @@ _SQLALCHEMY_SCHEMES = {
     "mssql": "mssql+pymssql",
     "duckdb": "duckdb",
 }
-
-
-# --- templated values arrive as text: coerce them with clear errors ---------------------------
-
-
-def _as_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigurationError(f"{name} must be true or false, got {value!r}")
-
-
-def _as_int(name: str, value: Any, *, minimum: int, optional: bool = False) -> int | None:
-    if value is None or (optional and str(value).strip().lower() in ("", "none")):
-        if optional:
-            return None
-        raise ConfigurationError(f"{name} is required")
-    try:
-        number = value if isinstance(value, int) else int(str(value).strip())
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number, got {value!r}") from None
-    if isinstance(number, bool) or number < minimum:
-        raise ConfigurationError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return number
-
-
-def _as_decimal(name: str, value: Any) -> Decimal | None:
-    if value is None or str(value).strip().lower() in ("", "none"):
-        return None
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ConfigurationError(f"{name} must be a number, got {value!r}") from None
-    if not amount.is_finite() or amount < 0:
-        raise ConfigurationError(f"{name} must be a number >= 0, got {value!r}")
-    return amount
-
-
-def _as_text(value: Any) -> str | None:
-    """Text, or None for nothing (a Param left empty renders as "None" without native rendering)."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return None if text in ("", "None") else text
 
 
 def privacy_policy(mode: Any, secret: str | None, hook: NumberYoHook) -> PrivacyPolicy:
@@ -289,12 +240,12 @@ class NumberYoCreateChecksOperator(BaseOperator):
         )
 
         table, column, schema, sql = (
-            _as_text(self.table),
-            _as_text(self.column),
-            _as_text(self.schema),
-            _as_text(self.sql),
+            as_text(self.table),
+            as_text(self.column),
+            as_text(self.schema),
+            as_text(self.sql),
         )
-        conn_id, url = _as_text(self.source_conn_id), _as_text(self.source_url)
+        conn_id, url = as_text(self.source_conn_id), as_text(self.source_url)
         if bool(conn_id) == bool(url):
             raise ConfigurationError(
                 "give the source as source_conn_id (an Airflow connection) or source_url (a "
@@ -336,8 +287,8 @@ class NumberYoCreateChecksOperator(BaseOperator):
     def _options(self, context: Context) -> Any:
         from numberyo_provider.checker import CheckOptions
 
-        run_id = _as_text(self.run_id) or f"{context['dag'].dag_id}:{context['run_id']}"
-        cost = _as_decimal("cost_estimate", self.cost_estimate)
+        run_id = as_text(self.run_id) or f"{context['dag'].dag_id}:{context['run_id']}"
+        cost = as_decimal("cost_estimate", self.cost_estimate)
         try:
             max_age = timedelta(days=float(str(self.max_age_days).strip()))
         except ValueError:
@@ -347,15 +298,15 @@ class NumberYoCreateChecksOperator(BaseOperator):
         return CheckOptions(
             check_type=str(self.check_type),
             run_id=run_id,
-            default_region=_as_text(self.default_region),
-            max_checks=_as_int("max_checks", self.max_checks, minimum=0, optional=True),
-            max_credits=_as_decimal("max_credits", self.max_credits),
+            default_region=as_text(self.default_region),
+            max_checks=as_int("max_checks", self.max_checks, minimum=0, optional=True),
+            max_credits=as_decimal("max_credits", self.max_credits),
             max_age=max_age,
-            force=_as_bool("force", self.force),
-            max_workers=_as_int("max_workers", self.max_workers, minimum=1) or 1,
-            shard_index=_as_int("shard_index", self.shard_index, minimum=0) or 0,
-            shards=_as_int("shards", self.shards, minimum=1) or 1,
-            dry_run=_as_bool("plan_only", self.plan_only),
+            force=as_bool("force", self.force),
+            max_workers=as_int("max_workers", self.max_workers, minimum=1) or 1,
+            shard_index=as_int("shard_index", self.shard_index, minimum=0) or 0,
+            shards=as_int("shards", self.shards, minimum=1) or 1,
+            dry_run=as_bool("plan_only", self.plan_only),
             reconcile_settle=timedelta(seconds=float(self.reconcile_settle_s)),
             cost_estimate=cost if cost is not None else DEFAULT_COST_ESTIMATE,
         )
@@ -373,7 +324,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
                 f"got {self.on_insufficient_credits!r}"
             )
         options = self._options(context)
-        load = _as_bool("load", self.load)
+        load = as_bool("load", self.load)
         hook = NumberYoHook(self.numberyo_conn_id)
         privacy = privacy_policy(self.privacy, self.privacy_secret, hook)
         self._stop = threading.Event()
@@ -386,7 +337,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
                     chunks=chunks,
                     warehouse=self.warehouse,
                     parquet_root=self.parquet_path,
-                    ledger=_as_text(self.ledger),
+                    ledger=as_text(self.ledger),
                     storage_options=self.storage_options,
                     privacy=privacy,
                     lock_timeout_s=self.lock_timeout,
@@ -534,7 +485,7 @@ class NumberYoLoadLandedOperator(BaseOperator):
         pulled = context["ti"].xcom_pull(task_ids=self.check_task_id, key=XCOM_KEY)
         parts = _as_list(pulled)
         run_ids = {p["run_id"] for p in parts}
-        run_id = _as_text(self.run_id) or (
+        run_id = as_text(self.run_id) or (
             run_ids.pop() if len(run_ids) == 1 else f"{context['dag'].dag_id}:{context['run_id']}"
         )
         files = [f for p in parts for f in _files_from_xcom(p.get("files"))]
@@ -542,7 +493,7 @@ class NumberYoLoadLandedOperator(BaseOperator):
         started = min((s.started_at for s in summaries), default=datetime.now(timezone.utc))
         hook = NumberYoHook(self.numberyo_conn_id)
         privacy = privacy_policy(self.privacy, self.privacy_secret, hook)
-        ledger = Ledger(_as_text(self.ledger) or default_ledger_url(self.warehouse))
+        ledger = Ledger(as_text(self.ledger) or default_ledger_url(self.warehouse))
         try:
             if not parts and not ledger.touched_by(run_id):
                 raise AirflowSkipException(

@@ -16,36 +16,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, BaseOperator
 
 from numberyo_provider.assets import sync_asset_uris, warehouse_location
-from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.coercion import as_bool, as_int
 from numberyo_provider.hooks.numberyo import NumberYoHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off", "")
-
-
-def _as_bool(name: str, value: Any) -> bool:
-    """Templated values arrive as text ("True") unless the DAG renders native objects."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigurationError(f"{name} must be true or false, got {value!r}")
-
-
-def _as_int(name: str, value: Any) -> int:
-    try:
-        number = int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number, got {value!r}") from None
-    if isinstance(number, bool) or number < 1:
-        raise ConfigurationError(f"{name} must be a whole number >= 1, got {value!r}")
-    return number
 
 
 def sync_assets(warehouse: str) -> list[Asset]:
@@ -125,8 +100,8 @@ class NumberYoSyncOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from numberyo_provider.sync import cancellable_sleep, run_sync
 
-        concurrency = _as_int("concurrency", self.concurrency)
-        full_refresh = _as_bool("full_refresh", self.full_refresh)
+        concurrency = as_int("concurrency", self.concurrency, minimum=1) or 1
+        full_refresh = as_bool("full_refresh", self.full_refresh)
         hook = NumberYoHook(self.numberyo_conn_id)
         policy = self._policy(hook)
         self._cancel = threading.Event()
