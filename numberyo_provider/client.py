@@ -329,13 +329,12 @@ class NumberYoClient:
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         self._verify: bool | str = (ca_bundle or True) if verify_ssl else False
         session.verify = self._verify
-        session.headers.update(
-            {
-                "Accept": "application/json",
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-            }
-        )
+        self._headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        session.headers.update(self._headers)
         # max_retries=0: urllib3 must not resend anything on its own; RetryPolicy decides.
         adapter = HTTPAdapter(
             pool_connections=self._pool_size, pool_maxsize=self._pool_size, max_retries=0
@@ -343,6 +342,10 @@ class NumberYoClient:
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         self._session = session
+        # The base URL as it goes on the wire (an international host name IDNA-encoded), once.
+        wire = requests.PreparedRequest()
+        wire.prepare_url(self._base_url, None)
+        self._wire_base_url = str(wire.url).rstrip("/")
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -389,16 +392,18 @@ class NumberYoClient:
             # Session.request layer re-merges settings, cookies and hooks on every call, about
             # a third of the CPU a request costs, and we need none of it. Redirects are never
             # followed, so the token goes nowhere but base_url.
+            # The request is built by hand: ``url`` is already ASCII (the host was encoded once
+            # in __init__), the only parameter is an integer page and the body our own JSON, so
+            # PreparedRequest.prepare's generic URL and body handling has nothing to do.
             session = self._session
             prepared = requests.PreparedRequest()
-            prepared.prepare(
-                method=method,
-                url=url,
-                headers=session.headers,
-                params=params,
-                json=payload,
-                auth=self._auth,
-            )
+            prepared.method = method
+            prepared.url = f"{url}?{urlencode(params)}" if params else url
+            prepared.headers = CaseInsensitiveDict(self._headers)
+            if payload is not None:
+                prepared.body = json.dumps(payload, allow_nan=False).encode("utf-8")
+                prepared.headers["Content-Length"] = str(len(prepared.body))
+            self._auth(prepared)
             response = session.get_adapter(url).send(
                 prepared,
                 timeout=self._timeout,
@@ -431,7 +436,7 @@ class NumberYoClient:
     ) -> tuple[int, Any]:
         """Send with retries; returns ``(status, JSON body)`` of a 2xx answer or raises."""
         shown = f"{path}?{urlencode(params)}" if params else path
-        url = self._base_url + path
+        url = self._wire_base_url + path
         attempts = self._policy.max_retries + 1
         attempt = 0
         while True:

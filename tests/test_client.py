@@ -1155,3 +1155,10 @@ def test_proxy_environment_is_read_once_at_creation(
         with pytest.raises(TransportError):
             proxied.list_checks(1)
         assert bypassing.list_checks(1).pagination.total == 0
+
+
+def test_international_host_is_encoded_once_for_the_wire() -> None:
+    client = NumberYoClient("tok-idn", "https://bücher.example/prefix/")
+    assert client.base_url == "https://bücher.example/prefix"
+    assert client._wire_base_url == "https://xn--bcher-kva.example/prefix"
+    client.close()
