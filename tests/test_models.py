@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from api_reference import HLR_RESULT
 
 from numberyo_provider.errors import BadResponseError, ConfigurationError
 from numberyo_provider.models import (
@@ -26,24 +27,6 @@ from numberyo_provider.models import (
 LIST_200: dict[str, Any] = {
     "checks": [{"id": 42, "type": "HLR", "created_at": "2025-03-30T14:21:00.000000Z"}],
     "pagination": {"current_page": 1, "total_pages": 4, "total": 32},
-}
-HLR_RESULT: dict[str, Any] = {
-    "country_code": 32,
-    "country_name": "Belgium",
-    "operator_name": "Proximus NV van publiek recht",
-    "msisdn": "32456789023",
-    "ported": False,
-    "reachable": True,
-    "valid_number": True,
-    "plmn": "20601",
-    "mcc": "206",
-    "mnc": "01",
-    "imsi": "206010000000000",
-    "local_format": "456789023",
-    "msc": None,
-    "original_operator_name": None,
-    "number_requested": "32456789023",
-    "created_at": "2025-03-30T12:41:00.000000Z",
 }
 CREATE_201: dict[str, Any] = {
     "status": True,

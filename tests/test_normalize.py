@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from api_reference import HLR_RESULT
 
 from numberyo_provider import schema
 from numberyo_provider.errors import BadResponseError
@@ -23,24 +24,6 @@ from numberyo_provider.privacy import PrivacyPolicy
 
 LOADED_AT = datetime(2025, 4, 1, 8, 0, tzinfo=timezone.utc)
 
-HLR_RESULT = {
-    "country_code": 32,
-    "country_name": "Belgium",
-    "operator_name": "Proximus NV van publiek recht",
-    "msisdn": "32456789023",
-    "ported": False,
-    "reachable": True,
-    "valid_number": True,
-    "plmn": "20601",
-    "mcc": "206",
-    "mnc": "01",
-    "imsi": "206010000000000",
-    "local_format": "456789023",
-    "msc": None,
-    "original_operator_name": None,
-    "number_requested": "32456789023",
-    "created_at": "2025-03-30T12:41:00.000000Z",
-}
 
 CREATED = {
     "status": True,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_reference import HLR_KEYS, VERIFY_KEYS
 
 from numberyo_provider.client import NumberYoClient
 from numberyo_provider.errors import AuthenticationError, ServerError
@@ -23,25 +24,8 @@ from numberyo_provider.sync import SyncCancelled, SyncSummary, run_sync
 from numberyo_provider.warehouse import connect_warehouse
 
 NUMBER = "32456789023"
-HLR_COLUMNS = (
-    "country_code",
-    "country_name",
-    "operator_name",
-    "msisdn",
-    "ported",
-    "reachable",
-    "valid_number",
-    "plmn",
-    "mcc",
-    "mnc",
-    "imsi",
-    "local_format",
-    "msc",
-    "original_operator_name",
-    "number_requested",
-    "created_at",
-)
-VERIFY_COLUMNS = ("e164_format", "valid_number", "number_carrier", "created_at")
+HLR_COLUMNS = HLR_KEYS
+VERIFY_COLUMNS = [*VERIFY_KEYS, "created_at"]
 
 
 # --- the witness: expected rows straight from the simulator's truth (not from our code) ------
