@@ -47,6 +47,24 @@ def _lineage() -> list[pa.Field]:
     ]
 
 
+def _result_key() -> list[pa.Field]:
+    """The key every results table shares: one row per result of a check."""
+    return [
+        _f(
+            "check_id",
+            pa.int64(),
+            "The check these results belong to; joins `checks`.",
+            nullable=False,
+        ),
+        _f(
+            "result_index",
+            pa.int32(),
+            "Position of the result in the API's `results` list.",
+            nullable=False,
+        ),
+    ]
+
+
 @dataclass(frozen=True)
 class Table:
     """One warehouse table: its Arrow schema, key and how it is landed."""
@@ -107,18 +125,7 @@ HLR_RESULTS = Table(
     primary_key=("check_id", "result_index"),
     schema=pa.schema(
         [
-            _f(
-                "check_id",
-                pa.int64(),
-                "The check these results belong to; joins `checks`.",
-                nullable=False,
-            ),
-            _f(
-                "result_index",
-                pa.int32(),
-                "Position of the result in the API's `results` list.",
-                nullable=False,
-            ),
+            *_result_key(),
             _f("country_code", pa.int32(), "Country calling code, e.g. 32 for Belgium."),
             _f("country_name", pa.string(), "Country name."),
             _f("operator_name", pa.string(), "Operator currently serving the number."),
@@ -157,18 +164,7 @@ VERIFY_RESULTS = Table(
     primary_key=("check_id", "result_index"),
     schema=pa.schema(
         [
-            _f(
-                "check_id",
-                pa.int64(),
-                "The check these results belong to; joins `checks`.",
-                nullable=False,
-            ),
-            _f(
-                "result_index",
-                pa.int32(),
-                "Position of the result in the API's `results` list.",
-                nullable=False,
-            ),
+            *_result_key(),
             _f("e164_format", pa.string(), "The number in E.164 format, with `+`."),
             _f("valid_number", pa.bool_(), "Whether the number is valid."),
             _f("number_carrier", pa.string(), "Carrier of the number."),
