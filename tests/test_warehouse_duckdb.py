@@ -571,7 +571,56 @@ def test_duckdb_settings_from_the_url(tmp_path: Path) -> None:
     assert limit.replace(" ", "").upper().startswith(("286.1MIB", "300", "286"))
     assert int(threads) == 1
     default = connect_warehouse(f"duckdb:///{tmp_path / 'v.duckdb'}")
-    assert default.config["memory_limit"] == "128MB"
+    assert default.config["memory_limit"] == "64MB"
+    with default.connection() as con:
+        spill = con.execute("SELECT current_setting('temp_directory')").fetchone()
+    # DuckDB would spill an in-memory instance's overflow into the working directory.
+    assert spill == (f"{tmp_path / 'v.duckdb'}.tmp",)
+
+
+def test_row_groups_are_written_at_the_configured_size(tmp_path: Path) -> None:
+    rows = 40_000
+    files = land(tmp_path / "land", "load-rg", checks=[check(i) for i in range(rows)])
+    sizes = {}
+    for option, expected in (("", 16_384), ("?row_group_size=122880", 122_880)):
+        path = tmp_path / f"w{expected}.duckdb"
+        with connect_warehouse(f"duckdb:///{path}{option}") as wh:
+            wh.ensure_schema()
+            wh.commit_load(commit("load-rg", files))
+            with wh.connection() as con:
+                counts = con.execute(
+                    "SELECT row_group_id, max(count) FROM pragma_storage_info('numberyo.checks') "
+                    "GROUP BY ALL ORDER BY ALL"
+                ).fetchall()
+        sizes[expected] = [c for _, c in counts]
+    assert max(sizes[16_384]) == 16_384 and sum(sizes[16_384]) == rows
+    assert sizes[122_880] == [rows]
+
+
+@pytest.mark.parametrize("value", ["1000", "lots", "0"])
+def test_bad_row_group_size_is_a_clear_error(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"row_group_size.*multiple of 2048"):
+        connect_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}?row_group_size={value}")
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_a_connection_of_this_process_holding_the_file_is_waited_for(tmp_path: Path) -> None:
+    import duckdb
+
+    db = tmp_path / "held.duckdb"
+    held = duckdb.connect(str(db))
+    try:
+        with (
+            connect_warehouse(f"duckdb:///{db}", lock_timeout_s=0.3) as busy,
+            pytest.raises(WarehouseLockedError, match="lock_timeout_s") as info,
+        ):
+            busy.ensure_schema()
+        assert str(db) in str(info.value)
+    finally:
+        held.close()
+    with connect_warehouse(f"duckdb:///{db}", lock_timeout_s=5) as free:
+        free.ensure_schema()
+        assert free.get_watermark() is None
 
 
 def test_bad_duckdb_setting_is_a_clear_error(tmp_path: Path) -> None:

@@ -61,9 +61,15 @@ from numberyo_provider.warehouse.base import (
 from numberyo_provider.warehouse.lock import connect_with_retry
 
 MEMORY = ":memory:"
-#: Bounds a load's memory; DuckDB spills to disk beyond it. 128MB keeps a 1M-row load within
-#: 1.25x of a bare CTAS (64MB: 1.5x) while a 100,000-check sync stays near the 10,000-check peak.
-DEFAULT_MEMORY_LIMIT = "128MB"
+#: Bounds a load's memory; DuckDB spills to disk (``<file>.tmp``) beyond it. With the row-group
+#: size below, a 1M-row load stays within 1.15x of a bare CTAS and a 100,000-check sync within
+#: 50 MB of a 10,000-check one (docs/benchmarks.md); raise it in the URL for big merges.
+DEFAULT_MEMORY_LIMIT = "64MB"
+#: Rows per row group of what we write (DuckDB's default is 122,880). A transaction keeps its
+#: unfinished row groups in memory until commit; smaller groups go to the file sooner.
+DEFAULT_ROW_GROUP_SIZE = 16_384
+#: Our own URL option: an ATTACH option rather than a DuckDB setting.
+ROW_GROUP_SIZE_OPTION = "row_group_size"
 _Q = ddl.quote_ident
 _STAGE = "__numberyo_stage"
 _OLD = "__numberyo_old"
@@ -87,7 +93,10 @@ class DuckDBWarehouse(Warehouse):
         self.path = path if path == MEMORY else os.path.abspath(path)
         #: DuckDB settings for our connections (from the URL's query); a load's memory otherwise
         #: grows with its size up to DuckDB's default of 80% of RAM.
-        self.config = {"memory_limit": DEFAULT_MEMORY_LIMIT, **(config or {})}
+        settings = dict(config or {})
+        self.row_group_size = _row_group_size(settings.pop(ROW_GROUP_SIZE_OPTION, None))
+        spill = {} if path == MEMORY else {"temp_directory": f"{self.path}.tmp"}
+        self.config = {"memory_limit": DEFAULT_MEMORY_LIMIT, **spill, **settings}
         self.lock_timeout_s = lock_timeout_s
         self.url_for_display = f"duckdb:///{path}"
         self._memory: duckdb.DuckDBPyConnection | None = (
@@ -105,7 +114,12 @@ class DuckDBWarehouse(Warehouse):
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        con = connect_with_retry(self.path, timeout_s=self.lock_timeout_s, config=self.config)
+        con = connect_with_retry(
+            self.path,
+            timeout_s=self.lock_timeout_s,
+            config=self.config,
+            row_group_size=self.row_group_size,
+        )
         try:
             yield con
         finally:
@@ -467,6 +481,21 @@ def _connect(path: str, config: Mapping[str, str]) -> duckdb.DuckDBPyConnection:
         raise ConfigurationError(
             f"bad DuckDB setting in the warehouse URL ({dict(config)}): {exc}"
         ) from None
+
+
+def _row_group_size(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_ROW_GROUP_SIZE
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size < 2048 or size % 2048:
+        raise ConfigurationError(
+            f"bad {ROW_GROUP_SIZE_OPTION}={value!r} in the DuckDB warehouse URL: use a multiple "
+            f"of 2048 rows, e.g. {DEFAULT_ROW_GROUP_SIZE} (ours) or 122880 (DuckDB's default)"
+        )
+    return size
 
 
 def _local_path(path: str) -> str:

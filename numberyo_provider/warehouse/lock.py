@@ -10,13 +10,16 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import duckdb
 
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.warehouse.base import WarehouseLockedError
+from numberyo_provider.warehouse.ddl import quote_ident, quote_literal
 
-_LOCK_MARKERS = ("could not set lock", "conflicting lock")
+#: Another process holds the file; or another DuckDB instance of this process has it attached.
+_LOCK_MARKERS = ("could not set lock", "conflicting lock", "unique file handle conflict")
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -30,27 +33,44 @@ def connect_with_retry(
     timeout_s: float,
     read_only: bool = False,
     config: Mapping[str, str] | None = None,
+    row_group_size: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """``duckdb.connect(path)``, retried with jittered backoff while the file is locked."""
+    """A connection whose default catalog is the file at ``path``, retried with jittered backoff
+    while the file is locked.
+
+    The file is ATTACHed to an in-memory instance (named after the file, as ``duckdb.connect(path)``
+    would) because only ATTACH takes storage options such as ``ROW_GROUP_SIZE``.
+    """
     deadline = time.monotonic() + max(timeout_s, 0.0)
     delay = 0.02
+    options = ["READ_ONLY"] if read_only else []
+    if row_group_size is not None:
+        options.append(f"ROW_GROUP_SIZE {int(row_group_size)}")
+    attach = f"ATTACH {quote_literal(path)} AS {quote_ident(Path(path).stem)}" + (
+        f" ({', '.join(options)})" if options else ""
+    )
     while True:
         try:
-            return duckdb.connect(path, read_only=read_only, config=dict(config or {}))
+            con = duckdb.connect(":memory:", config=dict(config or {}))
         except duckdb.Error as exc:
-            if isinstance(exc, duckdb.ProgrammingError) and not is_lock_error(exc):
-                raise ConfigurationError(
-                    f"bad DuckDB setting for {path} ({dict(config or {})}): {exc}"
-                ) from None
+            raise ConfigurationError(
+                f"bad DuckDB setting for {path} ({dict(config or {})}): {exc}"
+            ) from None
+        try:
+            con.execute(attach)
+            con.execute(f"USE {quote_ident(Path(path).stem)}")
+            return con
+        except duckdb.Error as exc:
+            con.close()
             if not is_lock_error(exc):
                 raise
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WarehouseLockedError(
-                    f"DuckDB file {path} is held by another process (DuckDB allows one writer, "
-                    f"and a read-only connection elsewhere also blocks writing); gave up after "
-                    f"{timeout_s:g} s. Close the other connection (a DuckDB CLI, notebook, BI tool "
-                    "or another sync) or raise lock_timeout_s. DuckDB said: "
+                    f"DuckDB file {path} is held by another process or connection (DuckDB allows "
+                    "one writer, and a read-only connection elsewhere also blocks writing); gave "
+                    f"up after {timeout_s:g} s. Close the other connection (a DuckDB CLI, "
+                    "notebook, BI tool or another sync) or raise lock_timeout_s. DuckDB said: "
                     f"{str(exc).splitlines()[0]}"
                 ) from exc
             time.sleep(min(delay * (0.5 + random.random()), remaining))
