@@ -572,6 +572,65 @@ def test_charge_delay_lets_the_client_time_out_after_the_charge(
     assert api.list().json()["pagination"]["total"] == 1
 
 
+def test_latency_runs_from_arrival_and_the_work_happens_inside_it(
+    numberyo_simulator_factory: Factory,
+) -> None:
+    """A POST charges when it arrives and answers ``latency_ms`` later, never much earlier."""
+    from numberyo_provider.simulator.app import _Pacer
+
+    server = numberyo_simulator_factory(latency_ms=300)
+    api = Api(server)
+    try:
+        api.list()  # warm the connection
+        charged_at: list[float] = []
+        worker = threading.Thread(target=lambda: charged_at.append(_wait_for_charge(server)))
+        worker.start()
+        sent = time.monotonic()
+        assert api.create().status_code == 201
+        answered = time.monotonic()
+        worker.join(10)
+    finally:
+        api.session.close()
+    # The charge is visible well before the answer: the latency is not spent before the work.
+    assert charged_at and charged_at[0] < answered - 0.1
+    # The pacer may only wake early by the overshoot it learnt, at most MAX_CORRECTION_S.
+    assert answered - sent >= 0.3 - _Pacer.MAX_CORRECTION_S
+
+
+def _wait_for_charge(server: SimulatorServer) -> float:
+    deadline = time.monotonic() + 10
+    while not server.sim.charges() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return time.monotonic()
+
+
+def test_the_pacer_learns_the_timer_overshoot_but_never_more_than_its_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from numberyo_provider.simulator.app import _Pacer
+
+    async def run(pacer: _Pacer, n: int) -> None:
+        for _ in range(n):
+            await pacer.until(time.perf_counter() + 0.002)
+
+    pacer = _Pacer()
+    asyncio.run(run(pacer, 60))
+    assert 0 < pacer.late <= _Pacer.MAX_CORRECTION_S
+
+    # A loop that wakes 10 ms late (overloaded) is not hidden: the correction stays capped.
+    slow = _Pacer()
+    real_sleep = asyncio.sleep
+
+    async def late_sleep(delay: float) -> None:
+        await real_sleep(delay + 0.01)
+
+    monkeypatch.setattr(asyncio, "sleep", late_sleep)
+    asyncio.run(run(slow, 100))
+    assert slow.late == _Pacer.MAX_CORRECTION_S
+
+
 # ------------------------------------------------------------------------------------- hooks
 
 

@@ -114,7 +114,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="existing checks in the account's history, free of charge (250)",
     )
     parser.add_argument(
-        "--latency-ms", type=_non_negative_float, default=0.0, help="added to every answer (0)"
+        "--latency-ms",
+        type=_non_negative_float,
+        default=0.0,
+        help="time from a request's arrival to its answer, the server's work included (0)",
     )
     parser.add_argument(
         "--rate-limit-share",

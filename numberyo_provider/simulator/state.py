@@ -227,6 +227,8 @@ class Simulator:
 
     Knobs ``latency_ms``, ``rate_limit_share``, ``error_share``, ``retry_after_s``,
     ``charge_delay_s`` and ``before_request`` are plain attributes tests may change at run time.
+    ``latency_ms`` runs from a request's arrival to its answer (a POST charges on arrival);
+    ``charge_delay_s`` delays the answer of a charged request further.
     ``before_request(endpoint, info)`` runs in a worker thread before each API request is
     handled; ``info`` holds method, path, query, account label, page, check_id, phone_number and
     check_type (never the token); an exception in it answers 500. The request log keeps the last
