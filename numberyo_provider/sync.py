@@ -216,6 +216,9 @@ class _Run:
         self.committed = False
         self.prepared = False
         self._total_from_pages = False
+        #: The warehouse held no check when the run started: nothing listed can be loaded yet
+        #: (a concurrent load of the same checks only costs their results' free GETs again).
+        self._warehouse_was_empty = False
         self._warehouse: Warehouse | None = None
         self.summary = SyncSummary(
             load_id=load_id,
@@ -286,6 +289,7 @@ class _Run:
             wh.ensure_schema()
             watermark = wh.get_watermark(STREAM)
             stale = wh.failed_loads_files()
+            self._warehouse_was_empty = not wh.has_checks()
         if stale:
             log.info("deleting %d landed files of earlier failed loads", len(stale))
             remove_files(self.parquet_path, stale, storage_options=self.storage_options)
@@ -392,7 +396,7 @@ class _Run:
         self, batch: list[Check], fetcher: ResultFetcher
     ) -> tuple[list[Check], int, PendingResults]:
         self._check_stop()
-        if self.full_refresh:
+        if self.full_refresh or self._warehouse_was_empty:
             new = batch
         else:
             with self._db("reading which checks are loaded"):

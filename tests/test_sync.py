@@ -135,7 +135,11 @@ def loads(url: str) -> list[dict[str, Any]]:
 
 
 def results_requested(sim: Any) -> list[int]:
-    return [e.check_id for e in sim.requests() if e.endpoint == "results"]
+    return results_requested_since(sim, 0)
+
+
+def results_requested_since(sim: Any, start: int) -> list[int]:
+    return [e.check_id for e in sim.requests()[start:] if e.endpoint == "results"]
 
 
 def parquet_files(root: Path) -> list[str]:
@@ -186,7 +190,7 @@ def test_backfill_then_incremental_fetches_only_new_results(
     ]
     second = sync(server, wh_url, root)
     assert_matches_truth(wh_url, sim)
-    asked = [e.check_id for e in sim.requests()[before:] if e.endpoint == "results"]
+    asked = results_requested_since(sim, before)
     assert sorted(asked) == sorted(new_ids)
     assert second.checks_new == 3
     assert second.watermark_after is not None and second.watermark_after["check_id"] == max(new_ids)
@@ -197,6 +201,40 @@ def test_backfill_then_incremental_fetches_only_new_results(
         (second.load_id, "committed"),
     ]
     json.dumps(second.as_dict())  # JSON-able for XCom
+
+
+def test_only_a_warehouse_with_checks_is_asked_which_are_loaded(
+    numberyo_simulator_factory: Callable[..., Any],
+    wh_url: str,
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from numberyo_provider.warehouse.duckdb import DuckDBWarehouse
+
+    asked: list[int] = []
+    original = DuckDBWarehouse.existing_check_ids
+
+    def spy(self: DuckDBWarehouse, ids: Any) -> set[int]:
+        asked.extend(ids)
+        return original(self, ids)
+
+    monkeypatch.setattr(DuckDBWarehouse, "existing_check_ids", spy)
+    server = numberyo_simulator_factory(seed_checks=45)
+    sim = server.sim
+    sync(server, wh_url, root, batch_size=20)
+    assert asked == []  # an empty warehouse holds none of them: no query per batch
+    assert_matches_truth(wh_url, sim)
+
+    # Checks but no watermark (e.g. `numberyo check` loaded them, or the state was reset): a
+    # backfill that must not fetch again what is loaded.
+    with connect_warehouse(wh_url) as wh:
+        wh.query(f"DELETE FROM {wh.qualified('_sync_state')}")
+    before = len(sim.requests())
+    again = sync(server, wh_url, root, batch_size=20)
+    assert sorted(asked) == sorted(t["check"]["id"] for t in sim.truth())
+    assert results_requested_since(sim, before) == []
+    assert again.checks_seen == 45 and again.checks_new == 0
+    assert_matches_truth(wh_url, sim)
 
 
 def test_nothing_new_reads_one_or_two_pages_and_keeps_the_watermark(

@@ -131,6 +131,10 @@ class Warehouse(ABC):
     def get_watermark(self, stream: str = "checks") -> Watermark | None: ...
 
     @abstractmethod
+    def has_checks(self) -> bool:
+        """Whether ``checks`` holds any row: a first backfill can skip asking which are loaded."""
+
+    @abstractmethod
     def existing_check_ids(self, ids: Sequence[int]) -> set[int]:
         """Those of ``ids`` whose row is in ``checks`` and whose results are loaded.
 

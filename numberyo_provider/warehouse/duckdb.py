@@ -202,6 +202,11 @@ class DuckDBWarehouse(Warehouse):
             return None
         return Watermark(check_id=int(row[0]), created_at=utc(row[1]))
 
+    def has_checks(self) -> bool:
+        with self._reading() as con:
+            row = con.execute(f"SELECT 1 FROM {self.qualified(CHECKS.name)} LIMIT 1").fetchone()
+        return row is not None
+
     def existing_check_ids(self, ids: Sequence[int]) -> set[int]:
         wanted = sorted({int(i) for i in ids})
         if not wanted:

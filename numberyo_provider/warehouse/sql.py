@@ -201,6 +201,11 @@ class SqlWarehouse(Warehouse):
             return None
         return Watermark(check_id=int(row[0]), created_at=utc(row[1]))
 
+    def has_checks(self) -> bool:
+        checks = self.tables[CHECKS.name]
+        with self._reading() as conn:
+            return conn.execute(sa.select(checks.c.check_id).limit(1)).first() is not None
+
     def existing_check_ids(self, ids: Sequence[int]) -> set[int]:
         wanted = sorted({int(i) for i in ids})
         checks = self.tables[CHECKS.name]
