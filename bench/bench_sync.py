@@ -7,7 +7,7 @@
    Medians of ``--reps`` (3). For context the same machine's *client ceiling* is measured too:
    the same number of ``GET /api/checks/{id}/results`` with the same workers and nothing else
    (no paging, no Arrow, no Parquet, no warehouse).
-2. Peak memory: the RSS high-water mark (``resource.getrusage(...).ru_maxrss``) of a process that
+2. Peak memory: the RSS high-water mark (``VmHWM`` in ``/proc/self/status``) of a process that
    runs one backfill, each size (``--memory-sizes``, default 10,000 and 100,000 checks) in a fresh
    subprocess, against a simulator with no latency. Flat means: the sizes differ by < 50 MB. The
    high-water mark just before the commit is reported too (extraction, normalisation, landing),
@@ -80,6 +80,16 @@ def simulator(checks: int, latency_ms: float) -> Iterator[str]:
 
 
 def _maxrss_mb() -> float:
+    """This process's RSS high-water mark. ``VmHWM``, not ``ru_maxrss``: Linux carries
+    ``ru_maxrss`` over from the parent through fork and exec, so a child started by a big parent
+    (this script after the throughput runs) would report at least the parent's size."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 

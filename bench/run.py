@@ -28,6 +28,8 @@ BENCHMARKS: dict[str, list[str]] = {
         "3",
         "--memory-sizes",
         "10000,100000",
+        "--postgres-url",
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test",
     ],
     "check": ["--checks", "4000", "--latency-ms", "20", "--workers", "8", "--reps", "3"],
     "load": ["--rows", "1000000", "--reps", "3"],
