@@ -373,19 +373,23 @@ class ParquetLander:
 
 def remove_files(
     root: str, paths: Iterable[str], storage_options: Mapping[str, Any] | None = None
-) -> None:
+) -> list[str]:
     """Delete landed files (e.g. a failed load's) and their temp files; missing ones are fine.
 
-    Paths that are not ``.parquet`` files under ``root`` are never touched (logged and skipped):
-    after a change of landing root, old manifests must not make a run fail, nor delete elsewhere.
+    Returns the paths that are gone now. Paths that are not ``.parquet`` files under ``root`` are
+    never touched (logged and skipped, not returned): after a change of landing root, old
+    manifests must not make a run fail, nor delete elsewhere.
     """
     fs, root_path = _filesystem(root, dict(storage_options or {}))
     local = isinstance(fs, LocalFileSystem)
+    gone: list[str] = []
     for p in paths:
         if _relative_to_root(fs, root_path, p) is None or not p.endswith(".parquet"):
             log.warning("not deleting %s: not a .parquet file under the landing root %s", p, root)
             continue
         _remove_one(fs, local, root_path, p)
+        gone.append(p)
+    return gone
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -212,6 +212,11 @@ LOADS = Table(
                 "(e.g. a listed check whose results answered 404).",
                 json=True,
             ),
+            _f(
+                "cleaned_at",
+                TIMESTAMP,
+                "For a failed load: when a later sync deleted its landed files (NULL: not yet).",
+            ),
         ]
     ),
 )

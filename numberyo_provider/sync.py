@@ -288,12 +288,18 @@ class _Run:
             self.summary.warehouse = wh.url_for_display
             wh.ensure_schema()
             watermark = wh.get_watermark(STREAM)
-            stale = wh.failed_loads_files()
+            stale = wh.failed_loads_to_clean()
             self._warehouse_was_empty = not wh.has_checks()
         if stale:
-            log.info("deleting %d landed files of earlier failed loads", len(stale))
-            remove_files(self.parquet_path, stale, storage_options=self.storage_options)
-            self.summary.failed_load_files_cleaned = len(stale)
+            log.info("deleting the landed files of %d earlier failed load(s)", len(stale))
+            cleaned: list[str] = []
+            for load_id, paths in stale.items():
+                gone = remove_files(self.parquet_path, paths, storage_options=self.storage_options)
+                self.summary.failed_load_files_cleaned += len(gone)
+                if len(gone) == len(paths):  # else: landed under another root; left listed
+                    cleaned.append(load_id)
+            with self._db("noting the cleaned failed loads"):
+                wh.mark_loads_cleaned(cleaned)
         self.summary.watermark_before = _wm_dict(watermark)
         self.prepared = True
         return None if self.full_refresh else watermark
@@ -455,19 +461,29 @@ class _Run:
                     self.load_id,
                     record_exc,
                 )
+        paths = [f.path for f in files]
         try:
             if lander is not None:
                 lander.abort()
-            if files:
-                remove_files(
-                    self.parquet_path, [f.path for f in files], storage_options=self.storage_options
-                )
+            gone = remove_files(self.parquet_path, paths, storage_options=self.storage_options)
         except Exception as remove_exc:
             log.warning(
                 "sync %s: could not delete landed files (%s); the next sync deletes them",
                 self.load_id,
                 remove_exc,
             )
+            return
+        if paths and self.prepared and len(gone) == len(paths):
+            try:
+                with self._db("noting the failed load's files as deleted"):
+                    self.warehouse.mark_loads_cleaned([self.load_id])
+            except Exception as mark_exc:
+                log.warning(
+                    "sync %s: could not note the failed load's files as deleted (%s); the next "
+                    "sync looks for them again",
+                    self.load_id,
+                    mark_exc,
+                )
 
 
 def _is_database_error(exc: BaseException) -> bool:

@@ -523,7 +523,47 @@ def test_hard_killed_process_then_rerun_is_exact(
     assert_matches_truth(wh_url, sim)
 
 
-def test_files_of_failed_loads_are_deleted_by_the_next_run(
+def test_files_of_failed_loads_are_deleted_by_the_next_run_once(
+    numberyo_simulator_factory: Callable[..., Any],
+    wh_url: str,
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from numberyo_provider import land
+
+    server = numberyo_simulator_factory(seed_checks=15)
+
+    def crash(name: str) -> None:
+        if name == "landed":
+            raise RuntimeError("boom")
+
+    # The failed run cannot delete its files (say, the disk is briefly unavailable).
+    def unavailable(*args: Any) -> None:
+        raise OSError("disk unavailable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(land, "_remove_one", unavailable)
+        patched.setattr(land.ParquetLander, "abort", lambda self: None)
+        with pytest.raises(RuntimeError, match="boom"):
+            sync(server, wh_url, root, on_stage=crash)
+    [failed] = loads(wh_url)
+    assert failed["status"] == "failed" and failed["files"]
+    assert all(Path(p).exists() for p in failed["files"])
+    summary = sync(server, wh_url, root)
+    assert not any(Path(p).exists() for p in failed["files"])
+    assert summary.failed_load_files_cleaned == len(failed["files"])
+    assert_matches_truth(wh_url, server.sim)
+    # Cleaned once: the next run does not look for them again.
+    assert sync(server, wh_url, root).failed_load_files_cleaned == 0
+    with connect_warehouse(wh_url) as wh:
+        [(cleaned_at,)] = wh.query(
+            f"SELECT cleaned_at FROM {wh.qualified('_loads')} WHERE load_id = ?",
+            [failed["load_id"]],
+        )
+    assert cleaned_at is not None
+
+
+def test_a_failed_run_that_deletes_its_files_leaves_nothing_to_clean(
     numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
 ) -> None:
     server = numberyo_simulator_factory(seed_checks=15)
@@ -532,17 +572,11 @@ def test_files_of_failed_loads_are_deleted_by_the_next_run(
         if name == "landed":
             raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="boom"):
         sync(server, wh_url, root, on_stage=crash)
     [failed] = loads(wh_url)
-    # The failed run could not delete one of its files (say, the disk was briefly unavailable).
-    leftover = Path(failed["files"][0])
-    leftover.parent.mkdir(parents=True, exist_ok=True)
-    leftover.write_bytes(b"left behind")
-    summary = sync(server, wh_url, root)
-    assert not leftover.exists()
-    assert summary.failed_load_files_cleaned == len(failed["files"])
-    assert_matches_truth(wh_url, server.sim)
+    assert failed["files"] and not any(Path(p).exists() for p in failed["files"])
+    assert sync(server, wh_url, root).failed_load_files_cleaned == 0
 
 
 def test_cancel_stops_promptly_and_leaves_nothing(

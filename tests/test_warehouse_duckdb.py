@@ -180,9 +180,10 @@ def test_ensure_schema_creates_every_table_with_types_and_comments(wh: Warehouse
 
 def test_ensure_schema_adds_columns_the_model_gained(wh: Warehouse) -> None:
     wh.query("ALTER TABLE numberyo.hlr_results DROP COLUMN msc")
+    wh.query("ALTER TABLE numberyo._loads DROP COLUMN cleaned_at")  # made before it existed
     wh.ensure_schema()
-    names = [r[0] for r in wh.query("DESCRIBE numberyo.hlr_results")]
-    assert "msc" in names
+    assert "msc" in [r[0] for r in wh.query("DESCRIBE numberyo.hlr_results")]
+    assert "cleaned_at" in [r[0] for r in wh.query("DESCRIBE numberyo._loads")]
 
 
 def test_reads_before_ensure_schema_say_what_to_do(tmp_path: Path) -> None:
@@ -405,12 +406,20 @@ def test_failed_loads_are_listed_for_cleanup_but_never_a_committed_one(
     # The committed load's file must never be listed for deletion, even if passed by mistake.
     wh.record_failed_load("bad", "sync", T0, [*bad, *good], [{"error": "boom"}])
     wh.record_failed_load("good", "sync", T0, good, [])  # already committed: ignored
-    assert wh.failed_loads_files() == [f.path for f in bad]
+    assert wh.failed_loads_to_clean() == {"bad": [f.path for f in bad]}
     status = dict(wh.query("SELECT load_id, status FROM numberyo._loads"))
     assert status == {"good": "committed", "bad": "failed"}
+    # Once its files are deleted, a failed load leaves the list and says when.
+    wh.mark_loads_cleaned(["bad", "good"])  # a committed load is never marked
+    assert wh.failed_loads_to_clean() == {}
+    cleaned = dict(wh.query("SELECT load_id, cleaned_at IS NOT NULL FROM numberyo._loads"))
+    assert cleaned == {"good": False, "bad": True}
+    # Recorded as failed again (a retry with the same id): listed again.
+    wh.record_failed_load("bad", "sync", T0, bad, [])
+    assert wh.failed_loads_to_clean() == {"bad": [f.path for f in bad]}
     # A failed load that is later committed leaves the list.
     wh.commit_load(commit("bad", bad))
-    assert wh.failed_loads_files() == []
+    assert wh.failed_loads_to_clean() == {}
 
 
 # --- in-memory, transactions ---------------------------------------------------------------

@@ -183,10 +183,12 @@ def test_postgres_types_and_comments(postgres_url: str) -> None:
 
 def test_ensure_schema_adds_columns_the_model_gained(wh: SqlWarehouse) -> None:
     wh.query(f"ALTER TABLE {wh.qualified('hlr_results')} DROP COLUMN msc")
+    wh.query(f"ALTER TABLE {wh.qualified('_loads')} DROP COLUMN cleaned_at")
     wh.ensure_schema()
-    table = wh.tables["hlr_results"]
-    names = [c["name"] for c in sa.inspect(wh.engine).get_columns(table.name, table.schema)]
-    assert "msc" in names
+    for name, column in (("hlr_results", "msc"), ("_loads", "cleaned_at")):
+        table = wh.tables[name]
+        columns = sa.inspect(wh.engine).get_columns(table.name, table.schema)
+        assert column in [c["name"] for c in columns]
 
 
 def test_reads_before_ensure_schema_say_what_to_do(tmp_path: Path) -> None:
@@ -398,10 +400,15 @@ def test_failed_loads_are_listed_for_cleanup_but_never_a_committed_one(
     # The committed load's file must never be listed for deletion, even if passed by mistake.
     wh.record_failed_load("bad", "sync", T0, [*bad, *good], [{"error": "boom"}])
     wh.record_failed_load("good", "sync", T0, good, [])
-    assert wh.failed_loads_files() == [f.path for f in bad]
+    assert wh.failed_loads_to_clean() == {"bad": [f.path for f in bad]}
     assert {r[0]: r[2] for r in rows(wh, "_loads")} == {"good": "committed", "bad": "failed"}
+    wh.mark_loads_cleaned(["bad", "good"])  # a committed load is never marked
+    assert wh.failed_loads_to_clean() == {}
+    assert {r[0]: r[-1] is not None for r in rows(wh, "_loads")} == {"good": False, "bad": True}
+    wh.record_failed_load("bad", "sync", T0, bad, [])
+    assert wh.failed_loads_to_clean() == {"bad": [f.path for f in bad]}
     wh.commit_load(commit("bad", bad))
-    assert wh.failed_loads_files() == []
+    assert wh.failed_loads_to_clean() == {}
 
 
 @pytest.mark.postgres

@@ -12,7 +12,7 @@ import json
 import logging
 import posixpath
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -145,8 +145,13 @@ class Warehouse(ABC):
         """
 
     @abstractmethod
-    def failed_loads_files(self) -> list[str]:
-        """Landed files of loads recorded as failed (to delete with ``land.remove_files``)."""
+    def failed_loads_to_clean(self) -> dict[str, list[str]]:
+        """Load id -> landed files, for failed loads whose files were not deleted yet (to delete
+        with ``land.remove_files``, then :meth:`mark_loads_cleaned`), oldest first."""
+
+    @abstractmethod
+    def mark_loads_cleaned(self, load_ids: Sequence[str]) -> None:
+        """Set ``cleaned_at`` of these failed loads: their files are gone, stop listing them."""
 
     def commit_load(self, commit: LoadCommit) -> LoadResult:
         """Merge the load's files and write manifest + watermark, all in one transaction.
@@ -352,17 +357,16 @@ def errors_json(errors: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(list(errors), default=str)
 
 
-def paths_from_manifest(values: Iterator[Any]) -> list[str]:
-    """Flatten ``_loads.files`` values (JSON text or already decoded lists) into paths."""
+def paths_from_manifest(value: Any) -> list[str]:
+    """The paths of one ``_loads.files`` value (JSON text or an already decoded list)."""
+    if value is None:
+        return []
+    items = json.loads(value) if isinstance(value, str | bytes) else value
     out: list[str] = []
-    for value in values:
-        if value is None:
-            continue
-        items = json.loads(value) if isinstance(value, str | bytes) else value
-        for item in items or []:
-            path = item.get("path") if isinstance(item, Mapping) else item
-            if isinstance(path, str) and path not in out:
-                out.append(path)
+    for item in items or []:
+        path = item.get("path") if isinstance(item, Mapping) else item
+        if isinstance(path, str) and path not in out:
+            out.append(path)
     return out
 
 

@@ -220,13 +220,23 @@ class DuckDBWarehouse(Warehouse):
             ).fetchall()
         return {int(r[0]) for r in rows}
 
-    def failed_loads_files(self) -> list[str]:
+    def failed_loads_to_clean(self) -> dict[str, list[str]]:
         with self._reading() as con:
             rows = con.execute(
-                f"SELECT files FROM {self.qualified(LOADS.name)} WHERE status = 'failed' "
-                "ORDER BY started_at, load_id"
+                f"SELECT load_id, files FROM {self.qualified(LOADS.name)} WHERE status = 'failed' "
+                "AND cleaned_at IS NULL ORDER BY started_at, load_id"
             ).fetchall()
-        return paths_from_manifest(r[0] for r in rows)
+        return {str(r[0]): paths_from_manifest(r[1]) for r in rows}
+
+    def mark_loads_cleaned(self, load_ids: Sequence[str]) -> None:
+        if not load_ids:
+            return
+        with self.transaction() as con:
+            con.execute(
+                f"UPDATE {self.qualified(LOADS.name)} SET cleaned_at = now() "
+                "WHERE status = 'failed' AND load_id IN (SELECT unnest($ids::VARCHAR[]))",
+                {"ids": list(load_ids)},
+            )
 
     @contextmanager
     def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -408,7 +418,8 @@ class DuckDBWarehouse(Warehouse):
         guard = "" if overwrite_committed else f" WHERE {_Q(LOADS.name)}.status <> 'committed'"
         con.execute(
             f"INSERT INTO {self.qualified(LOADS.name)} ({', '.join(_Q(n) for n in names)}) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (load_id) DO UPDATE SET {updates}{guard}",
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (load_id) DO UPDATE SET "
+            f"{updates}{guard}",
             [
                 load_id,
                 kind,

@@ -229,15 +229,26 @@ class SqlWarehouse(Warehouse):
                 found.update(int(r[0]) for r in conn.execute(query))
         return found
 
-    def failed_loads_files(self) -> list[str]:
+    def failed_loads_to_clean(self) -> dict[str, list[str]]:
         loads = self.tables[LOADS.name]
         with self._reading() as conn:
             rows = conn.execute(
-                sa.select(loads.c.files)
-                .where(loads.c.status == "failed")
+                sa.select(loads.c.load_id, loads.c.files)
+                .where(loads.c.status == "failed", loads.c.cleaned_at.is_(None))
                 .order_by(loads.c.started_at, loads.c.load_id)
             )
-            return paths_from_manifest(r[0] for r in rows)
+            return {str(r[0]): paths_from_manifest(r[1]) for r in rows}
+
+    def mark_loads_cleaned(self, load_ids: Sequence[str]) -> None:
+        if not load_ids:
+            return
+        loads = self.tables[LOADS.name]
+        with self.transaction() as conn:
+            conn.execute(
+                loads.update()
+                .where(loads.c.status == "failed", loads.c.load_id.in_(list(load_ids)))
+                .values(cleaned_at=datetime.now(timezone.utc))
+            )
 
     @contextmanager
     def _reading(self) -> Iterator[sa.Connection]:
