@@ -215,7 +215,8 @@ LOADS = Table(
             _f(
                 "cleaned_at",
                 TIMESTAMP,
-                "For a failed load: when a later sync deleted its landed files (NULL: not yet).",
+                "For a failed load: when its landed files were deleted, by the failed run "
+                "itself or by a later sync (NULL: not yet).",
             ),
         ]
     ),

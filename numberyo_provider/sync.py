@@ -294,7 +294,13 @@ class _Run:
             log.info("deleting the landed files of %d earlier failed load(s)", len(stale))
             cleaned: list[str] = []
             for load_id, paths in stale.items():
-                gone = remove_files(self.parquet_path, paths, storage_options=self.storage_options)
+                try:
+                    gone = remove_files(
+                        self.parquet_path, paths, storage_options=self.storage_options
+                    )
+                except OSError as exc:  # old leftovers must not keep new data out
+                    log.warning("could not delete the files of failed load %s: %s", load_id, exc)
+                    continue
                 self.summary.failed_load_files_cleaned += len(gone)
                 if len(gone) == len(paths):  # else: landed under another root; left listed
                     cleaned.append(load_id)

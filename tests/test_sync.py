@@ -549,6 +549,12 @@ def test_files_of_failed_loads_are_deleted_by_the_next_run_once(
     [failed] = loads(wh_url)
     assert failed["status"] == "failed" and failed["files"]
     assert all(Path(p).exists() for p in failed["files"])
+    # Still unavailable at the next run: the leftovers do not keep new data out.
+    with monkeypatch.context() as patched:
+        patched.setattr(land, "_remove_one", unavailable)
+        blocked = sync(server, wh_url, root)
+    assert blocked.failed_load_files_cleaned == 0
+    assert all(Path(p).exists() for p in failed["files"])
     summary = sync(server, wh_url, root)
     assert not any(Path(p).exists() for p in failed["files"])
     assert summary.failed_load_files_cleaned == len(failed["files"])
