@@ -27,3 +27,16 @@ HLR_RESULT: dict[str, Any] = {
 HLR_KEYS: list[str] = list(HLR_RESULT)
 #: The three documented Verify fields (the example is cut short with "...").
 VERIFY_KEYS: list[str] = ["e164_format", "valid_number", "number_carrier"]
+#: The documented answer of ``POST /api/checks`` (201) for an HLR check.
+CREATE_201: dict[str, Any] = {
+    "status": True,
+    "message": "Check successfully created.",
+    "check": {
+        "id": 123,
+        "type": "HLR",
+        "source": "API",
+        "user_cost": "1.00",
+        "created_at": "2025-03-30T14:10:23Z",
+    },
+    "results": {"type": "HLR", "results": [HLR_RESULT]},
+}

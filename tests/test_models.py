@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from api_reference import HLR_RESULT
+from api_reference import CREATE_201, HLR_RESULT
 
 from numberyo_provider.errors import BadResponseError, ConfigurationError
 from numberyo_provider.models import (
@@ -27,18 +27,6 @@ from numberyo_provider.models import (
 LIST_200: dict[str, Any] = {
     "checks": [{"id": 42, "type": "HLR", "created_at": "2025-03-30T14:21:00.000000Z"}],
     "pagination": {"current_page": 1, "total_pages": 4, "total": 32},
-}
-CREATE_201: dict[str, Any] = {
-    "status": True,
-    "message": "Check successfully created.",
-    "check": {
-        "id": 123,
-        "type": "HLR",
-        "source": "API",
-        "user_cost": "1.00",
-        "created_at": "2025-03-30T14:10:23Z",
-    },
-    "results": {"type": "HLR", "results": [HLR_RESULT]},
 }
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from api_reference import HLR_RESULT
+from api_reference import CREATE_201, HLR_RESULT
 
 from numberyo_provider import schema
 from numberyo_provider.errors import BadResponseError
@@ -25,20 +25,6 @@ from numberyo_provider.privacy import PrivacyPolicy
 LOADED_AT = datetime(2025, 4, 1, 8, 0, tzinfo=timezone.utc)
 
 
-CREATED = {
-    "status": True,
-    "message": "Check successfully created.",
-    "check": {
-        "id": 123,
-        "type": "HLR",
-        "source": "API",
-        "user_cost": "1.00",
-        "created_at": "2025-03-30T14:10:23Z",
-    },
-    "results": {"type": "HLR", "results": [HLR_RESULT]},
-}
-
-
 def _check(
     check_id: int, check_type: str, created_at: str = "2025-03-30T14:21:00.000000Z"
 ) -> Check:
@@ -51,7 +37,7 @@ def _rows(tables: dict[str, Any], name: str) -> list[dict[str, Any]]:
 
 def test_created_hlr_check_matches_the_reference_example() -> None:
     tables = normalize_created(
-        CreatedCheck.from_api(CREATED), "+32 456789023", load_id="load-1", loaded_at=LOADED_AT
+        CreatedCheck.from_api(CREATE_201), "+32 456789023", load_id="load-1", loaded_at=LOADED_AT
     )
     for table in schema.DATA_TABLES:
         assert tables[table.name].schema.equals(table.schema, check_metadata=True)
@@ -151,7 +137,7 @@ def test_timestamps_are_utc_whatever_the_offset() -> None:
 
 
 def test_money_is_exact() -> None:
-    body = json.loads(json.dumps(CREATED))
+    body = json.loads(json.dumps(CREATE_201))
     body["check"]["user_cost"] = "0.1235"
     tables = normalize_created(CreatedCheck.from_api(body), "32456789023", load_id="l")
     assert _rows(tables, "checks")[0]["user_cost"] == Decimal("0.1235")
@@ -164,7 +150,7 @@ def test_money_is_exact() -> None:
 
 
 def test_unknown_check_and_envelope_fields_are_kept() -> None:
-    body = json.loads(json.dumps(CREATED))
+    body = json.loads(json.dumps(CREATE_201))
     body["check"]["channel"] = "batch"
     body["results"]["provider"] = "x"
     body["request_id"] = "abc"
@@ -179,7 +165,7 @@ def test_unknown_check_and_envelope_fields_are_kept() -> None:
 
 def test_privacy_is_applied_before_anything_leaves() -> None:
     tables = normalize_created(
-        CreatedCheck.from_api(CREATED),
+        CreatedCheck.from_api(CREATE_201),
         "32456789023",
         load_id="l",
         privacy=PrivacyPolicy(mode="mask"),
@@ -189,7 +175,7 @@ def test_privacy_is_applied_before_anything_leaves() -> None:
     assert hlr["msisdn"] == "32*******23"
     assert hlr["imsi"].startswith("20601") and "0000000000" not in hlr["imsi"]
     hashed = normalize_created(
-        CreatedCheck.from_api(CREATED),
+        CreatedCheck.from_api(CREATE_201),
         "32456789023",
         load_id="l",
         privacy=PrivacyPolicy(mode="hmac", secret="s" * 32),
