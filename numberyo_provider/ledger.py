@@ -312,26 +312,8 @@ class Ledger:
             },
             where=t.c.status != CREATED,
         )
-        rows = [
-            {
-                "request_id": rid,
-                "run_id": run_id,
-                "phone_number": digits,
-                "check_type": check_type,
-                "status": PENDING,
-                "check_id": None,
-                "attempts": 1,
-                "error": None,
-                "requested_at": now,
-                "updated_at": now,
-                "check_created_at": None,
-                "user_cost": None,
-                "last_run_id": run_id,
-            }
-            for rid, digits in numbers
-        ]
         with self._write() as conn:
-            conn.execute(stmt, rows)
+            conn.execute(stmt, _new_rows(run_id, check_type, numbers, PENDING, 1, None, now))
 
     def mark_not_checked(
         self,
@@ -359,26 +341,8 @@ class Ledger:
             # Never downgrade a created row, nor a pending one (it may have been sent).
             where=sa.and_(t.c.status != CREATED, t.c.status != PENDING),
         )
-        rows = [
-            {
-                "request_id": rid,
-                "run_id": run_id,
-                "phone_number": digits,
-                "check_type": check_type,
-                "status": NOT_CHECKED,
-                "check_id": None,
-                "attempts": 0,
-                "error": reason,
-                "requested_at": now,
-                "updated_at": now,
-                "check_created_at": None,
-                "user_cost": None,
-                "last_run_id": run_id,
-            }
-            for rid, digits in numbers
-        ]
         with self._write() as conn:
-            conn.execute(stmt, rows)
+            conn.execute(stmt, _new_rows(run_id, check_type, numbers, NOT_CHECKED, 0, reason, now))
 
     def record(
         self, run_id: str, outcomes: Sequence[Outcome], *, now: datetime | None = None
@@ -599,3 +563,33 @@ def _sqlite_on_begin(conn: Connection) -> None:
     # instead of deadlocking on a read-to-write lock upgrade; reads do not block writers.
     immediate = conn.get_execution_options().get("ledger_write", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _new_rows(
+    run_id: str,
+    check_type: str,
+    numbers: Sequence[tuple[str, str]],
+    status: str,
+    attempts: int,
+    error: str | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Ledger rows as first inserted for ``(request_id, digits)`` pairs (no check yet)."""
+    return [
+        {
+            "request_id": rid,
+            "run_id": run_id,
+            "phone_number": digits,
+            "check_type": check_type,
+            "status": status,
+            "check_id": None,
+            "attempts": attempts,
+            "error": error,
+            "requested_at": now,
+            "updated_at": now,
+            "check_created_at": None,
+            "user_cost": None,
+            "last_run_id": run_id,
+        }
+        for rid, digits in numbers
+    ]
