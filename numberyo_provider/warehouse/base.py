@@ -173,14 +173,16 @@ class Warehouse(ABC):
                 rows[table.name] = self._upsert_batches(conn, table, batches, commit.load_id)
             self._write_load_row(
                 conn,
-                commit.load_id,
-                commit.kind,
-                "committed",
-                commit.started_at,
-                now,
-                commit.files,
-                rows,
-                commit.errors,
+                load_row(
+                    commit.load_id,
+                    commit.kind,
+                    "committed",
+                    commit.started_at,
+                    now,
+                    commit.files,
+                    rows,
+                    commit.errors,
+                ),
                 overwrite_committed=True,
             )
             if commit.watermark is not None:
@@ -203,14 +205,16 @@ class Warehouse(ABC):
         with self._load_transaction(None) as conn:
             self._write_load_row(
                 conn,
-                load_id,
-                kind,
-                "failed",
-                started_at,
-                datetime.now(timezone.utc),
-                own_files(load_id, files),
-                {},
-                errors,
+                load_row(
+                    load_id,
+                    kind,
+                    "failed",
+                    started_at,
+                    datetime.now(timezone.utc),
+                    own_files(load_id, files),
+                    {},
+                    errors,
+                ),
                 overwrite_committed=False,
             )
 
@@ -236,19 +240,10 @@ class Warehouse(ABC):
 
     @abstractmethod
     def _write_load_row(
-        self,
-        conn: Any,
-        load_id: str,
-        kind: str,
-        status: str,
-        started_at: datetime,
-        finished_at: datetime,
-        files: Sequence[LandedFile],
-        rows: Mapping[str, int],
-        errors: Sequence[Mapping[str, Any]],
-        *,
-        overwrite_committed: bool,
-    ) -> None: ...
+        self, conn: Any, row: Mapping[str, Any], *, overwrite_committed: bool
+    ) -> None:
+        """Insert or replace the ``_loads`` row ``row`` (every column, see :func:`load_row`);
+        a committed load is only replaced when ``overwrite_committed``."""
 
     @abstractmethod
     def _move_watermark(
@@ -349,12 +344,29 @@ def results_table_for(check_type: str) -> Table | None:
     return RESULTS_TABLE_BY_TYPE.get(check_type)
 
 
-def manifest_json(commit_files: Sequence[LandedFile]) -> str:
-    return json.dumps([f.path for f in commit_files])
-
-
-def errors_json(errors: Sequence[Mapping[str, Any]]) -> str:
-    return json.dumps(list(errors), default=str)
+def load_row(
+    load_id: str,
+    kind: str,
+    status: str,
+    started_at: datetime,
+    finished_at: datetime,
+    files: Sequence[LandedFile],
+    rows: Mapping[str, int],
+    errors: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """A ``_loads`` row, every column of the schema in order (a new row is not cleaned yet)."""
+    row = {
+        "load_id": load_id,
+        "kind": kind,
+        "status": status,
+        "started_at": _utc(started_at),
+        "finished_at": finished_at,
+        "files": json.dumps([f.path for f in files]),
+        "rows": json.dumps(dict(rows)),
+        "errors": json.dumps(list(errors), default=str),
+        "cleaned_at": None,
+    }
+    return {name: row[name] for name in LOADS.schema.names}
 
 
 def paths_from_manifest(value: Any) -> list[str]:

@@ -32,7 +32,6 @@ import fsspec
 import pyarrow as pa
 
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.land import LandedFile
 from numberyo_provider.schema import (
     ALL_TABLES,
     CHECKS,
@@ -52,8 +51,6 @@ from numberyo_provider.warehouse.base import (
     Warehouse,
     WarehouseError,
     Watermark,
-    errors_json,
-    manifest_json,
     paths_from_manifest,
     upsert_batch,
     utc,
@@ -398,38 +395,16 @@ class DuckDBWarehouse(Warehouse):
             con.execute(f"DROP TABLE {_OLD}")
 
     def _write_load_row(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        load_id: str,
-        kind: str,
-        status: str,
-        started_at: datetime,
-        finished_at: datetime,
-        files: Sequence[LandedFile],
-        rows: Mapping[str, int],
-        errors: Sequence[Mapping[str, Any]],
-        *,
-        overwrite_committed: bool,
+        self, con: duckdb.DuckDBPyConnection, row: Mapping[str, Any], *, overwrite_committed: bool
     ) -> None:
-        import json
-
-        names = [f.name for f in LOADS.schema]
+        names = list(row)
         updates = ", ".join(f"{_Q(n)} = excluded.{_Q(n)}" for n in names if n != "load_id")
         guard = "" if overwrite_committed else f" WHERE {_Q(LOADS.name)}.status <> 'committed'"
         con.execute(
             f"INSERT INTO {self.qualified(LOADS.name)} ({', '.join(_Q(n) for n in names)}) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (load_id) DO UPDATE SET "
+            f"VALUES ({', '.join('?' for _ in names)}) ON CONFLICT (load_id) DO UPDATE SET "
             f"{updates}{guard}",
-            [
-                load_id,
-                kind,
-                status,
-                utc(started_at),
-                finished_at,
-                manifest_json(files),
-                json.dumps(dict(rows)),
-                errors_json(errors),
-            ],
+            list(row.values()),
         )
 
     def _move_watermark(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -35,7 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.land import LandedFile, SchemaMismatchError, conform
+from numberyo_provider.land import SchemaMismatchError, conform
 from numberyo_provider.schema import (
     CHECKS,
     LOADS,
@@ -54,8 +53,6 @@ from numberyo_provider.warehouse.base import (
     WarehouseError,
     WarehouseLockedError,
     Watermark,
-    errors_json,
-    manifest_json,
     paths_from_manifest,
     upsert_batch,
     utc,
@@ -541,37 +538,16 @@ class SqlWarehouse(Warehouse):
         )
 
     def _write_load_row(
-        self,
-        conn: sa.Connection,
-        load_id: str,
-        kind: str,
-        status: str,
-        started_at: datetime,
-        finished_at: datetime,
-        files: Sequence[LandedFile],
-        rows: Mapping[str, int],
-        errors: Sequence[Mapping[str, Any]],
-        *,
-        overwrite_committed: bool,
+        self, conn: sa.Connection, row: Mapping[str, Any], *, overwrite_committed: bool
     ) -> None:
         loads = self.tables[LOADS.name]
-        current = conn.execute(sa.select(loads.c.status).where(loads.c.load_id == load_id)).scalar()
+        where = loads.c.load_id == row["load_id"]
+        current = conn.execute(sa.select(loads.c.status).where(where)).scalar()
         if current == "committed" and not overwrite_committed:
             return
         if current is not None:
-            conn.execute(loads.delete().where(loads.c.load_id == load_id))
-        conn.execute(
-            loads.insert().values(
-                load_id=load_id,
-                kind=kind,
-                status=status,
-                started_at=utc(started_at),
-                finished_at=finished_at,
-                files=manifest_json(files),
-                rows=json.dumps(dict(rows)),
-                errors=errors_json(errors),
-            )
-        )
+            conn.execute(loads.delete().where(where))
+        conn.execute(loads.insert().values(**row))
 
     def _move_watermark(
         self,
