@@ -465,12 +465,18 @@ class SqlWarehouse(Warehouse):
         for data in self._batches(table, paths, commit):
             conn.execute(statement, data.to_pylist())
 
-    def _lineage(self, table: Table, load_id: str, loaded_at: datetime) -> list[Any]:
+    def _generation(
+        self, table: Table, source: sa.Table, gen: int, load_id: str, loaded_at: datetime
+    ) -> tuple[list[str], sa.Select[Any]]:
+        """Target columns, and the staged rows of generation ``gen`` stamped with the lineage."""
         target = self.tables[table.name]
-        return [
+        data = [c.name for c in target.columns if c.name not in ddl.LINEAGE_COLUMNS]
+        select = sa.select(
+            *[source.c[n] for n in data],
             sa.literal(loaded_at, target.c._loaded_at.type).label("_loaded_at"),
             sa.literal(load_id, target.c._load_id.type).label("_load_id"),
-        ]
+        ).where(source.c[_GEN] == gen)
+        return [*data, *ddl.LINEAGE_COLUMNS], select
 
     def _upsert(
         self,
@@ -482,11 +488,8 @@ class SqlWarehouse(Warehouse):
         loaded_at: datetime,
     ) -> None:
         target = self.tables[table.name]
-        data = [c.name for c in target.columns if c.name not in ddl.LINEAGE_COLUMNS]
-        select = sa.select(
-            *[source.c[n] for n in data], *self._lineage(table, load_id, loaded_at)
-        ).where(source.c[_GEN] == gen)
-        statement = pg_insert(target).from_select([*data, *ddl.LINEAGE_COLUMNS], select)
+        columns, select = self._generation(table, source, gen, load_id, loaded_at)
+        statement = pg_insert(target).from_select(columns, select)
         coalesce = COALESCE_ON_MERGE.get(table.name, ())
         updates = {
             c.name: (
@@ -527,14 +530,8 @@ class SqlWarehouse(Warehouse):
                 )
             )
         conn.execute(target.delete().where(sa.exists().where(source.c[_GEN] == gen, match)))
-        data = [c.name for c in target.columns if c.name not in ddl.LINEAGE_COLUMNS]
         conn.execute(
-            target.insert().from_select(
-                [*data, *ddl.LINEAGE_COLUMNS],
-                sa.select(
-                    *[source.c[n] for n in data], *self._lineage(table, load_id, loaded_at)
-                ).where(source.c[_GEN] == gen),
-            )
+            target.insert().from_select(*self._generation(table, source, gen, load_id, loaded_at))
         )
 
     def _write_load_row(
