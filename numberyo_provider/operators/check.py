@@ -35,7 +35,7 @@ from numberyo_provider.budget import DEFAULT_COST_ESTIMATE
 from numberyo_provider.coercion import as_bool, as_decimal, as_int, as_text
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.hooks.numberyo import NumberYoHook
-from numberyo_provider.operators.sync import sync_assets
+from numberyo_provider.operators.sync import default_outlets
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -187,14 +187,8 @@ class NumberYoCreateChecksOperator(BaseOperator):
         reconcile_settle_s: float = 30.0,
         **kwargs: Any,
     ) -> None:
-        if (
-            "outlets" not in kwargs
-            and load is True
-            and not plan_only
-            and warehouse
-            and "{{" not in warehouse
-        ):
-            kwargs["outlets"] = sync_assets(warehouse)
+        if load is True and not plan_only:
+            default_outlets(kwargs, warehouse)
         super().__init__(**kwargs)
         self.check_type = check_type
         self.numberyo_conn_id = numberyo_conn_id
@@ -463,8 +457,7 @@ class NumberYoLoadLandedOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
-        if "outlets" not in kwargs and warehouse and "{{" not in warehouse:
-            kwargs["outlets"] = sync_assets(warehouse)
+        default_outlets(kwargs, warehouse)
         super().__init__(**kwargs)
         self.check_task_id = check_task_id
         self.warehouse = warehouse

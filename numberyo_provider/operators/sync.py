@@ -28,6 +28,13 @@ def sync_assets(warehouse: str) -> list[Asset]:
     return [Asset(uri) for uri in sync_asset_uris(warehouse).values()]
 
 
+def default_outlets(kwargs: dict[str, Any], warehouse: str | None) -> None:
+    """Set ``kwargs["outlets"]`` to ``warehouse``'s Assets unless given, or unless ``warehouse``
+    is a template (its value, hence its Assets, is unknown when the DAG is parsed)."""
+    if "outlets" not in kwargs and warehouse and "{{" not in warehouse:
+        kwargs["outlets"] = sync_assets(warehouse)
+
+
 class NumberYoSyncOperator(BaseOperator):
     """Sync the account's check history into ``warehouse`` (first run: backfill; then only new).
 
@@ -71,8 +78,7 @@ class NumberYoSyncOperator(BaseOperator):
         storage_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if "outlets" not in kwargs and warehouse and "{{" not in warehouse:
-            kwargs["outlets"] = sync_assets(warehouse)
+        default_outlets(kwargs, warehouse)
         super().__init__(**kwargs)
         self.numberyo_conn_id = numberyo_conn_id
         self.warehouse = warehouse
