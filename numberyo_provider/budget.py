@@ -11,6 +11,11 @@ API's answer (``check.user_cost``), so:
   cost is a guess: a run can overspend by at most its actual cost minus the estimate, plus, if
   costs later rise (another country), the difference on the checks in flight.
 
+What the server says a check cost is evidence, not truth: a missing, zero, negative, non-finite
+or absurd ``user_cost`` (over :data:`MAX_PLAUSIBLE_COST`) would loosen the budget, so it is never
+used for it. The reservation (the estimate, or the highest plausible cost seen) is counted instead,
+and a warning says so. The ledger and the warehouse keep the value as the server sent it.
+
 When the limit would be passed while checks are in flight, :meth:`Budget.try_reserve` answers
 :data:`WAIT` (one that fails gives its reservation back; :meth:`Budget.reserve` waits for them),
 and ``None`` only when even an idle budget cannot afford one more check; :attr:`Budget.exhausted`
@@ -19,17 +24,23 @@ then says which limit it was.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
 
 from numberyo_provider.errors import ConfigurationError
 
-__all__ = ["DEFAULT_COST_ESTIMATE", "WAIT", "Budget", "Reservation"]
+__all__ = ["DEFAULT_COST_ESTIMATE", "MAX_PLAUSIBLE_COST", "WAIT", "Budget", "Reservation"]
+
+log = logging.getLogger("numberyo_provider.budget")
 
 #: The API reference's example price of a check ("user_cost": "1.00").
 DEFAULT_COST_ESTIMATE = Decimal("1.00")
 _WAIT_SLICE_S = 0.2
+#: No check costs more than this many credits (the reference's example costs 1.00): a higher
+#: ``user_cost`` is taken for a server error, not a price.
+MAX_PLAUSIBLE_COST = Decimal(1000)
 #: :meth:`Budget.try_reserve`'s answer when the checks in flight decide.
 WAIT = "wait"
 
@@ -53,6 +64,20 @@ def _decimal(name: str, value: object) -> Decimal | None:
         raise ConfigurationError(f"{name} must be a number, not {value!r}") from None
     if not amount.is_finite() or amount < 0:
         raise ConfigurationError(f"{name} must be a number >= 0, not {value!r}")
+    return amount
+
+
+def plausible_cost(cost: object) -> Decimal | None:
+    """``cost`` when it can be a real price (a finite number, > 0, at most
+    :data:`MAX_PLAUSIBLE_COST`), else None."""
+    if isinstance(cost, bool) or cost is None:
+        return None
+    try:
+        amount = cost if isinstance(cost, Decimal) else Decimal(str(cost).strip())
+    except ArithmeticError:
+        return None
+    if not amount.is_finite() or amount <= 0 or amount > MAX_PLAUSIBLE_COST:
+        return None
     return amount
 
 
@@ -90,6 +115,8 @@ class Budget:
         self.unknown = 0
         #: ``"max_checks"`` or ``"max_credits"`` once a reservation was refused.
         self.exhausted: str | None = None
+        #: Created checks whose ``user_cost`` was not believed (the reservation was counted).
+        self.distrusted = 0
 
     @property
     def limited(self) -> bool:
@@ -164,11 +191,15 @@ class Budget:
             self._probing.discard(reservation.check_type)
             if outcome == "created":
                 self.created += 1
-                self.spent += cost if cost is not None else reservation.amount
-                if cost is not None:
+                believed = plausible_cost(cost)
+                if believed is None:
+                    self._distrust(reservation.check_type, cost, reservation.amount)
+                    self.spent += reservation.amount
+                else:
+                    self.spent += believed
                     previous = self._costs.get(reservation.check_type)
                     self._costs[reservation.check_type] = (
-                        cost if previous is None else max(previous, cost)
+                        believed if previous is None else max(previous, believed)
                     )
             elif outcome == "unknown":
                 self.unknown += 1
@@ -177,12 +208,42 @@ class Budget:
                 raise ValueError(f"unknown outcome {outcome!r}")
             self._cond.notify_all()
 
-    def record_known(self, check_type: str, cost: Decimal) -> None:
-        """A check created outside the budget (found by reconciliation) teaches its cost."""
+    def record_known(self, check_type: str, cost: Decimal | None) -> None:
+        """A cost seen outside this run's POSTs (the ledger's last check) teaches the type's
+        price; an implausible one teaches nothing."""
+        believed = plausible_cost(cost)
+        if believed is None:
+            return
         with self._cond:
             previous = self._costs.get(check_type)
-            self._costs[check_type] = cost if previous is None else max(previous, cost)
+            self._costs[check_type] = believed if previous is None else max(previous, believed)
             self._cond.notify_all()
+
+    def record_paid(self, check_type: str, cost: Decimal | None) -> None:
+        """A check this run did not create but that was paid for (found by reconciliation): it
+        counts in ``spent`` (and against ``max_credits``) at its believed cost or the estimate."""
+        believed = plausible_cost(cost)
+        with self._cond:
+            if believed is None:
+                amount = self._costs.get(check_type, self.cost_estimate)
+                self._distrust(check_type, cost, amount)
+            else:
+                amount = believed
+                previous = self._costs.get(check_type)
+                self._costs[check_type] = believed if previous is None else max(previous, believed)
+            self.spent += amount
+            self._cond.notify_all()
+
+    def _distrust(self, check_type: str, cost: object, counted: Decimal) -> None:
+        self.distrusted += 1
+        if self.distrusted <= 3:
+            log.warning(
+                "the API said a %s check cost %r credits, which cannot be a price; counting %s "
+                "credits (the estimate) against the budget instead",
+                check_type,
+                None if cost is None else str(cost),
+                counted,
+            )
 
     def wake(self) -> None:
         """Wake a waiting :meth:`reserve` (after ``stop`` was set)."""

@@ -53,6 +53,7 @@ from numberyo_provider.errors import (
 from numberyo_provider.extract import SyncCancelled
 from numberyo_provider.ledger import (
     CREATED,
+    DEFAULT_CLAIM_LEASE,
     FAILED,
     NOT_CHECKED,
     PENDING,
@@ -60,7 +61,9 @@ from numberyo_provider.ledger import (
     LedgerRow,
     Outcome,
     default_ledger_url,
+    new_owner,
     request_id,
+    retire_owner,
 )
 from numberyo_provider.models import Check, CheckResults, CreatedCheck, normalize_check_type
 from numberyo_provider.normalize import normalize_checks, normalize_created
@@ -177,6 +180,12 @@ class CheckOptions:
     max_consecutive_errors: int = 20
     #: Hygiene only: count what would be sent (``would_send``); no request, no ledger write.
     dry_run: bool = False
+    #: How long a claim on a number holds without renewal (the checker renews it every quarter
+    #: of it); another run takes over an unrenewed claim only after this, through reconciliation.
+    claim_lease: timedelta = DEFAULT_CLAIM_LEASE
+    #: At the end of the run, how long to wait for numbers another run holds (in flight there)
+    #: before leaving them ``not_checked`` for the next run.
+    claim_wait: timedelta = timedelta(seconds=60)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "check_type", normalize_check_type(self.check_type))
@@ -196,6 +205,12 @@ class CheckOptions:
         _positive_int("max_workers", self.max_workers)
         _positive_int("batch_size", self.batch_size)
         _positive_int("max_consecutive_errors", self.max_consecutive_errors)
+        if not isinstance(self.claim_lease, timedelta) or self.claim_lease < timedelta(seconds=4):
+            raise ConfigurationError(
+                f"claim_lease must be a duration of at least 4 seconds, not {self.claim_lease!r}"
+            )
+        if not isinstance(self.claim_wait, timedelta) or self.claim_wait < timedelta(0):
+            raise ConfigurationError(f"claim_wait must be a duration >= 0, not {self.claim_wait!r}")
         check_shard(self.shard_index, self.shards)
 
 
@@ -225,6 +240,9 @@ class CheckSummary:
     not_checked: int = 0
     #: Requests still ``pending`` at the end (outcome unknown; the next run reconciles them).
     outcome_unknown: int = 0
+    #: Numbers another run held (in flight there, or its outcome unknown) until this run ended:
+    #: not sent by this run; the run that holds them, or the next run, settles them.
+    in_flight_elsewhere: int = 0
     #: Dry run: numbers that would have been sent.
     would_send: int = 0
     credits_spent: Decimal = Decimal(0)
@@ -275,6 +293,7 @@ class CheckSummary:
             "failed",
             "not_checked",
             "outcome_unknown",
+            "in_flight_elsewhere",
             "would_send",
         ):
             setattr(out, name, sum(getattr(p, name) for p in parts))
@@ -300,6 +319,10 @@ class CheckSummary:
             f"not checked {self.not_checked:,}, outcome unknown {self.outcome_unknown:,}",
             f"  credits spent {self.credits_spent}",
         ]
+        if self.in_flight_elsewhere:
+            lines.append(
+                f"  in flight in another run {self.in_flight_elsewhere:,} (not sent by this run)"
+            )
         if self.would_send:
             lines.append(f"  dry run: {self.would_send:,} number(s) would be sent")
         if self.stopped:
@@ -383,6 +406,15 @@ class Checker:
         self._max_inflight = max(4 * options.max_workers, 8)
         self._executor: ThreadPoolExecutor | None = None
         self._ran = False
+        #: This checker's identity in the ledger's claims (one per checker, never reused).
+        self.owner = new_owner()
+        self._run_started = datetime.now(timezone.utc)
+        #: monotonic time until which every claim of this checker is known to hold.
+        self._lease_valid_until = 0.0
+        self._heartbeat_stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        #: Numbers another owner held when this run wanted them, ``{digits: request_id}``.
+        self._contended: dict[str, str] = {}
 
     # --- control --------------------------------------------------------------------------------
 
@@ -435,6 +467,7 @@ class Checker:
         )
         try:
             if not opts.dry_run:
+                self._start_heartbeat()
                 self._reconcile_before()
             self._load_indexes()
             if not self._interrupted:
@@ -442,6 +475,7 @@ class Checker:
             self._drain(until_empty=True)
             self._flush(force=True)
             if not self._interrupted and not opts.dry_run:
+                self._settle_contended()
                 self._reconcile_after()
         except BaseException as exc:
             # Record what the workers did before anything propagates (KeyboardInterrupt too).
@@ -454,6 +488,7 @@ class Checker:
             raise
         finally:
             self._executor.shutdown(wait=True)
+            self._stop_heartbeat()
         s = self.summary
         s.credits_spent = self.budget.spent
         s.outcome_unknown = sum(
@@ -474,17 +509,137 @@ class Checker:
         opts = self.options
         return opts.shards == 1 or shard_of(digits, opts.shards) == opts.shard_index
 
+    # --- claims ----------------------------------------------------------------------------------
+
+    def _start_heartbeat(self) -> None:
+        """Renew this checker's claims every quarter lease, so a claim lapses only when the
+        process stops renewing it (killed, frozen), never while its POST may still go out."""
+        lease = self.options.claim_lease
+        self._lease_valid_until = time.monotonic() + lease.total_seconds()
+        every = max(lease.total_seconds() / 4, 0.5)
+
+        def beat() -> None:
+            while not self._heartbeat_stop.wait(every):
+                started = time.monotonic()
+                try:
+                    self.ledger.renew(self.owner, lease)
+                except Exception as exc:  # the workers stop sending once the lease runs short
+                    log.warning("could not renew this run's claims in the ledger: %s", exc)
+                    continue
+                self._lease_valid_until = started + lease.total_seconds()
+
+        self._heartbeat = threading.Thread(target=beat, name="numberyo-claims", daemon=True)
+        self._heartbeat.start()
+
+    def _stop_heartbeat(self) -> None:
+        self._heartbeat_stop.set()
+        if self._heartbeat is None:
+            retire_owner(self.owner)
+            return
+        self._heartbeat.join()
+        try:
+            # Claims of requests whose outcome is known go; those still pending stay claimed
+            # until they are reconciled (by this owner's next run, or a taker after the lease).
+            self.ledger.release_settled(self.owner)
+        except Exception as exc:
+            log.warning("could not release this run's settled claims: %s", exc)
+        retire_owner(self.owner)
+
+    def _lease_allows_send(self) -> bool:
+        """A POST goes out only while at least half a lease of the claim is left: a frozen process
+        that wakes after its claim lapsed (and may have been taken over) sends nothing."""
+        half = self.options.claim_lease.total_seconds() / 2
+        return time.monotonic() + half < self._lease_valid_until
+
+    def _settle_contended(self) -> None:
+        """Numbers another run held when this run wanted them: wait (``claim_wait``) for that run
+        to settle them, then send the ones it did not create, reconcile the ones it abandoned, and
+        leave the rest ``not_checked`` for whoever holds them."""
+        opts = self.options
+        deadline = time.monotonic() + opts.claim_wait.total_seconds()
+        while self._contended and not self._interrupted and self._stop_kind is None:
+            pairs = [(rid, d) for d, rid in self._contended.items()]
+            self._contended = {}
+            abandoned = self._take_over_abandoned([d for _, d in pairs])
+            jobs: list[_Job] = []
+            todo = [(rid, d) for rid, d in pairs if d not in abandoned]
+            for index, (rid, digits) in enumerate(todo):
+                reservation = self.budget.reserve(opts.check_type, self.stop_event)
+                if reservation is None:
+                    if self.budget.exhausted and self._stop_kind is None:
+                        self._begin_stop(self.budget.exhausted, self.budget.describe(), halt=False)
+                    if not self._interrupted:
+                        self._record_skipped({self._stop_message or "": todo[index:]})
+                    break
+                jobs.append(_Job(rid, digits, reservation))
+            self._dispatch(jobs)
+            self._drain(until_empty=True)
+            self._flush(force=True)
+            if not self._contended or time.monotonic() >= deadline:
+                break
+            self._interruptible_sleep(min(1.0, max(deadline - time.monotonic(), 0)))
+        left = list(self._contended.items())
+        self._contended = {}
+        if not left:
+            return
+        self.summary.in_flight_elsewhere += len(left)
+        reason = (
+            f"in flight in another run (or its outcome unknown there) until run {opts.run_id} "
+            "ended: not sent by this run; the run holding it, or the next run, settles it"
+        )
+        self.ledger.mark_not_checked(
+            opts.run_id, opts.check_type, [(rid, d) for d, rid in left], reason
+        )
+        log.warning(
+            "%d number(s) were in flight in another run until the end of this one; not sent",
+            len(left),
+        )
+
+    def _take_over_abandoned(self, digits: Sequence[str]) -> set[str]:
+        """Reconcile the pending rows of ``digits`` whose claim was abandoned; returns the numbers
+        it took over (they are settled by reconciliation, or sent by a later pass)."""
+        opts = self.options
+        wanted = set(digits)
+        rows = [
+            r
+            for r in self.ledger.rows(check_type=opts.check_type, status=PENDING)
+            if r.phone_number in wanted
+        ]
+        held = self.ledger.acquire(opts.check_type, rows, owner=self.owner, lease=opts.claim_lease)
+        if not held:
+            return set()
+        log.info("taking over %d abandoned request(s) through reconciliation", len(held))
+        self._reconcile(held, then_send=True)
+        taken = {r.phone_number for r in held}
+        for row in held:  # not found: safe to send again, by the next pass
+            key = _key(row.phone_number)
+            if key not in self._fresh and key not in self._run_created:
+                self._contended.setdefault(
+                    row.phone_number, request_id(opts.run_id, opts.check_type, row.phone_number)
+                )
+        return taken
+
     # --- reconciliation -------------------------------------------------------------------------
 
     def _reconcile_before(self) -> None:
         opts = self.options
         now = datetime.now(timezone.utc)
         horizon = now - opts.max_age
-        rows = [
+        pending = [
             r
             for r in self.ledger.rows(check_type=opts.check_type, status=PENDING)
             if self._mine(r.phone_number)
         ]
+        # Only rows this checker can claim: another owner's live claim means its POST may be in
+        # flight right now, and "not found" would be a lie that pays twice.
+        rows = self.ledger.acquire(
+            opts.check_type, pending, owner=self.owner, lease=opts.claim_lease
+        )
+        if len(rows) < len(pending):
+            log.info(
+                "%d request(s) whose outcome is unknown are held by another run; left to it",
+                len(pending) - len(rows),
+            )
         stale = [r for r in rows if r.run_id != opts.run_id and r.requested_at < horizon]
         if stale:
             self.ledger.record(
@@ -498,6 +653,7 @@ class Checker:
                     )
                     for r in stale
                 ],
+                owner=self.owner,
             )
         todo = [r for r in rows if r not in stale]
         if todo:
@@ -509,13 +665,18 @@ class Checker:
 
     def _reconcile_after(self) -> None:
         opts = self.options
-        rows = [
+        pending = [
             r
             for r in self.ledger.rows(
                 run_id=opts.run_id, check_type=opts.check_type, status=PENDING
             )
             if self._mine(r.phone_number)
         ]
+        # This checker's own (it holds their claims), or abandoned ones; never another live
+        # attempt's (a zombie of this run still sending).
+        rows = self.ledger.acquire(
+            opts.check_type, pending, owner=self.owner, lease=opts.claim_lease
+        )
         if not rows:
             return
         log.info("reconciling %d request(s) whose outcome is unknown", len(rows))
@@ -561,6 +722,7 @@ class Checker:
                 )
             )
             self._land_found(found.check, found.results, found.row.phone_number)
+            self.budget.record_paid(opts.check_type, found.check.user_cost)
             key = _key(found.row.phone_number)
             self._reconciled_keys.add(key)  # counted as reconciled, not again as skipped
             if found.row.run_id == opts.run_id:
@@ -577,7 +739,7 @@ class Checker:
                     f"no such check in the account's history: not charged, {after}",
                 )
             )
-        self.ledger.record(opts.run_id, outcomes)
+        self.ledger.record(opts.run_id, outcomes, owner=self.owner)
         self.summary.reconciled += len(report.found)
         if not then_send:
             self.summary.not_checked += len(report.not_found)
@@ -721,11 +883,29 @@ class Checker:
                         {self._stop_message or "": [(j.request_id, j.digits) for j in batch + jobs]}
                     )
                 return
-            self.ledger.mark_pending(
-                opts.run_id, opts.check_type, [(j.request_id, j.digits) for j in batch]
+            claimed = self.ledger.claim(
+                opts.run_id,
+                opts.check_type,
+                [(j.request_id, j.digits) for j in batch],
+                owner=self.owner,
+                lease=opts.claim_lease,
+                created_since=self._run_started - (timedelta(0) if opts.force else opts.max_age),
             )
+            granted = {d for _, d in claimed.granted}
             for job in batch:
-                self._inflight.add(self._executor.submit(self._send, job))
+                if job.digits in granted:
+                    self._inflight.add(self._executor.submit(self._send, job))
+                else:
+                    self.budget.settle(job.reservation, "not_created")
+            for rid, digits, _holder in claimed.held:
+                self._contended[digits] = rid
+            for rid, digits in claimed.unresolved:
+                self._contended[digits] = rid
+            for _rid, digits in claimed.created:  # another run created it since we looked
+                key = _key(digits)
+                if key not in self._run_created and key not in self._fresh:
+                    self._fresh.add(key)
+                    self.summary.fresh_skipped += 1
 
     def _send(self, job: _Job) -> _Result:
         """Worker thread: one POST, classified. Never raises."""
@@ -733,6 +913,11 @@ class Checker:
         if self.stop_event.is_set():
             self.budget.settle(job.reservation, "not_created")
             return _Result(job, "unsent", error=self._stop_message or "stopped")
+        if not self._lease_allows_send():
+            self.budget.settle(job.reservation, "not_created")
+            return _Result(
+                job, "unsent", error="claim lease ran short (ledger unreachable?): not sent"
+            )
         try:
             created = self.client.create_check(job.digits, check_type)
         except InsufficientCreditsError as exc:
@@ -834,7 +1019,7 @@ class Checker:
         opts = self.options
         due = force or time.monotonic() - self._last_flush >= 0.5
         if self._outcomes and (due or len(self._outcomes) >= opts.batch_size):
-            self.ledger.record(opts.run_id, self._outcomes)
+            self.ledger.record(opts.run_id, self._outcomes, owner=self.owner)
             self._outcomes = []
             self._last_flush = time.monotonic()
         if self._landing and (force or len(self._landing) >= 256):

@@ -22,16 +22,32 @@ the warehouse copy is as of the last load.
 
 Writes are batched (one transaction per batch of numbers) because throughput matters: marking 64
 numbers ``pending`` costs one commit, not 64.
+
+**Claims: at most one payer per number.** A request id is per run, so two runs (a cron overlap, an
+Airflow retry beside a zombie of the first try, two shards whose queries overlap) would each have
+their own row for one number. What stops them both paying is a second table, ``_ledger_claims``,
+keyed by ``(check_type, phone_number)``: :meth:`Ledger.claim` inserts the claim (insert-if-absent,
+the database's unique key is the compare-and-set), re-checks inside the same transaction that no
+other row of the number is ``pending`` or freshly ``created``, and only then marks the number
+``pending``. The claim names its owner (one per :class:`~numberyo_provider.checker.Checker`) and a
+lease; the owner renews the lease while it holds claims and releases a claim in the transaction
+that records a definite outcome. A claim whose outcome stayed unknown is *kept* until the owner
+reconciles it. Another process only takes a claim over once its lease expired (or its owner is a
+dead process on this host) and then only through reconciliation (:meth:`Ledger.take_over`), never
+by sending. Guarantees per backend are in ``docs/credits-and-idempotency.md``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -46,15 +62,21 @@ from numberyo_provider.errors import ConfigurationError
 
 __all__ = [
     "CREATED",
+    "DEFAULT_CLAIM_LEASE",
     "FAILED",
     "NOT_CHECKED",
     "PENDING",
     "STATUSES",
+    "Claim",
+    "ClaimResult",
     "Ledger",
     "LedgerRow",
     "Outcome",
     "default_ledger_url",
+    "new_owner",
+    "owner_is_dead",
     "request_id",
+    "retire_owner",
 ]
 
 PENDING = "pending"
@@ -66,6 +88,10 @@ STATUSES = (PENDING, CREATED, FAILED, NOT_CHECKED)
 #: Table names in the ledger database (schema ``numberyo`` on PostgreSQL, none on SQLite).
 REQUESTS_TABLE = "_ledger_requests"
 REJECTED_TABLE = "_ledger_rejected"
+CLAIMS_TABLE = "_ledger_claims"
+#: How long a claim holds without renewal. It must outlast the longest a POST can take from the
+#: claim to its recorded answer (the owner renews every quarter of it while it runs).
+DEFAULT_CLAIM_LEASE = timedelta(minutes=10)
 _SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 #: SQLite: how long a writer waits for another process's transaction before failing.
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -79,6 +105,62 @@ def request_id(run_id: str, check_type: str, digits: str) -> str:
     """Stable id of one number's request in one run: a rerun of the run finds the same row."""
     key = f"{run_id}\x1f{check_type}\x1f{digits}".encode()
     return hashlib.sha256(key).hexdigest()[:32]
+
+
+def _process_start(pid: int) -> str:
+    """The kernel's start time of ``pid`` (``/proc``): a reused pid is not the owner."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read().decode("ascii", "replace")
+    except OSError:
+        return "-"
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+#: Owners of this process that still run: a finished checker of this process is known dead.
+_LIVE_OWNERS: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def new_owner() -> str:
+    """A claim owner id, ``host:pid:process start:random``, alive until :func:`retire_owner`."""
+    host = socket.gethostname().replace(":", "_")[:80]
+    pid = os.getpid()
+    owner = f"{host}:{pid}:{_process_start(pid)}:{uuid.uuid4().hex[:12]}"
+    with _LIVE_LOCK:
+        _LIVE_OWNERS.add(owner)
+    return owner
+
+
+def retire_owner(owner: str) -> None:
+    """The checker that owned ``owner`` has ended: its leftover claims are free to take over."""
+    with _LIVE_LOCK:
+        _LIVE_OWNERS.discard(owner)
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when ``owner`` provably died: a process of this host that no longer runs (or
+    whose pid now belongs to another process). An owner on another host is never presumed dead:
+    only its lease can tell."""
+    parts = owner.split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname().replace(":", "_")[:80]:
+        return False
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        if parts[2] != _process_start(pid):  # pragma: no cover - a pid reused by this process
+            return True
+        with _LIVE_LOCK:
+            return owner not in _LIVE_OWNERS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return parts[2] != "-" and _process_start(pid) != parts[2]
 
 
 def default_ledger_url(warehouse_url: str) -> str:
@@ -137,7 +219,7 @@ class _UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
-def _tables(db_schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table]:
+def _tables(db_schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
     md = sa.MetaData(schema=db_schema)
     requests = sa.Table(
         REQUESTS_TABLE,
@@ -171,7 +253,19 @@ def _tables(db_schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("rejected_at", _UTCDateTime, nullable=False),
     )
-    return md, requests, rejected
+    claims = sa.Table(
+        CLAIMS_TABLE,
+        md,
+        sa.Column("check_type", sa.String(16), primary_key=True),
+        sa.Column("phone_number", sa.String(32), primary_key=True),
+        sa.Column("owner", sa.String(200), nullable=False),
+        sa.Column("run_id", sa.String(250), nullable=False),
+        sa.Column("request_id", sa.String(64), nullable=False),
+        sa.Column("claimed_at", _UTCDateTime, nullable=False),
+        sa.Column("lease_until", _UTCDateTime, nullable=False),
+        sa.Index(f"ix{CLAIMS_TABLE}_owner", "owner"),
+    )
+    return md, requests, rejected, claims
 
 
 @dataclass(frozen=True)
@@ -189,6 +283,40 @@ class LedgerRow:
     check_created_at: datetime | None
     user_cost: Decimal | None
     last_run_id: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who holds a number: a row of ``_ledger_claims``."""
+
+    check_type: str
+    phone_number: str
+    owner: str
+    run_id: str
+    request_id: str
+    claimed_at: datetime
+    lease_until: datetime
+
+    def expired(self, now: datetime) -> bool:
+        return self.lease_until <= now
+
+    def abandoned(self, now: datetime) -> bool:
+        """Its owner can no longer answer for it: the lease ran out or the owner died."""
+        return self.expired(now) or owner_is_dead(self.owner)
+
+
+@dataclass
+class ClaimResult:
+    """What :meth:`Ledger.claim` did with each ``(request_id, digits)`` it was given."""
+
+    #: Claimed and committed ``pending``: send these, and only these.
+    granted: list[tuple[str, str]] = field(default_factory=list)
+    #: Another owner holds the number (its POST is in flight or its outcome is unknown).
+    held: list[tuple[str, str, Claim]] = field(default_factory=list)
+    #: A ``pending`` row of the number without a live claim: reconcile it before anyone sends.
+    unresolved: list[tuple[str, str]] = field(default_factory=list)
+    #: Created meanwhile (by another run, or fresher than the caller's horizon): not sent.
+    created: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -243,7 +371,7 @@ class Ledger:
         else:
             self.engine = sa.create_engine(parsed, pool_pre_ping=True)
             db_schema = schema.SCHEMA_NAME
-        self._md, self.requests, self.rejected = _tables(db_schema)
+        self._md, self.requests, self.rejected, self.claims = _tables(db_schema)
         self._db_schema = db_schema
         self._lock = threading.Lock()
         if create:
@@ -291,17 +419,240 @@ class Ledger:
         *,
         now: datetime | None = None,
     ) -> None:
-        """Commit ``(request_id, digits)`` as pending, attempts + 1, before their POSTs go out.
+        """Commit ``(request_id, digits)`` as pending, attempts + 1, without a claim.
 
-        A row already ``created`` is never touched (the caller never sends those; this is the
-        database's own guard).
+        For tests and tools that build a ledger by hand; the checker sends only what
+        :meth:`claim` granted. A row already ``created`` or ``pending`` is never touched.
         """
         if not numbers:
             return
         now = now or utcnow()
+        with self._write() as conn:
+            conn.execute(
+                self._pending_upsert(),
+                _new_rows(run_id, check_type, numbers, PENDING, 1, None, now),
+            )
+
+    def claim(
+        self,
+        run_id: str,
+        check_type: str,
+        numbers: Sequence[tuple[str, str]],
+        *,
+        owner: str,
+        lease: timedelta = DEFAULT_CLAIM_LEASE,
+        created_since: datetime | None = None,
+        now: datetime | None = None,
+    ) -> ClaimResult:
+        """Claim ``(request_id, digits)`` pairs for ``owner`` and mark the granted ones pending,
+        in ONE transaction: the only way a number may become ``pending`` before its POST.
+
+        A number is granted only when no other owner holds it, no row of it (any run) is
+        ``pending``, and none is ``created`` by this run or at or after ``created_since`` (None:
+        any time). Claims of numbers not granted are not kept.
+        """
+        result = ClaimResult()
+        if not numbers:
+            return result
+        now = now or utcnow()
+        c, t = self.claims, self.requests
+        by_digits = dict((d, rid) for rid, d in numbers)
+        digits = list(by_digits)
+        created_at = sa.func.coalesce(t.c.check_created_at, t.c.updated_at)
+        with self._write() as conn:
+            conn.execute(
+                self._insert(c).on_conflict_do_nothing(),
+                [
+                    {
+                        "check_type": check_type,
+                        "phone_number": d,
+                        "owner": owner,
+                        "run_id": run_id,
+                        "request_id": rid,
+                        "claimed_at": now,
+                        "lease_until": now + lease,
+                    }
+                    for d, rid in by_digits.items()
+                ],
+            )
+            holders = self._claims_where(conn, check_type, digits)
+            blocking = conn.execute(
+                sa.select(t.c.phone_number, t.c.status).where(
+                    t.c.check_type == check_type,
+                    t.c.phone_number.in_(digits),
+                    sa.or_(
+                        t.c.status == PENDING,
+                        sa.and_(
+                            t.c.status == CREATED,
+                            sa.or_(
+                                t.c.run_id == run_id,
+                                sa.true() if created_since is None else created_at >= created_since,
+                            ),
+                        ),
+                    ),
+                )
+            ).all()
+            pending = {str(r[0]) for r in blocking if r[1] == PENDING}
+            created = {str(r[0]) for r in blocking if r[1] == CREATED}
+            dropped: list[str] = []
+            for d, rid in by_digits.items():
+                holder = holders.get(d)
+                if holder is None or holder.owner != owner:
+                    if holder is not None:
+                        result.held.append((rid, d, holder))
+                    else:  # pragma: no cover - the insert above or another owner holds it
+                        result.unresolved.append((rid, d))
+                elif d in pending:
+                    result.unresolved.append((rid, d))
+                    dropped.append(d)
+                elif d in created:
+                    result.created.append((rid, d))
+                    dropped.append(d)
+                else:
+                    result.granted.append((rid, d))
+            if dropped:
+                conn.execute(
+                    sa.delete(c).where(
+                        c.c.owner == owner,
+                        c.c.check_type == check_type,
+                        c.c.phone_number.in_(dropped),
+                    )
+                )
+            if result.granted:
+                conn.execute(
+                    self._pending_upsert(),
+                    _new_rows(run_id, check_type, result.granted, PENDING, 1, None, now),
+                )
+        return result
+
+    def acquire(
+        self,
+        check_type: str,
+        rows: Sequence[LedgerRow],
+        *,
+        owner: str,
+        lease: timedelta = DEFAULT_CLAIM_LEASE,
+        now: datetime | None = None,
+    ) -> list[LedgerRow]:
+        """Take the claims of ``pending`` rows so that ``owner`` may reconcile them: a number
+        nobody holds is claimed; one whose claim was abandoned (lease expired, owner dead) is
+        taken over by compare-and-set; a live claim of another owner is left alone. Returns the
+        rows now held by ``owner``: only those may be reconciled (and then sent again)."""
+        if not rows:
+            return []
+        now = now or utcnow()
+        c = self.claims
+        digits = sorted({r.phone_number for r in rows})
+        with self._write() as conn:
+            conn.execute(
+                self._insert(c).on_conflict_do_nothing(),
+                [
+                    {
+                        "check_type": check_type,
+                        "phone_number": r.phone_number,
+                        "owner": owner,
+                        "run_id": r.run_id,
+                        "request_id": r.request_id,
+                        "claimed_at": now,
+                        "lease_until": now + lease,
+                    }
+                    for r in {r.phone_number: r for r in rows}.values()
+                ],
+            )
+            for claim in self._claims_where(conn, check_type, digits).values():
+                if claim.owner != owner and claim.abandoned(now):
+                    conn.execute(
+                        sa.update(c)
+                        .where(
+                            c.c.check_type == check_type,
+                            c.c.phone_number == claim.phone_number,
+                            c.c.owner == claim.owner,
+                            c.c.lease_until == claim.lease_until,
+                        )
+                        .values(owner=owner, claimed_at=now, lease_until=now + lease)
+                    )
+            mine = {
+                d
+                for d, claim in self._claims_where(conn, check_type, digits).items()
+                if claim.owner == owner
+            }
+            # Re-read the rows under the claims: one may have been settled since the caller read
+            # it (its owner recorded the answer, then released the claim this call just took).
+            t = self.requests
+            wanted = [r.request_id for r in rows if r.phone_number in mine]
+            fresh = (
+                self._rows(
+                    conn,
+                    sa.select(t).where(t.c.request_id.in_(wanted), t.c.status == PENDING),
+                )
+                if wanted
+                else []
+            )
+            settled = mine - {r.phone_number for r in fresh}
+            if settled:
+                conn.execute(
+                    sa.delete(c).where(
+                        c.c.owner == owner,
+                        c.c.check_type == check_type,
+                        c.c.phone_number.in_(sorted(settled)),
+                    )
+                )
+        return fresh
+
+    def renew(self, owner: str, lease: timedelta = DEFAULT_CLAIM_LEASE) -> int:
+        """Extend every claim of ``owner`` (its heartbeat); returns how many it holds."""
+        now = utcnow()
+        c = self.claims
+        with self._write() as conn:
+            done = conn.execute(
+                sa.update(c).where(c.c.owner == owner).values(lease_until=now + lease)
+            )
+        return int(done.rowcount or 0)
+
+    def release(self, owner: str, request_ids: Iterable[str] | None = None) -> None:
+        """Drop claims of ``owner`` (all, or those of ``request_ids``) whose outcome is known."""
+        c = self.claims
+        stmt = sa.delete(c).where(c.c.owner == owner)
+        if request_ids is not None:
+            ids = list(request_ids)
+            if not ids:
+                return
+            stmt = stmt.where(c.c.request_id.in_(ids))
+        with self._write() as conn:
+            conn.execute(stmt)
+
+    def release_settled(self, owner: str) -> None:
+        """Drop the claims of ``owner`` whose request is no longer ``pending`` (a safety net at
+        the end of a run: an unknown outcome keeps its claim until it is reconciled)."""
+        c, t = self.claims, self.requests
+        still_pending = sa.select(t.c.request_id).where(
+            t.c.request_id == c.c.request_id, t.c.status == PENDING
+        )
+        with self._write() as conn:
+            conn.execute(sa.delete(c).where(c.c.owner == owner, ~sa.exists(still_pending)))
+
+    def claims_of(self, check_type: str | None = None, *, owner: str | None = None) -> list[Claim]:
+        """Claims now in the ledger (for status reports and tests)."""
+        c = self.claims
+        stmt = sa.select(c).order_by(c.c.claimed_at, c.c.phone_number)
+        if check_type is not None:
+            stmt = stmt.where(c.c.check_type == check_type)
+        if owner is not None:
+            stmt = stmt.where(c.c.owner == owner)
+        with self.engine.connect() as conn:
+            return [_to_claim(m) for m in conn.execute(stmt).mappings()]
+
+    def _claims_where(
+        self, conn: Connection, check_type: str, digits: Sequence[str]
+    ) -> dict[str, Claim]:
+        c = self.claims
+        stmt = sa.select(c).where(c.c.check_type == check_type, c.c.phone_number.in_(digits))
+        return {str(m["phone_number"]): _to_claim(m) for m in conn.execute(stmt).mappings()}
+
+    def _pending_upsert(self) -> Any:
         t = self.requests
         stmt = self._insert(t)
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=[t.c.request_id],
             set_={
                 "status": PENDING,
@@ -310,10 +661,8 @@ class Ledger:
                 "updated_at": stmt.excluded.updated_at,
                 "last_run_id": stmt.excluded.last_run_id,
             },
-            where=t.c.status != CREATED,
+            where=sa.and_(t.c.status != CREATED, t.c.status != PENDING),
         )
-        with self._write() as conn:
-            conn.execute(stmt, _new_rows(run_id, check_type, numbers, PENDING, 1, None, now))
 
     def mark_not_checked(
         self,
@@ -345,16 +694,29 @@ class Ledger:
             conn.execute(stmt, _new_rows(run_id, check_type, numbers, NOT_CHECKED, 0, reason, now))
 
     def record(
-        self, run_id: str, outcomes: Sequence[Outcome], *, now: datetime | None = None
+        self,
+        run_id: str,
+        outcomes: Sequence[Outcome],
+        *,
+        owner: str | None = None,
+        now: datetime | None = None,
     ) -> None:
-        """Apply outcomes to existing rows, in one transaction; ``run_id`` is who changed them."""
+        """Apply outcomes to existing rows, in one transaction; ``run_id`` is who changed them.
+
+        With ``owner``, the same transaction releases its claims of the rows whose outcome is now
+        definite (anything but ``pending``), so the number is never unclaimed and unrecorded.
+        """
         if not outcomes:
             return
         now = now or utcnow()
         t = self.requests
         stmt = (
             sa.update(t)
-            .where(t.c.request_id == sa.bindparam("b_request_id"))
+            .where(
+                t.c.request_id == sa.bindparam("b_request_id"),
+                # ``created`` is final: nothing may turn a paid check back into "send it again".
+                sa.or_(t.c.status != CREATED, sa.bindparam("b_final") == CREATED),
+            )
             .values(
                 status=sa.bindparam("b_status"),
                 check_id=sa.func.coalesce(
@@ -374,6 +736,7 @@ class Ledger:
             {
                 "b_request_id": o.request_id,
                 "b_status": o.status,
+                "b_final": o.status,
                 "b_check_id": o.check_id,
                 "b_error": o.error,
                 "b_delta": o.attempts_delta,
@@ -384,8 +747,12 @@ class Ledger:
             }
             for o in outcomes
         ]
+        settled = [o.request_id for o in outcomes if o.status != PENDING]
+        c = self.claims
         with self._write() as conn:
             conn.execute(stmt, params)
+            if owner is not None and settled:
+                conn.execute(sa.delete(c).where(c.c.owner == owner, c.c.request_id.in_(settled)))
 
     def reject(
         self, run_id: str, rejected: Iterable[tuple[str, str]], *, now: datetime | None = None
@@ -545,6 +912,18 @@ def _to_row(m: Any) -> LedgerRow:
         check_created_at=m["check_created_at"],
         user_cost=None if cost is None else Decimal(cost),
         last_run_id=m["last_run_id"],
+    )
+
+
+def _to_claim(m: Any) -> Claim:
+    return Claim(
+        check_type=m["check_type"],
+        phone_number=m["phone_number"],
+        owner=m["owner"],
+        run_id=m["run_id"],
+        request_id=m["request_id"],
+        claimed_at=m["claimed_at"],
+        lease_until=m["lease_until"],
     )
 
 
