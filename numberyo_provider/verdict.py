@@ -38,7 +38,8 @@ def money_spent(summary: CheckSummary, *, loaded: bool | None) -> str:
     """
     paid = summary.created + summary.reconciled
     if paid == 0 and not summary.credits_spent:
-        text = "no credits spent, no check created"
+        known = "no check known to be created"
+        text = known if summary.outcome_unknown else "no credits spent, no check created"
     else:
         if loaded is None:
             where = "created and landed (the load step loads them)"

@@ -314,3 +314,36 @@ def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> N
         for code in ("0 done", "1 failure", "2 usage error", "3 out of credits", "4 partial"):
             assert code in text, (command, code)
         assert "130 interrupted" in text
+
+
+# --- the sentence itself ----------------------------------------------------------------------
+
+
+def test_an_unknown_outcome_is_not_success_and_says_it_may_have_been_charged() -> None:
+    from decimal import Decimal
+
+    from numberyo_provider.checker import CheckSummary
+    from numberyo_provider.cli.errors import exit_code
+    from numberyo_provider.verdict import failed_numbers
+
+    done = CheckSummary(run_id="r", check_type="HLR", created=5, credits_spent=Decimal("5.00"))
+    assert failed_numbers(done, loaded=True) is None
+    unknown = CheckSummary(
+        run_id="r",
+        check_type="HLR",
+        created=5,
+        outcome_unknown=2,
+        credits_spent=Decimal("5.00"),
+        first_error="POST /api/checks: read timed out",
+    )
+    error = failed_numbers(unknown, loaded=False)
+    assert error is not None and exit_code(error) == EXIT_PARTIAL
+    text = str(error)
+    assert text.startswith("2 outcome unknown (first error: POST /api/checks: read timed out)")
+    assert "5 check(s) created but NOT loaded" in text
+    assert "2 request(s) may have been charged" in text
+    nothing = CheckSummary(run_id="r", check_type="HLR", outcome_unknown=1)
+    error = failed_numbers(nothing, loaded=None)
+    assert error is not None and exit_code(error) == EXIT_FAILURE
+    assert "no credits spent" not in str(error)  # it may have been charged
+    assert "no check known to be created; 1 request(s) may have been charged" in str(error)
