@@ -293,6 +293,41 @@ def test_a_bad_check_flag_writes_nothing(
     assert numberyo_simulator.sim.requests() == []
 
 
+@pytest.mark.slow
+def test_missing_token_and_bad_base_url_in_real_processes(
+    numberyo_simulator: Any, source: str, work: Path
+) -> None:
+    """The same two mistakes, as a shell script would see them: same code, nothing written."""
+    base = {**os.environ, "NUMBERYO_BASE_URL": numberyo_simulator.url}
+    base.pop("NUMBERYO_PRIVACY_MODE", None)
+    cases = {
+        "missing token": ({**base, "NUMBERYO_API_TOKEN": ""}, []),
+        "bad base url": (
+            {**base, "NUMBERYO_API_TOKEN": numberyo_simulator.token},
+            ["--base-url", "api.numberyo.tech"],
+        ),
+    }
+    for name, (env, extra) in cases.items():
+        codes = {}
+        for command, argv in (
+            ("check", check_args(source, work, *extra)),
+            ("sync", sync_args(work, *extra)),
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "numberyo_provider.cli", *argv],
+                env=env,
+                cwd=work,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            verdict(done.stderr, command)
+            codes[command] = done.returncode
+            assert done.stdout == "" and _written(work) == [], (name, command)
+        assert codes == {"check": EXIT_USAGE, "sync": EXIT_USAGE}, name
+    assert numberyo_simulator.sim.requests() == []
+
+
 def test_argparse_errors_are_usage_errors_from_both(
     source: str, work: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

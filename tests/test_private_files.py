@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,60 @@ def test_the_duckdb_warehouse_file_and_spill_directory_are_private(
     assert not spill.exists()  # ours, empty: removed again
     with duckdb.connect(str(path), read_only=True) as con:  # a real DuckDB file
         assert con.execute("SELECT count(*) FROM numberyo.checks").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077], ids=oct)
+def test_landed_parquet_files_and_their_directories_are_private(
+    tmp_path: Path, umask: Any, mask: int
+) -> None:
+    import pyarrow as pa
+
+    from numberyo_provider.land import ParquetLander
+    from numberyo_provider.schema import HLR_RESULTS
+
+    umask(mask)
+    root = tmp_path / "landing"
+    lander = ParquetLander(str(root), "load-1")
+    created = datetime(2025, 3, 30, tzinfo=timezone.utc)
+    lander.write(
+        HLR_RESULTS,
+        pa.table(
+            {
+                "check_id": [1],
+                "result_index": [0],
+                "msisdn": ["32456789023"],
+                "created_at": pa.array([created], pa.timestamp("us", tz="UTC")),
+            }
+        ),
+    )
+    (landed,) = lander.flush()
+    tree = [root, *root.rglob("*")]
+    assert Path(landed.path) in tree
+    assert {str(p): oct(mode(p)) for p in tree if p.is_file()} == {landed.path: oct(0o600)}
+    assert {oct(mode(p)) for p in tree if p.is_dir()} == {oct(0o700)}
+
+
+def test_an_existing_duckdb_file_keeps_its_mode(tmp_path: Path, umask: Any) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(path)).close()
+    os.chmod(path, 0o640)
+    with connect_warehouse(f"duckdb:///{path}") as wh:
+        wh.ensure_schema()
+    assert mode(path) == 0o640
+
+
+def test_without_hard_links_the_file_is_made_private_before_use(
+    tmp_path: Path, umask: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_link(src: str, dst: str) -> None:
+        raise PermissionError("this filesystem has no hard links")
+
+    monkeypatch.setattr(os, "link", no_link)
+    target = tmp_path / "warehouse.duckdb"
+    with connect_warehouse(f"duckdb:///{target}") as wh:
+        wh.ensure_schema()
+    assert mode(target) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["warehouse.duckdb"]
 
 
 def test_private_umask_adds_077_keeps_a_stricter_one_and_restores(umask: Any) -> None:
