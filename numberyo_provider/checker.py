@@ -245,6 +245,8 @@ class CheckSummary:
     in_flight_elsewhere: int = 0
     #: Dry run: numbers that would have been sent.
     would_send: int = 0
+    #: The error of the first request that failed or got no answer (None when none did).
+    first_error: str | None = None
     credits_spent: Decimal = Decimal(0)
     #: None, or why sending stopped: ``insufficient_credits``, ``max_checks``, ``max_credits``,
     #: ``interrupted``, ``error``.
@@ -298,6 +300,7 @@ class CheckSummary:
         ):
             setattr(out, name, sum(getattr(p, name) for p in parts))
         out.credits_spent = sum((p.credits_spent for p in parts), Decimal(0))
+        out.first_error = next((p.first_error for p in parts if p.first_error), None)
         stops = [p for p in parts if p.stopped]
         if stops:
             out.stopped = stops[0].stopped
@@ -997,10 +1000,12 @@ class Checker:
             s.not_checked += 1
             self._outcomes.append(Outcome(job.request_id, NOT_CHECKED, error=result.error))
         elif result.kind == "pending":
+            s.first_error = s.first_error or result.error
             self._consecutive_errors += 1
             self._outcomes.append(Outcome(job.request_id, PENDING, error=result.error))
         else:
             s.failed += 1
+            s.first_error = s.first_error or result.error
             if result.fatal is None:
                 self._consecutive_errors += 1
             self._outcomes.append(Outcome(job.request_id, FAILED, error=result.error))

@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from numberyo_provider.errors import ConfigurationError, NumberYoError
+from numberyo_provider.private_files import create_private_file, make_private_dirs
 from numberyo_provider.schema import CHECKS, HLR_RESULTS, VERIFY_RESULTS, Table
 
 log = logging.getLogger(__name__)
@@ -334,10 +335,11 @@ class ParquetLander:
         )
 
     def _write_local(self, directory: str, name: str, data: pa.Table) -> str:
-        os.makedirs(directory, exist_ok=True)
+        make_private_dirs(directory)
         final = os.path.join(directory, name)
         tmp = os.path.join(directory, f".{name}.tmp")
         try:
+            create_private_file(tmp)  # numbers in clear: 0600; pyarrow keeps the mode
             _write_parquet(data, tmp)
             fd = os.open(tmp, os.O_RDONLY)
             try:

@@ -59,6 +59,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from numberyo_provider import schema
 from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.private_files import create_private_file, make_private_dirs
 
 __all__ = [
     "CREATED",
@@ -361,7 +362,9 @@ class Ledger:
                 raise ConfigurationError(
                     "the request ledger must outlive the process: use a SQLite file, not :memory:"
                 )
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(Path(database).expanduser().parent)
+            # Numbers in clear: born 0600; SQLite gives -wal/-shm the mode of the main file.
+            create_private_file(Path(database).expanduser())
             self.engine: Engine = sa.create_engine(
                 parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
             )

@@ -72,7 +72,7 @@ def test_conn_id_takes_the_airflow_connection(numberyo_simulator: Any, tmp_path:
     assert json.loads(done.stdout)["checks_new"] == 7
     assert numberyo_simulator.token not in done.stdout + done.stderr
     missing = _run(["--warehouse", wh, "--conn-id", "nope_conn"], env, tmp_path)
-    assert missing.returncode == 1 and "nope_conn" in missing.stderr
+    assert missing.returncode == 2 and "nope_conn" in missing.stderr  # a usage error
     assert "Traceback" not in missing.stderr
 
 
@@ -94,12 +94,12 @@ def test_bad_warehouse_url_is_a_clear_message(numberyo_simulator: Any, tmp_path:
         _env(numberyo_simulator),
         tmp_path,
     )
-    assert done.returncode == 1
+    assert done.returncode == 2  # a usage error, as from numberyo check
     assert "pw-secret" not in done.stderr
     assert "Traceback" not in done.stderr
     assert "warehouse" in done.stderr.lower()
     duck = _run(["--warehouse", "duckdb:/only-one-slash"], _env(numberyo_simulator), tmp_path)
-    assert duck.returncode == 1 and "Traceback" not in duck.stderr
+    assert duck.returncode == 2 and "Traceback" not in duck.stderr
     assert "duckdb:///" in duck.stderr
     import socket
 
@@ -119,7 +119,7 @@ def test_bad_warehouse_url_is_a_clear_message(numberyo_simulator: Any, tmp_path:
 def test_missing_token_and_usage_errors(numberyo_simulator: Any, tmp_path: Path) -> None:
     env = {"NUMBERYO_BASE_URL": numberyo_simulator.url, "NUMBERYO_API_TOKEN": ""}
     done = _run(["--warehouse", f"duckdb:///{tmp_path / 'w.duckdb'}"], env, tmp_path)
-    assert done.returncode == 1 and "NUMBERYO_API_TOKEN" in done.stderr
+    assert done.returncode == 2 and "NUMBERYO_API_TOKEN" in done.stderr  # as numberyo check
     usage = _run([], _env(numberyo_simulator), tmp_path)
     assert usage.returncode == 2 and "--warehouse" in usage.stderr
     bad_n = _run(["--warehouse", "duckdb:///x.duckdb", "--concurrency", "0"], {}, tmp_path)

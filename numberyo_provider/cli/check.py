@@ -17,10 +17,15 @@ The run id defaults to ``cli-<type>-<UTC date>-<hash of source, table/column or 
 the same command on the same day is the same run (it resumes); on another day it is a new run, and
 the ledger still keeps numbers created within ``--max-age-days`` from being charged again.
 
-Exit codes: 0 done; 2 usage error (bad flag, bad URL, unknown table...); 3 stopped because the
-account ran out of credits (what was created is loaded, the rest is recorded ``not_checked``);
-1 any other failure (one line on stderr, never a traceback or the token); 130 interrupted (Ctrl-C:
-the first stops cleanly and loads what was done, a second one aborts at once).
+Exit codes (shared with ``numberyo sync``, see :mod:`numberyo_provider.cli.errors`): 0 done;
+1 failure: the run could not do its job (API unreachable, token refused, every number sent failed);
+2 usage error (bad flag, no token, bad URL): found before anything is written; 3 stopped because
+the account ran out of credits (what was created is loaded, the rest is recorded ``not_checked``);
+4 partial: checks were created but some numbers failed or their outcome stayed unknown (rerun the
+same command to retry them, nothing is paid twice); 130 interrupted (Ctrl-C: the first stops
+cleanly and loads what was done, a second one aborts at once). A failure prints one line on stderr
+naming what failed (how many, the first error) and whether money was spent; never a traceback or
+the token.
 """
 
 from __future__ import annotations
@@ -36,18 +41,21 @@ from decimal import Decimal, InvalidOperation
 from types import FrameType
 from typing import Any
 
-from numberyo_provider.errors import ConfigurationError, NumberYoError
+from numberyo_provider.cli.errors import (
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    EXIT_NO_CREDITS,
+    EXIT_OK,
+    check_warehouse_url,
+    report,
+)
+from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.private_files import private_umask
 
 BASE_URL_ENV = "NUMBERYO_BASE_URL"
 TOKEN_ENV = "NUMBERYO_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 DEFAULT_PARQUET_DIR = "./numberyo-parquet"
 PRIVACY_MODES = ("keep", "mask", "hmac")
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_NO_CREDITS = 3
-EXIT_INTERRUPTED = 130
 
 
 def _count(text: str) -> int:
@@ -101,8 +109,7 @@ def register(subparsers: Any) -> None:
         description="Check the phone numbers of a table or query (HLR or Verify) and load the "
         "results into a warehouse. Invalid numbers and duplicates are never sent, fresh results "
         "are reused, each POST is recorded first so a rerun never pays twice. API address and "
-        f"token: {BASE_URL_ENV} / {TOKEN_ENV}. Exit codes: 0 done, 1 failure, 2 usage error, "
-        "3 out of credits, 130 interrupted.",
+        f"token: {BASE_URL_ENV} / {TOKEN_ENV}. {EXIT_CODES_HELP}",
     )
     src = parser.add_argument_group("source")
     src.add_argument(
@@ -243,28 +250,25 @@ def _default_run_id(args: argparse.Namespace, check_type: str) -> str:
 
 def handle(args: argparse.Namespace) -> int:
     try:
-        return _run(args)
-    except ConfigurationError as exc:
-        print(f"numberyo check: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
-    except NumberYoError as exc:
-        print(f"numberyo check: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_FAILURE
+        # What we create holds numbers in clear; DuckDB's .wal follows only the umask.
+        with private_umask():
+            return _run(args)
     except (KeyboardInterrupt, SystemExit):
         raise
-    except Exception as exc:  # a database driver's error, a bug: one line, no traceback
-        print(f"numberyo check: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_FAILURE
+    except Exception as exc:  # ours, a database driver's, a bug: one line, no traceback
+        return report("check", exc)
 
 
 def _run(args: argparse.Namespace) -> int:
     from numberyo_provider.budget import DEFAULT_COST_ESTIMATE
     from numberyo_provider.checker import CheckOptions, run_check
     from numberyo_provider.client import DEFAULT_BASE_URL, NumberYoClient
+    from numberyo_provider.ledger import default_ledger_url
     from numberyo_provider.models import normalize_check_type
     from numberyo_provider.progress import Progress
     from numberyo_provider.source import iter_source_values
     from numberyo_provider.sync import cancellable_sleep
+    from numberyo_provider.verdict import failed_numbers, money_spent
 
     spec = _source_spec(args)
     check_type = normalize_check_type(args.type)
@@ -297,6 +301,13 @@ def _run(args: argparse.Namespace) -> int:
         pool_size=args.workers,
         sleep=cancellable_sleep(stop),
     )
+    try:  # usage errors are found before anything is written (warehouse, ledger, landing)
+        check_warehouse_url(args.warehouse)
+        if args.ledger is None:
+            default_ledger_url(args.warehouse)
+    except BaseException:
+        client.close()
+        raise
     progress = Progress("check", unit="checks", enabled=False if args.no_progress else None)
     holder: dict[str, Any] = {}
 
@@ -344,10 +355,11 @@ def _run(args: argparse.Namespace) -> int:
             rows = ", ".join(f"{k} {v:,}" for k, v in sorted(run.load.rows.items()))
             print(f"  loaded into the warehouse: {rows}")
         print(f"  run id {options.run_id} (rerun with --run-id to resume it)")
+    loaded = run.load is not None or args.dry_run
     if run.error is not None:
         if isinstance(run.error, KeyboardInterrupt):
             raise run.error
-        raise run.error  # handle() turns it into one line and exit code 1
+        return report("check", run.error, spent=money_spent(summary, loaded=loaded))
     if summary.stopped == "interrupted":
         return EXIT_INTERRUPTED
     if summary.stopped == "insufficient_credits":
@@ -357,11 +369,10 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_NO_CREDITS
+    failure = failed_numbers(summary, loaded=loaded)
+    if failure is not None:
+        return report("check", failure)
     return EXIT_OK
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 __all__ = ["EXIT_NO_CREDITS", "handle", "register"]

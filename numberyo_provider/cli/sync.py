@@ -8,9 +8,11 @@
 API address and token come from ``NUMBERYO_BASE_URL`` / ``NUMBERYO_API_TOKEN`` (or the Airflow
 connection named by ``--conn-id``). Parquet files are landed under ``--parquet-dir`` (default
 ``./numberyo-parquet``, next to where you run it). A progress line is drawn on a terminal only; the
-summary goes to stdout (``--json`` for machines). Exit 0 on success, 1 with a one-line message for
-a failure we understand (bad token, unreachable API or warehouse, ...), 2 for bad usage. The token
-is never printed.
+summary goes to stdout (``--json`` for machines). Exit codes are shared with ``numberyo check``
+(:mod:`numberyo_provider.cli.errors`): 0 done; 1 failure (token refused, API or warehouse
+unreachable, ...); 2 usage error (bad flag, no token, bad ``--base-url`` or ``--warehouse``), found
+before anything is written; 130 interrupted. A failure is one line on stderr; the token is never
+printed.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import os
 import sys
 from typing import Any
 
+from numberyo_provider.cli.errors import EXIT_CODES_HELP, EXIT_OK, report
 from numberyo_provider.errors import ConfigurationError, NumberYoError
+from numberyo_provider.private_files import private_umask
 
 BASE_URL_ENV = "NUMBERYO_BASE_URL"
 TOKEN_ENV = "NUMBERYO_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
@@ -57,7 +61,7 @@ def register(subparsers: Any) -> None:
         help="sync the account's check history into a warehouse (incremental)",
         description="Sync every check the account ran (and its results) into a warehouse: "
         "the first run backfills, later runs only read what is new. API address and token: "
-        f"{BASE_URL_ENV} / {TOKEN_ENV}, or --conn-id.",
+        f"{BASE_URL_ENV} / {TOKEN_ENV}, or --conn-id. {EXIT_CODES_HELP}",
     )
     parser.add_argument(
         "--warehouse",
@@ -198,6 +202,12 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # What we create holds numbers in clear; DuckDB's .wal follows only the umask.
+    with private_umask():
+        return _sync(args)
+
+
+def _sync(args: argparse.Namespace) -> int:
     from numberyo_provider.progress import Progress
     from numberyo_provider.sync import run_sync
 
@@ -217,10 +227,9 @@ def handle(args: argparse.Namespace) -> int:
             progress=progress,
             **api,
         )
-    except NumberYoError as exc:
+    except Exception as exc:  # ours, a database driver's, a bug: one line, no traceback
         progress.close()
-        print(f"numberyo sync: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
+        return report("sync", exc)
     finally:
         if client is not None:
             client.close()
@@ -229,11 +238,7 @@ def handle(args: argparse.Namespace) -> int:
         print(json.dumps(summary.as_dict(), indent=2, sort_keys=True, default=str))
     else:
         print(summary.render())
-    return 0
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return EXIT_OK
 
 
 __all__ = ["DEFAULT_PARQUET_DIR", "handle", "register"]

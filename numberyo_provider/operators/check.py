@@ -114,6 +114,10 @@ class NumberYoCreateChecksOperator(BaseOperator):
     :param load: load into the warehouse at the end (default); ``False`` to land only (shards).
     :param on_insufficient_credits: ``fail`` (default), ``warn`` or ``skip`` when the account
         runs out of credits; in every case what was done is kept and the rest recorded.
+    :param allow_failed_numbers: by default the task fails (after landing, loading and pushing
+        XCom) when any number failed or its outcome stayed unknown, with one message naming how
+        many, the first error and the credits spent; ``True`` logs that message as a warning and
+        succeeds (templated).
     :param privacy: ``keep``, ``mask`` or ``hmac`` for phone numbers in the warehouse.
     :param reconcile_settle_s: how old a request whose outcome is unknown must be before it is
         looked up in the account's history (default 30 s; raise it with a slow rate limit).
@@ -145,6 +149,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
         "shards",
         "load",
         "on_insufficient_credits",
+        "allow_failed_numbers",
         "privacy",
         "plan_only",
     )
@@ -178,6 +183,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
         shards: int | str = 1,
         load: bool | str = True,
         on_insufficient_credits: str = "fail",
+        allow_failed_numbers: bool | str = False,
         privacy: str = "keep",
         privacy_secret: str | None = None,
         plan_only: bool | str = False,
@@ -213,6 +219,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
         self.shards = shards
         self.load = load
         self.on_insufficient_credits = on_insufficient_credits
+        self.allow_failed_numbers = allow_failed_numbers
         self.privacy = privacy
         self.privacy_secret = privacy_secret
         self.plan_only = plan_only
@@ -310,6 +317,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
         # file is parsed.
         from numberyo_provider.checker import ON_INSUFFICIENT_CREDITS, run_check
         from numberyo_provider.sync import cancellable_sleep
+        from numberyo_provider.verdict import failed_numbers
 
         policy = str(self.on_insufficient_credits or "fail").strip().lower()
         if policy not in ON_INSUFFICIENT_CREDITS:
@@ -319,6 +327,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
             )
         options = self._options(context)
         load = as_bool("load", self.load)
+        allow_failed = as_bool("allow_failed_numbers", self.allow_failed_numbers)
         hook = NumberYoHook(self.numberyo_conn_id)
         privacy = privacy_policy(self.privacy, self.privacy_secret, hook)
         self._stop = threading.Event()
@@ -357,6 +366,15 @@ class NumberYoCreateChecksOperator(BaseOperator):
             raise AirflowException(f"stopped before the end: {summary.stop_message}")
         if summary.stopped == "insufficient_credits":
             _apply_credit_policy(policy, summary, self.log)
+        failure = failed_numbers(
+            summary,
+            loaded=(run.load is not None) if load else None,
+            retry="clear this task to retry them",
+        )
+        if failure is not None:
+            if not allow_failed:
+                raise failure
+            self.log.warning("%s (allow_failed_numbers=True: the task succeeds)", failure)
         return result
 
     def _attach(self, checker: Any) -> None:

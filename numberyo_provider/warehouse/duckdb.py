@@ -32,6 +32,7 @@ import fsspec
 import pyarrow as pa
 
 from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.private_files import make_private_dirs
 from numberyo_provider.schema import (
     ALL_TABLES,
     CHECKS,
@@ -110,7 +111,12 @@ class DuckDBWarehouse(Warehouse):
             return
         directory = os.path.dirname(self.path)
         if directory:
-            os.makedirs(directory, exist_ok=True)
+            make_private_dirs(directory)
+        # DuckDB makes its spill directory 0755 and removes it at close; one we make is 0700.
+        spill = self.config.get("temp_directory") or ""
+        made_spill = bool(spill) and not os.path.exists(spill)
+        if made_spill:
+            make_private_dirs(spill)
         con = connect_with_retry(
             self.path,
             timeout_s=self.lock_timeout_s,
@@ -121,6 +127,9 @@ class DuckDBWarehouse(Warehouse):
             yield con
         finally:
             con.close()
+            if made_spill:
+                with suppress(OSError):  # not empty: another connection still spills there
+                    os.rmdir(spill)
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -7,6 +7,7 @@ operation and, when the file is taken, retries until ``timeout_s`` has passed.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.private_files import create_private_with
 from numberyo_provider.warehouse.base import WarehouseLockedError
 from numberyo_provider.warehouse.ddl import quote_ident, quote_literal
 
@@ -49,6 +51,8 @@ def connect_with_retry(
     attach = f"ATTACH {quote_literal(path)} AS {quote_ident(Path(path).stem)}" + (
         f" ({', '.join(options)})" if options else ""
     )
+    if not read_only and not os.path.exists(path):  # holds numbers in clear: born 0600
+        create_private_with(path, lambda new: _create(new, options))
     while True:
         try:
             con = duckdb.connect(":memory:", config=dict(config or {}))
@@ -75,3 +79,10 @@ def connect_with_retry(
                 ) from exc
             time.sleep(min(delay * (0.5 + random.random()), remaining))
             delay = min(delay * 2, 1.0)
+
+
+def _create(path: str, options: list[str]) -> None:
+    """A new, empty DuckDB file at ``path`` (attached as the real one will be, then closed)."""
+    with duckdb.connect(":memory:") as con:
+        suffix = f" ({', '.join(options)})" if options else ""
+        con.execute(f"ATTACH {quote_literal(path)} AS {quote_ident(Path(path).stem)}{suffix}")
