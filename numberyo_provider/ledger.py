@@ -41,16 +41,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -454,12 +456,37 @@ class Ledger:
         ``pending``, and none is ``created`` by this run or at or after ``created_since`` (None:
         any time). Claims of numbers not granted are not kept.
         """
+        return _retry_conflicts(
+            lambda: self._claim_once(
+                run_id,
+                check_type,
+                numbers,
+                owner=owner,
+                lease=lease,
+                created_since=created_since,
+                now=now,
+            )
+        )
+
+    def _claim_once(
+        self,
+        run_id: str,
+        check_type: str,
+        numbers: Sequence[tuple[str, str]],
+        *,
+        owner: str,
+        lease: timedelta = DEFAULT_CLAIM_LEASE,
+        created_since: datetime | None = None,
+        now: datetime | None = None,
+    ) -> ClaimResult:
         result = ClaimResult()
         if not numbers:
             return result
         now = now or utcnow()
         c, t = self.claims, self.requests
-        by_digits = dict((d, rid) for rid, d in numbers)
+        # Sorted: concurrent claimers then lock the keys in one order, which PostgreSQL needs to
+        # never deadlock two multi-row inserts.
+        by_digits = dict(sorted((d, rid) for rid, d in numbers))
         digits = list(by_digits)
         created_at = sa.func.coalesce(t.c.check_created_at, t.c.updated_at)
         with self._write() as conn:
@@ -540,7 +567,20 @@ class Ledger:
         """Take the claims of ``pending`` rows so that ``owner`` may reconcile them: a number
         nobody holds is claimed; one whose claim was abandoned (lease expired, owner dead) is
         taken over by compare-and-set; a live claim of another owner is left alone. Returns the
-        rows now held by ``owner``: only those may be reconciled (and then sent again)."""
+        rows now held by ``owner`` (re-read, still ``pending``): only those may be reconciled."""
+        return _retry_conflicts(
+            lambda: self._acquire_once(check_type, rows, owner=owner, lease=lease, now=now)
+        )
+
+    def _acquire_once(
+        self,
+        check_type: str,
+        rows: Sequence[LedgerRow],
+        *,
+        owner: str,
+        lease: timedelta = DEFAULT_CLAIM_LEASE,
+        now: datetime | None = None,
+    ) -> list[LedgerRow]:
         if not rows:
             return []
         now = now or utcnow()
@@ -559,7 +599,7 @@ class Ledger:
                         "claimed_at": now,
                         "lease_until": now + lease,
                     }
-                    for r in {r.phone_number: r for r in rows}.values()
+                    for r in sorted({r.phone_number: r for r in rows}.values(), key=_by_number)
                 ],
             )
             for claim in self._claims_where(conn, check_type, digits).values():
@@ -916,6 +956,28 @@ def _to_row(m: Any) -> LedgerRow:
         user_cost=None if cost is None else Decimal(cost),
         last_run_id=m["last_run_id"],
     )
+
+
+#: PostgreSQL's deadlock and serialization failures: the transaction was rolled back whole.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+_T = TypeVar("_T")
+
+
+def _retry_conflicts(attempt: Callable[[], _T], tries: int = 5) -> _T:
+    """Run a write transaction again when the database rolled it back to break a deadlock."""
+    for left in range(tries - 1, -1, -1):
+        try:
+            return attempt()
+        except sa.exc.OperationalError as exc:
+            code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+            if code not in _RETRYABLE_SQLSTATES or not left:
+                raise
+            time.sleep(random.uniform(0.01, 0.05))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _by_number(row: LedgerRow) -> str:
+    return row.phone_number
 
 
 def _to_claim(m: Any) -> Claim:
