@@ -742,7 +742,7 @@ def _usage_error(exc: sa.exc.DBAPIError) -> ConfigurationError | None:
             f"sql= tried to change the source, which is opened read-only, and the database "
             f"refused: {message}"
         )
-    if isinstance(exc, sa.exc.ProgrammingError) or (
+    if isinstance(exc, sa.exc.ProgrammingError | sa.exc.NotSupportedError) or (
         isinstance(exc, sa.exc.OperationalError) and _SQLITE_USAGE.match(message)
     ):
         return ConfigurationError(f"sql= failed in the source database: {message}")
@@ -836,7 +836,13 @@ def _chunks(
 ) -> Generator[list[object], None, None]:
     try:
         while True:
-            rows = result.fetchmany(chunk_size)
+            try:
+                rows = result.fetchmany(chunk_size)
+            except sa.exc.DBAPIError as exc:  # a server-side cursor runs the query as it fetches
+                error = _usage_error(exc)
+                if error is not None:
+                    raise error from exc
+                raise
             if not rows:
                 return
             yield [row[index] for row in rows]

@@ -9,6 +9,7 @@ stay empty.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -297,7 +298,7 @@ def test_the_database_refuses_a_write_even_past_the_lexical_check(
 
 @pytest.mark.postgres
 def test_postgres_read_only_transaction_refuses_writes_the_lexical_check_cannot_see(
-    postgres_url: str,
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = _make_victim(Db("postgres", postgres_url))
     db.run(
@@ -310,12 +311,36 @@ def test_postgres_read_only_transaction_refuses_writes_the_lexical_check_cannot_
         source = open_source(SourceSpec(postgres_url, sql=sql))  # the probe computes no row
         with pytest.raises(ConfigurationError, match="read-only transaction"):
             list(source)
+    # Past the lexical check, PostgreSQL refuses DML through the named cursor...
+    _bypass_lexical_check(monkeypatch)
+    for sql in WRITES:
+        with pytest.raises(ConfigurationError, match="sql= "):
+            list(iter_source_values(SourceSpec(postgres_url, sql=sql)))
+    # ... and the read-only transaction alone refuses it too, without a cursor around it.
+    with (
+        source_module._read_only_connection(sa.make_url(postgres_url)) as conn,
+        pytest.raises(sa.exc.DBAPIError, match="read-only transaction"),
+    ):
+        conn.exec_driver_sql("DELETE FROM victim RETURNING phone")
     assert db.victim() == PHONES
     engine = sa.create_engine(postgres_url, poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT last_value FROM ids").scalar() == 1
         assert conn.exec_driver_sql("SELECT is_called FROM ids").scalar() is False
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_autocommit_connection_is_refused_not_trusted(postgres_url: str) -> None:
+    _make_victim(Db("postgres", postgres_url))
+    engine = sa.create_engine(
+        postgres_url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with engine.connect() as conn, pytest.raises(ConfigurationError, match="autocommit"):
+            iter_values_from_connection(conn, table="victim", column="phone")
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.postgres
@@ -536,3 +561,46 @@ def test_two_slashes_in_a_real_cli_process_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and "three slashes" in lines[0], done.stderr
     assert "Traceback" not in done.stderr and "TypeError" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source"]
+
+
+@pytest.mark.parametrize("through", ["source_url", "source_conn_id"])
+@pytest.mark.parametrize(
+    ("selection", "fragment"),
+    [
+        ({"table": "victm", "column": "phone"}, "did you mean 'victim'?"),
+        ({"sql": "DELETE FROM victim RETURNING phone"}, "read-only query"),
+    ],
+)
+def test_the_check_operator_checks_its_source_before_creating_anything(
+    numberyo_simulator: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    through: str,
+    selection: dict[str, str],
+    fragment: str,
+) -> None:
+    from numberyo_provider.operators.check import NumberYoCreateChecksOperator
+
+    db = _make_victim(Db("sqlite", f"sqlite:///{tmp_path / 'source' / 'crm.db'}"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NUMBERYO_DEFAULT",
+        f'{{"conn_type": "numberyo", "host": "{numberyo_simulator.url}", '
+        f'"password": "{numberyo_simulator.token}"}}',
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CRM", f'{{"conn_type": "sqlite", "host": "{tmp_path / "source" / "crm.db"}"}}'
+    )
+    where = {"source_url": db.url} if through == "source_url" else {"source_conn_id": "crm"}
+    op = NumberYoCreateChecksOperator(
+        task_id="check",
+        run_id="r",
+        warehouse=f"duckdb:///{tmp_path / 'out' / 'wh.duckdb'}",
+        parquet_path=str(tmp_path / "out" / "landing"),
+        **where,
+        **selection,
+    )
+    with pytest.raises(ConfigurationError, match=re.escape(fragment)):
+        op.execute({})  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
+    assert numberyo_simulator.sim.requests() == []
+    assert db.victim() == PHONES
