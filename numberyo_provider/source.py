@@ -449,8 +449,8 @@ def _check_driver(url: URL, shown: str) -> None:
         ) from None
     if getattr(dialect, "is_async", False):
         raise ConfigurationError(
-            f"{url.drivername!r} is an asyncio driver: use a synchronous one (e.g. "
-            f"{backend}:// or {backend}+psycopg://)"
+            f"{url.drivername!r} is an asyncio driver, which cannot stream here: use a "
+            f"synchronous one (e.g. {backend}://)"
         )
 
 

@@ -604,3 +604,19 @@ def test_the_check_operator_checks_its_source_before_creating_anything(
     assert not (tmp_path / "out").exists()
     assert numberyo_simulator.sim.requests() == []
     assert db.victim() == PHONES
+
+
+def test_contacts_inside_the_warehouse_file_are_checked(
+    env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One DuckDB file is both the source and the warehouse: the source is opened read-only
+    # (checked up front, then streamed) around the run's read-write opens of the same file.
+    path = tmp_path / "out" / "wh.duckdb"
+    path.parent.mkdir()
+    db = _make_victim(Db("duckdb", f"duckdb:///{path}"))
+    argv = _check_args(tmp_path, db.url, "--table", "victim", "--column", "phone")
+    assert main(argv) == 0, capsys.readouterr()
+    assert sorted(e.phone_number for e in env.sim.charges()) == [p[1:] for p in PHONES]
+    assert main(argv) == 0  # the same run again: nothing new is sent
+    assert len(env.sim.charges()) == 3
+    assert db.victim() == PHONES
