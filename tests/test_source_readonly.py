@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,7 +167,7 @@ def _make_victim(db: Db) -> Db:
     return db
 
 
-def _mariadb_url() -> str:
+def _mariadb_url(name: str) -> str:
     """A fresh database on the local MariaDB/MySQL, or a skip saying why there is none."""
     pytest.importorskip("pymysql", reason="pymysql is not installed (pip install pymysql)")
     admin = sa.create_engine(
@@ -173,13 +175,12 @@ def _mariadb_url() -> str:
     )
     try:
         with admin.begin() as conn:
-            conn.exec_driver_sql("DROP DATABASE IF EXISTS numberyo_source_test")
-            conn.exec_driver_sql("CREATE DATABASE numberyo_source_test")
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
     except sa.exc.OperationalError as exc:
         pytest.skip(f"no MariaDB/MySQL server answers on 127.0.0.1:3306 as root: {exc.orig}")
     finally:
         admin.dispose()
-    return MARIADB_ADMIN + "numberyo_source_test"
+    return MARIADB_ADMIN + name
 
 
 @pytest.fixture(params=["sqlite", "duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -192,8 +193,13 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Db:
 
 
 @pytest.fixture
-def mariadb() -> Db:
-    return _make_victim(Db("mariadb", _mariadb_url()))
+def mariadb() -> Iterator[Db]:
+    name = f"numberyo_source_{uuid.uuid4().hex[:12]}"
+    yield _make_victim(Db("mariadb", _mariadb_url(name)))
+    admin = sa.create_engine(MARIADB_ADMIN, poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+    admin.dispose()
 
 
 @pytest.fixture(autouse=True)
