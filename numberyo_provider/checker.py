@@ -1152,14 +1152,19 @@ def run_check(
     """Check the numbers of ``chunks`` and land the results; with ``commit`` also load them (and
     the run's ledger rows) into the warehouse in one transaction.
 
+    ``chunks``: a :class:`~numberyo_provider.source.Source` is validated before anything is
+    created, so a usage error leaves no warehouse, ledger or landing file.
     ``ledger``: a :class:`Ledger`, its URL, or None for the default beside the warehouse
     (:func:`~numberyo_provider.ledger.default_ledger_url`). ``on_checker`` receives the
     :class:`Checker` before it starts (to wire ``stop()`` to Ctrl-C or ``on_kill``);
     ``stop_event`` is the event the checker sets to stop (share it with the client's ``sleep``).
     """
     from numberyo_provider.land import ParquetLander
+    from numberyo_provider.source import Source
     from numberyo_provider.warehouse import connect_warehouse
 
+    if isinstance(chunks, Source):
+        chunks.validate()  # a wrong name or a refused query must write nothing: check it first
     own_ledger = not isinstance(ledger, Ledger)
     book = ledger if isinstance(ledger, Ledger) else Ledger(ledger or default_ledger_url(warehouse))
     started_at = datetime.now(timezone.utc)

@@ -266,7 +266,7 @@ def _run(args: argparse.Namespace) -> int:
     from numberyo_provider.ledger import default_ledger_url
     from numberyo_provider.models import normalize_check_type
     from numberyo_provider.progress import Progress
-    from numberyo_provider.source import iter_source_values
+    from numberyo_provider.source import open_source
     from numberyo_provider.sync import cancellable_sleep
     from numberyo_provider.verdict import failed_numbers, money_spent
 
@@ -293,6 +293,8 @@ def _run(args: argparse.Namespace) -> int:
         ),
     )
     privacy = _privacy(args.privacy)
+    # Names, query and URL are checked (read-only) before run_check creates any file.
+    source = open_source(spec)
     base_url = args.base_url or os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
     stop = threading.Event()
     client = NumberYoClient(
@@ -328,7 +330,7 @@ def _run(args: argparse.Namespace) -> int:
         run = run_check(
             client=client,
             options=options,
-            chunks=iter_source_values(spec),
+            chunks=source,
             warehouse=args.warehouse,
             parquet_root=args.parquet_dir,
             ledger=args.ledger,
@@ -340,6 +342,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     finally:
         signal.signal(signal.SIGINT, previous)
+        source.close()
         progress.close()
         client.close()
     summary = run.summary

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
@@ -233,11 +233,11 @@ class NumberYoCreateChecksOperator(BaseOperator):
     # --- the source ------------------------------------------------------------------------------
 
     @contextmanager
-    def _chunks(self) -> Iterator[Iterator[list[object]]]:
+    def _chunks(self) -> Iterator[Iterable[list[object]]]:
         from numberyo_provider.source import (
             SourceSpec,
-            iter_source_values,
             iter_values_from_connection,
+            open_source,
         )
 
         table, column, schema, sql = (
@@ -254,13 +254,9 @@ class NumberYoCreateChecksOperator(BaseOperator):
             )
         if url:
             spec = SourceSpec(url=url, table=table, column=column, sql=sql, schema=schema)
-            chunks = iter_source_values(spec, chunk_size=self.chunk_size)
-            try:
-                yield chunks
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
+            # Checked now, read-only, before run_check creates the warehouse or the ledger.
+            with open_source(spec, chunk_size=self.chunk_size) as source:
+                yield source
             return
         assert conn_id is not None
         engine = _engine_for_connection(conn_id)
