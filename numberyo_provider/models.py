@@ -100,17 +100,34 @@ def _get(data: Mapping[str, Any], key: str, where: str, *, required: bool) -> An
     return value
 
 
-def _int(data: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> Any:
+#: Every integer the API sends lands in a BIGINT column (or is a page number): it must fit.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _int(
+    data: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    required: bool = False,
+    minimum: int = INT64_MIN,
+) -> Any:
     value = _get(data, key, where, required=required)
     if value is None:
         return None
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-        return int(value)
-    raise _bad(f"{where}.{key}", "an integer", value)
+        number = value
+    # A string of at most 40 digits: int() of thousands of digits is slow (refused past 4300).
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,40}", value.strip())
+    ):
+        number = int(value)
+    if number is None:
+        raise _bad(f"{where}.{key}", "an integer", value)
+    if not minimum <= number <= INT64_MAX:
+        raise _bad(f"{where}.{key}", f"an integer from {minimum} to {INT64_MAX} (64 bits)", value)
+    return number
 
 
 def _str(
@@ -203,7 +220,7 @@ class Check:
         data = _mapping(data, where)
         check_type = _str(data, "type", where, required=True)
         return cls(
-            id=_int(data, "id", where, required=True),
+            id=_int(data, "id", where, required=True, minimum=1),
             # A type this version does not know must not break a whole listing: keep it as sent.
             type=_CHECK_TYPES_BY_LOWER.get(check_type.lower(), check_type),
             created_at=_timestamp(data, "created_at", where, required=True),
