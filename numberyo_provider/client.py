@@ -801,11 +801,13 @@ class NumberYoClient:
 
         Money safety: the POST is resent only when the server provably did nothing: the
         connection was never established (refused, DNS failure, connect timeout) or the server
-        answered 429 or 503. It is never resent after a read timeout, a connection dropped after
-        sending, or a 500/502/504. Then:
+        answered 429 or 503. It is never resent after a timeout (no complete answer within
+        ``timeout``, a drip cut off included), a connection dropped after sending, or a
+        500/502/504. Then:
 
-        - ``OutcomeUnknownError``: the request may have reached the server (read timeout, dropped
-          connection, or a 2xx answer we could not read). The check MAY exist and MAY be charged.
+        - ``OutcomeUnknownError``: the request may have reached the server (timeout, dropped
+          connection, or a 2xx answer we could not read, too large included). The check MAY
+          exist and MAY be charged.
         - ``ServerError`` with ``check_may_exist=True``: a 5xx other than 501/503/505.
 
         In both cases do not resend: list recent checks (:meth:`iter_checks`) to reconcile.

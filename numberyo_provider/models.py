@@ -102,6 +102,7 @@ def _get(data: Mapping[str, Any], key: str, where: str, *, required: bool) -> An
 
 #: Every integer the API sends lands in a BIGINT column (or is a page number): it must fit.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 def _int(
@@ -111,6 +112,7 @@ def _int(
     *,
     required: bool = False,
     minimum: int = INT64_MIN,
+    maximum: int = INT64_MAX,
 ) -> Any:
     value = _get(data, key, where, required=required)
     if value is None:
@@ -125,8 +127,9 @@ def _int(
         number = int(value)
     if number is None:
         raise _bad(f"{where}.{key}", "an integer", value)
-    if not minimum <= number <= INT64_MAX:
-        raise _bad(f"{where}.{key}", f"an integer from {minimum} to {INT64_MAX} (64 bits)", value)
+    if not minimum <= number <= maximum:
+        bits = "32" if maximum == INT32_MAX else "64"
+        raise _bad(f"{where}.{key}", f"an integer from {minimum} to {maximum} ({bits} bits)", value)
     return number
 
 
@@ -308,7 +311,8 @@ class HlrResult:
         values.update({k: _str(data, k, where, digits=True) for k in cls._DIGITS})
         values.update({k: _bool(data, k, where) for k in cls._BOOLS})
         return cls(
-            country_code=_int(data, "country_code", where),
+            # An INTEGER column (a calling code has 1 to 3 digits).
+            country_code=_int(data, "country_code", where, minimum=INT32_MIN, maximum=INT32_MAX),
             created_at=_timestamp(data, "created_at", where),
             extra=_extra(data, cls._KNOWN),
             **values,

@@ -37,7 +37,8 @@ class Failure(str, Enum):
     CONNECT_FAILED = "connect_failed"
     #: Connected, then no (complete) answer: reset, dropped, cut body, TLS failure mid-way.
     CONNECTION_LOST = "connection_lost"
-    #: The request was sent; no answer within the read timeout.
+    #: The request was sent; no complete answer within the timeout (a silent or dripping server,
+    #: cut off at the client's deadline).
     READ_TIMEOUT = "read_timeout"
     #: The server's TLS certificate was rejected: nothing sent, and retrying will not help.
     CERTIFICATE = "certificate"

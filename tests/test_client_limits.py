@@ -34,7 +34,7 @@ from numberyo_provider.errors import (
     ServerError,
     TransportError,
 )
-from numberyo_provider.models import Check, Pagination
+from numberyo_provider.models import Check, CheckResults, Pagination
 from numberyo_provider.retry import RetryPolicy
 
 pytestmark = pytest.mark.timeout(60)
@@ -321,6 +321,10 @@ def test_every_integer_field_must_fit_in_64_bits() -> None:
     with pytest.raises(BadResponseError, match=r"pagination\.total: expected an integer"):
         Pagination.from_api({"current_page": 1, "total_pages": 1, "total": 2**63})
     assert Check.from_api({**CHECK, "id": 2**63 - 1}).id == 2**63 - 1
+    # country_code lands in an INTEGER column.
+    with pytest.raises(BadResponseError, match=r"results\[0\]\.country_code: .* \(32 bits\)"):
+        CheckResults.from_api({"type": "HLR", "results": [{"country_code": 2**40}]})
+    assert CheckResults.from_api({"type": "HLR", "results": [{"country_code": "32"}]})
 
 
 @pytest.mark.parametrize("depth", [100, 100_000])
