@@ -18,6 +18,7 @@ import sys
 import textwrap
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,15 +79,15 @@ def test_a_dripping_get_is_cut_off_at_the_deadline_and_retried() -> None:
         return Reply(200, _endless_drip(), chunk_delay=0.2)
 
     with HostileServer(route) as server:
-        client = _client(server, timeout=1.0, max_retries=2)
+        client = _client(server, timeout=0.5, max_retries=2)
         started = time.monotonic()
-        with pytest.raises(TransportError, match=r"no complete answer within the 1 s timeout"):
+        with pytest.raises(TransportError, match=r"no complete answer within the 0\.5 s timeout"):
             client.list_checks(1)
         elapsed = time.monotonic() - started
         assert server.count("GET") == 3  # cut off, then retried like any timeout
-    # Three attempts of 1 s each (the sleeps between them are recorded, not slept).
-    assert 2.9 <= elapsed < 6.0
-    assert client.longest_request_seconds() == 3 * 1.0 + 0.5 + 1.0
+    # Three attempts of 0.5 s each (the sleeps between them are recorded, not slept).
+    assert 1.45 <= elapsed < 4.0
+    assert client.longest_request_seconds() == 3 * 0.5 + 0.5 + 1.0
 
 
 def test_a_drip_inside_the_headers_is_cut_off_too() -> None:
@@ -269,19 +270,32 @@ def _measure(url: str, limit_mb: float, *ids: int) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_whatever_the_server_sends() -> None:
-    """400 MiB and 2 GB chunked answers, and a 400 MiB error: the child's RSS high-water mark
+    """400 MiB and 2 GB chunked answers, a 400 MiB error, a gzip bomb: the child's RSS peak
     stays within a few times the 32 MiB limit of its import floor (it was 5.7 and 9.5 GB)."""
 
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip: 128 MiB of spaces in ~130 KiB
+    bomb = b"".join(packer.compress(b" " * (16 * MIB)) for _ in range(8)) + packer.flush()
+
     def route(req: Request) -> Reply:
-        size = {"1": 400 * MIB, "2": 2048 * MIB, "3": 400 * MIB}[req.path.split("/")[3]]
-        return Reply(503 if req.path.startswith("/api/checks/3/") else 200, flood(size))
+        which = req.path.split("/")[3]
+        if which == "4":  # sent compressed although the client asked for identity
+            return Reply(200, bomb, headers={"Content-Encoding": "gzip"})
+        size = {"1": 400 * MIB, "2": 2048 * MIB, "3": 400 * MIB}[which]
+        return Reply(503 if which == "3" else 200, flood(size))
 
     with HostileServer(route) as server:
         started = time.monotonic()
-        figures = _measure(server.url, 32, 1, 2, 3)
+        figures = _measure(server.url, 32, 1, 2, 3, 4)
         elapsed = time.monotonic() - started
-    assert figures["errors"] == ["ResponseTooLargeError", "ResponseTooLargeError", "ServerError"]
+    assert len(bomb) < MIB
+    assert figures["errors"] == [
+        "ResponseTooLargeError",
+        "ResponseTooLargeError",
+        "ServerError",
+        "ResponseTooLargeError",
+    ]
     assert figures["peak"] - figures["floor"] < 100 * MIB, figures
     assert elapsed < 30
 
@@ -514,3 +528,70 @@ def test_a_bad_limit_extra_is_one_clear_error(
     monkeypatch.setenv("AIRFLOW_CONN_NY_BAD", f"numberyo://:tok@example.com?{extra}={value}")
     with pytest.raises(ConfigurationError, match=f"connection extra '{extra}'"):
         NumberYoHook("ny_bad").get_client()
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (cryptography comes with Airflow)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_a_drip_over_tls_is_cut_off_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watchdog shuts a TLS socket down under the thread reading it."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def route(req: Request) -> Reply:
+        if req.param("page") == "2":
+            return Reply(200, _endless_drip(), chunk_delay=0.2)
+        return Reply.json(_page([CHECK]))
+
+    server = HostileServer(route)
+    httpd = server._httpd
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    with server:
+        url = server.url.replace("http://", "https://")
+        client = NumberYoClient(TOKEN, url, timeout=0.5, max_retries=1, sleep=_Sleeps())
+        assert [c.id for c in client.list_checks(1).checks] == [7]  # TLS itself works
+        started = time.monotonic()
+        with pytest.raises(TransportError, match=r"0\.5 s timeout"):
+            client.list_checks(2)
+        assert time.monotonic() - started < 3.0
+        assert server.count("GET") == 3
