@@ -41,15 +41,18 @@ def _shutdown(sock: socket.socket) -> None:
 class Deadline:
     """One attempt's time limit; :meth:`finish` it before its connection is reused."""
 
-    __slots__ = ("_done", "_lock", "_sock", "at", "fired", "seconds")
+    __slots__ = ("_done", "_lock", "_sock", "at", "fired")
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
         self.at = time.monotonic() + seconds
         self.fired = False
         self._done = False
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
+
+    @property
+    def done(self) -> bool:
+        return self._done
 
     def remaining(self) -> float:
         return self.at - time.monotonic()
@@ -83,6 +86,8 @@ class Deadline:
 
 #: How late the watchdog may fire, so that one wake-up serves many deadlines.
 _SLACK = 0.05
+#: The heap is purged of finished deadlines when it reaches this size (then twice the live ones).
+_COMPACT_AT = 1024
 
 
 class _Watchdog:
@@ -93,6 +98,10 @@ class _Watchdog:
         self._seq = itertools.count()
         self._cond = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
+        self._compact_at = _COMPACT_AT
+
+    def __len__(self) -> int:
+        return len(self._heap)
 
     def arm(self, deadline: Deadline) -> None:
         with self._cond:
@@ -101,6 +110,12 @@ class _Watchdog:
                     target=self._run, name="numberyo-deadline-watchdog", daemon=True
                 )
                 self._thread.start()
+            if len(self._heap) >= self._compact_at:
+                # Almost every entry finished long before its time: drop those, so memory is
+                # bounded by the requests in flight, not by request rate x timeout.
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)
+                self._compact_at = max(_COMPACT_AT, 2 * len(self._heap))
             earliest = not self._heap or deadline.at < self._heap[0][0]
             heapq.heappush(self._heap, (deadline.at, next(self._seq), deadline))
             if earliest:

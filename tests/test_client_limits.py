@@ -595,3 +595,29 @@ def test_a_drip_over_tls_is_cut_off_too(tmp_path: Path, monkeypatch: pytest.Monk
             client.list_checks(2)
         assert time.monotonic() - started < 3.0
         assert server.count("GET") == 3
+
+
+# --- the watchdog ----------------------------------------------------------------------------
+
+
+def test_the_watchdog_wakes_a_blocked_read_and_forgets_finished_deadlines() -> None:
+    from numberyo_provider import deadline as deadlines
+
+    reader, writer = socket.socketpair()
+    try:
+        late = deadlines.Deadline(0.2)
+        started = time.monotonic()
+        with deadlines.armed(late):
+            deadlines._attach(reader)
+            assert reader.recv(1) == b""  # blocked until the watchdog shut the socket
+        assert late.finish() and 0.15 < time.monotonic() - started < 2.0
+    finally:
+        reader.close()
+        writer.close()
+
+    # 10,000 requests finished long before their 60 s deadline do not pile up.
+    for _ in range(10_000):
+        with deadlines.armed(deadlines.Deadline(60.0)) as finished:
+            pass
+        assert not finished.finish()
+    assert len(deadlines._watchdog) <= 2 * deadlines._COMPACT_AT
