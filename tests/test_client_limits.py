@@ -193,6 +193,20 @@ def test_a_content_length_above_the_limit_is_refused_before_reading() -> None:
     assert isinstance(info.value, BadResponseError)
 
 
+def test_a_content_length_below_the_body_reads_only_what_it_announced() -> None:
+    """The bytes past the announced length never reach the next request on that connection."""
+    page = json.dumps(_page([CHECK])).encode()
+
+    def route(req: Request) -> Reply:
+        return Reply(200, page + b"HTTP/1.1 200 OK\r\n" + b"x" * 100_000, content_length=len(page))
+
+    with HostileServer(route) as server:
+        client = _client(server)
+        assert [c.id for c in client.list_checks(1).checks] == [7]
+        assert [c.id for c in client.list_checks(1).checks] == [7]
+        assert server.count() == 2
+
+
 def test_a_chunked_flood_stops_at_the_limit() -> None:
     def route(req: Request) -> Reply:
         return Reply(200, flood(2 * 1024 * MIB))
