@@ -28,10 +28,10 @@ from urllib.parse import urlencode, urlsplit
 import requests
 import requests.auth
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from numberyo_provider import __version__
+from numberyo_provider.deadline import Deadline, DeadlineAdapter, armed, attach_response
 from numberyo_provider.errors import (
     AuthenticationError,
     BadResponseError,
@@ -41,6 +41,7 @@ from numberyo_provider.errors import (
     NumberYoAPIError,
     OutcomeUnknownError,
     RateLimitedError,
+    ResponseTooLargeError,
     ServerError,
     TransportError,
     UnsupportedCheckTypeError,
@@ -71,12 +72,25 @@ USER_AGENT = f"airflow-provider-numberyo/{__version__} (+python-requests/{reques
 
 CHECKS_PATH = "/api/checks"
 
+#: Seconds one attempt may take, from connect to the last byte of the answer.
+DEFAULT_TIMEOUT = 30.0
+#: Seconds to establish the connection (capped by the total timeout).
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: The largest answer read, in MiB: a results page is a few KiB, a listing page about 5 KiB.
+DEFAULT_MAX_RESPONSE_MB = 32.0
+#: JSON nested deeper than this is refused: a real answer is about 4 levels deep.
+MAX_JSON_DEPTH = 64
+
 log = logging.getLogger("numberyo_provider.client")
 
 _TRANSPORT_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException)
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: safe in a header
 _REDACTED = "***"
 _MAX_SNIPPET = 300
+#: How much of an error answer (non-2xx) is read: enough for any message, never a flood.
+_MAX_ERROR_BODY = 64 * 1024
+_CHUNK = 64 * 1024
+_MIB = 1024 * 1024
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -111,13 +125,22 @@ class _Answer:
     status: int
     reason: str
     headers: CaseInsensitiveDict[str]
-    content: bytes
+    content: bytes | bytearray
 
 
 @dataclass(frozen=True)
 class _Failed:
     failure: Failure
     detail: str
+
+
+@dataclass(frozen=True)
+class _TooLarge:
+    """A 2xx answer over the size limit: refused, never retried (it would be as large again)."""
+
+    status: int
+    declared: int | None
+    received: int
 
 
 # --- input validation (all before any request: no money at risk) ----------------------------
@@ -189,14 +212,28 @@ def _positive(name: str, value: Any) -> float:
 
 
 def _clean_timeout(timeout: Any) -> tuple[float, float]:
+    """``(connect, total)`` seconds; one number is the total, with the default connect cap."""
     if isinstance(timeout, tuple | list):
         if len(timeout) != 2:
             raise ConfigurationError(
-                f"timeout must be seconds or a (connect, read) pair, got {timeout!r}"
+                f"timeout must be seconds or a (connect, total) pair, got {timeout!r}"
             )
-        return _positive("connect timeout", timeout[0]), _positive("read timeout", timeout[1])
-    seconds = _positive("timeout", timeout)
-    return seconds, seconds
+        connect, total = _positive("connect timeout", timeout[0]), _positive("timeout", timeout[1])
+    else:
+        total = _positive("timeout", timeout)
+        connect = DEFAULT_CONNECT_TIMEOUT
+    return min(connect, total), total
+
+
+def _clean_max_response_mb(value: Any) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(f"max_response_mb must be a number of MiB > 0, got {value!r}")
+    return max(1, int(value * _MIB))
 
 
 def _clean_phone_number(phone_number: Any) -> str:
@@ -226,19 +263,44 @@ def _positive_int(name: str, value: Any) -> int:
 # --- response helpers ------------------------------------------------------------------------
 
 
-def _snippet(content: bytes) -> str:
+def _snippet(content: bytes | bytearray) -> str:
     text = " ".join(content.decode("utf-8", "replace").split())
     return text if len(text) <= _MAX_SNIPPET else text[: _MAX_SNIPPET - 3] + "..."
 
 
-def _error_body(content: bytes) -> Any:
+def _error_body(content: bytes | bytearray) -> Any:
     """An error answer's body: its JSON when it has some, else a short excerpt of the text."""
     if not content:
         return None
     try:
-        return json.loads(content)
-    except ValueError:
+        body = json.loads(content)
+    except (ValueError, RecursionError):
         return _snippet(content)
+    return body if _depth_at_most(body, MAX_JSON_DEPTH) else _snippet(content)
+
+
+def _depth_at_most(value: Any, limit: int) -> bool:
+    """Whether parsed JSON nests at most ``limit`` levels; iterative, so it cannot recurse."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return True
+
+
+def _content_length(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("Content-Length")
+    if value is None or not value.strip().isdigit() or len(value.strip()) > 30:
+        return None  # absent or unreadable: http.client then reads to the end; we still count
+    return int(value.strip())
 
 
 def _server_message(body: Any) -> str | None:
@@ -277,13 +339,15 @@ def _innermost(exc: BaseException) -> BaseException:
 class NumberYoClient:
     """Client for the NumberYo API (``/api/checks``): list, read results, create paid checks.
 
-    ``timeout`` is seconds for connect and read alike, or a ``(connect, read)`` pair. Failed
-    requests are retried up to ``max_retries`` times with exponential backoff and full jitter
-    (``backoff_base`` doubling, capped at ``backoff_max``); a ``Retry-After`` is obeyed up to
-    ``retry_after_max`` seconds. Paid POSTs are only resent when the server provably did nothing
-    (see :meth:`create_check`). ``requests_per_second`` turns on a client-side rate limit for every
-    attempt (or pass a shared ``rate_limiter``). ``sleep`` is how the client waits (inject a
-    recorder in tests).
+    ``timeout`` is the total seconds one attempt may take, from connect to the last byte of the
+    answer (a server dripping bytes is cut off there), or a ``(connect, total)`` pair; connecting
+    alone is capped at 5 s by default. An answer larger than ``max_response_mb`` MiB is refused
+    (``ResponseTooLargeError``) without being read whole. Failed requests are retried up to
+    ``max_retries`` times with exponential backoff and full jitter (``backoff_base`` doubling,
+    capped at ``backoff_max``); a ``Retry-After`` is obeyed up to ``retry_after_max`` seconds.
+    Paid POSTs are only resent when the server provably did nothing (see :meth:`create_check`).
+    ``requests_per_second`` turns on a client-side rate limit for every attempt (or pass a shared
+    ``rate_limiter``). ``sleep`` is how the client waits (inject a recorder in tests).
     """
 
     def __init__(
@@ -291,7 +355,8 @@ class NumberYoClient:
         token: str,
         base_url: str = DEFAULT_BASE_URL,
         *,
-        timeout: float | tuple[float, float] = (5.0, 30.0),
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        max_response_mb: float = DEFAULT_MAX_RESPONSE_MB,
         max_retries: int = 5,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
@@ -305,6 +370,8 @@ class NumberYoClient:
         self._auth = _BearerAuth(_clean_token(token))
         self._base_url = _clean_base_url(base_url)
         self._timeout = _clean_timeout(timeout)
+        self._max_response_mb = max_response_mb
+        self._max_bytes = _clean_max_response_mb(max_response_mb)
         self._policy = RetryPolicy(
             max_retries=max_retries,
             backoff_base=backoff_base,
@@ -336,7 +403,8 @@ class NumberYoClient:
         }
         session.headers.update(self._headers)
         # max_retries=0: urllib3 must not resend anything on its own; RetryPolicy decides.
-        adapter = HTTPAdapter(
+        # Its connections hand their socket to the attempt's Deadline (see _send).
+        adapter = DeadlineAdapter(
             pool_connections=self._pool_size, pool_maxsize=self._pool_size, max_retries=0
         )
         session.mount("https://", adapter)
@@ -361,9 +429,27 @@ class NumberYoClient:
     def rate_limiter(self) -> RateLimiter | None:
         return self._limiter
 
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """``(connect, total)`` seconds of one attempt."""
+        return self._timeout
+
+    @property
+    def max_response_bytes(self) -> int:
+        return self._max_bytes
+
+    def longest_request_seconds(self) -> float:
+        """The longest one call can take against a dead or dripping server: every attempt cut
+        off at the timeout, plus the longest backoff before each retry (client-side rate-limit
+        waits not included). A ``Retry-After`` can stretch each wait up to ``retry_after_max``:
+        see :meth:`RetryPolicy.longest_waits`."""
+        attempts = self._policy.max_retries + 1
+        return attempts * self._timeout[1] + self._policy.longest_waits(retry_after=False)
+
     def __repr__(self) -> str:
         return (
             f"NumberYoClient(base_url={self._base_url!r}, timeout={self._timeout!r}, "
+            f"max_response_mb={self._max_response_mb!r}, "
             f"max_retries={self._policy.max_retries}, rate_limiter={self._limiter!r}, "
             f"pool_size={self._pool_size})"
         )
@@ -384,47 +470,106 @@ class NumberYoClient:
 
     def _send(
         self, method: str, url: str, params: Mapping[str, Any] | None, payload: Any
-    ) -> _Answer | _Failed:
-        """One attempt. Returns instead of raising, so that what we raise later does not carry
-        requests' exception (and the request headers it holds) as ``__context__``."""
+    ) -> _Answer | _Failed | _TooLarge:
+        """One attempt, within the total timeout. Returns instead of raising, so that what we
+        raise later does not carry requests' exception (and the request headers it holds) as
+        ``__context__``."""
+        deadline = Deadline(self._timeout[1])
         try:
-            # Straight to the session's adapter (its pool, proxies and TLS settings): the
-            # Session.request layer re-merges settings, cookies and hooks on every call, about
-            # a third of the CPU a request costs, and we need none of it. Redirects are never
-            # followed, so the token goes nowhere but base_url.
-            # The request is built by hand: ``url`` is already ASCII (the host was encoded once
-            # in __init__), the only parameter is an integer page and the body our own JSON, so
-            # PreparedRequest.prepare's generic URL and body handling has nothing to do.
-            session = self._session
-            prepared = requests.PreparedRequest()
-            prepared.method = method
-            prepared.url = f"{url}?{urlencode(params)}" if params else url
-            prepared.headers = CaseInsensitiveDict(self._headers)
-            if payload is not None:
-                prepared.body = json.dumps(payload, allow_nan=False).encode("utf-8")
-                prepared.headers["Content-Length"] = str(len(prepared.body))
-            self._auth(prepared)
-            response = session.get_adapter(url).send(
-                prepared,
-                timeout=self._timeout,
-                verify=self._verify,
-                proxies=session.proxies,
-            )
-            with response:
-                return _Answer(
-                    response.status_code,
-                    response.reason or "",
-                    CaseInsensitiveDict(response.headers),
-                    response.content,
+            with armed(deadline):
+                # Straight to the session's adapter (its pool, proxies and TLS settings): the
+                # Session.request layer re-merges settings, cookies and hooks on every call,
+                # about a third of the CPU a request costs, and we need none of it. Redirects
+                # are never followed, so the token goes nowhere but base_url.
+                # The request is built by hand: ``url`` is already ASCII (the host was encoded
+                # once in __init__), the only parameter is an integer page and the body our own
+                # JSON, so PreparedRequest.prepare's generic URL and body handling has nothing
+                # to do.
+                session = self._session
+                prepared = requests.PreparedRequest()
+                prepared.method = method
+                prepared.url = f"{url}?{urlencode(params)}" if params else url
+                prepared.headers = CaseInsensitiveDict(self._headers)
+                if payload is not None:
+                    prepared.body = json.dumps(payload, allow_nan=False).encode("utf-8")
+                    prepared.headers["Content-Length"] = str(len(prepared.body))
+                self._auth(prepared)
+                # stream=True: the body is read by _receive, under the deadline and the limit.
+                response = session.get_adapter(url).send(
+                    prepared,
+                    stream=True,
+                    timeout=self._timeout,
+                    verify=self._verify,
+                    proxies=session.proxies,
                 )
+                return self._receive(response, deadline)
         except _TRANSPORT_ERRORS as exc:
+            failure = classify_failure(exc)
+            if deadline.finish() and failure is not Failure.CONNECT_FAILED:
+                # The watchdog shut the socket: what surfaced is an "end of stream".
+                return _Failed(Failure.READ_TIMEOUT, "the client closed the connection")
             inner = _innermost(exc)
             # urllib3 puts the connection object first and the human sentence last.
             texts = [a for a in inner.args if isinstance(a, str)]
             detail = f"{type(inner).__name__}: {texts[-1] if texts else inner}"
             if len(detail) > _MAX_SNIPPET:
                 detail = detail[: _MAX_SNIPPET - 3] + "..."
-            return _Failed(classify_failure(exc), self._auth.redact(detail))
+            return _Failed(failure, self._auth.redact(detail))
+        finally:
+            deadline.finish()
+
+    def _receive(
+        self, response: requests.Response, deadline: Deadline
+    ) -> _Answer | _Failed | _TooLarge:
+        """Read the body streamed, at most the size limit (64 KiB of an error answer), and give
+        the connection back to the pool only when the answer was read whole in time."""
+        raw = response.raw
+        attach_response(raw)
+        status = response.status_code
+        success = 200 <= status < 300
+        limit = self._max_bytes if success else min(self._max_bytes, _MAX_ERROR_BODY)
+        declared = _content_length(response.headers)
+        reusable = False
+        try:
+            if success and declared is not None and declared > limit:
+                return _TooLarge(status, declared, 0)
+            # One piece (the usual, small answer) stays as it came; more are appended to one
+            # bytearray, which grows in place (no second copy of a large body at the end).
+            body: bytes | bytearray = b""
+            size = 0
+            for chunk in raw.stream(_CHUNK, decode_content=True):
+                size += len(chunk)
+                if size > limit:
+                    if success:
+                        return _TooLarge(status, declared, size)
+                    body = bytes(body) + chunk[: len(chunk) - (size - limit)]
+                    break
+                if not body:
+                    body = chunk
+                else:
+                    if isinstance(body, bytes):
+                        body = bytearray(body)
+                    body += chunk
+                if deadline.remaining() <= 0:
+                    return _Failed(
+                        Failure.READ_TIMEOUT, f"cut off after {size:,} bytes of the answer"
+                    )
+            else:
+                reusable = True
+            if deadline.finish():
+                # The watchdog shut the socket: an answer "ended" by that is not trustworthy
+                # (a body read to the end of the stream, headers cut short).
+                return _Failed(Failure.READ_TIMEOUT, "the client closed the connection")
+            return _Answer(
+                status,
+                response.reason or "",
+                CaseInsensitiveDict(response.headers),
+                body,
+            )
+        finally:
+            if deadline.finish() or not reusable:
+                raw.close()  # a half-read or cut-off connection must not serve another request
+            raw.release_conn()
 
     def _request(
         self,
@@ -448,6 +593,16 @@ class NumberYoClient:
             elapsed_ms = (time.perf_counter() - started) * 1000.0
 
             retry_after: float | None = None
+            if isinstance(result, _TooLarge):
+                log.debug("%s %s -> %d, too large", method, shown, result.status)
+                raise ResponseTooLargeError(
+                    self._max_bytes,
+                    declared=result.declared,
+                    received=result.received,
+                    method=method,
+                    path=shown,
+                    status=result.status,
+                )
             if isinstance(result, _Answer):
                 log.debug("%s %s -> %d in %.1f ms", method, shown, result.status, elapsed_ms)
                 if 200 <= result.status < 300:
@@ -486,9 +641,20 @@ class NumberYoClient:
                 "empty body, expected JSON", method=method, path=shown, status=answer.status
             )
         try:
-            return json.loads(answer.content)
+            body = json.loads(answer.content)
         except ValueError:
             detail = f"body is not JSON: {self._auth.redact(_snippet(answer.content))!r}"
+        except RecursionError:
+            detail = f"JSON nested deeper than {MAX_JSON_DEPTH} levels (Python cannot parse it)"
+        else:
+            # A real answer is about 4 levels deep; anything past the limit is hostile or broken
+            # and would blow the stack of whatever walks it later.
+            content = answer.content
+            if content.count(b"[") + content.count(b"{") <= MAX_JSON_DEPTH or _depth_at_most(
+                body, MAX_JSON_DEPTH
+            ):
+                return body
+            detail = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
         raise BadResponseError(detail, method=method, path=shown, status=answer.status)
 
     def _status_error(
@@ -543,7 +709,7 @@ class NumberYoClient:
         failure, detail = failed.failure, failed.detail
         if tried:
             detail = f"{detail}; {tried}"
-        read_s = self._timeout[1]
+        total_s = self._timeout[1]
         if failure is Failure.CONNECT_FAILED:
             return TransportError(
                 method,
@@ -560,7 +726,7 @@ class NumberYoClient:
         if failure is Failure.INVALID_REQUEST:
             raise ConfigurationError(f"{method} {shown}: the request could not be built: {detail}")
         what = (
-            f"no answer within the {read_s:g} s read timeout"
+            f"no complete answer within the {total_s:g} s timeout (connect plus the whole answer)"
             if failure is Failure.READ_TIMEOUT
             else "the connection was lost after it was established"
         )
@@ -635,11 +801,13 @@ class NumberYoClient:
 
         Money safety: the POST is resent only when the server provably did nothing: the
         connection was never established (refused, DNS failure, connect timeout) or the server
-        answered 429 or 503. It is never resent after a read timeout, a connection dropped after
-        sending, or a 500/502/504. Then:
+        answered 429 or 503. It is never resent after a timeout (no complete answer within
+        ``timeout``, a drip cut off included), a connection dropped after sending, or a
+        500/502/504. Then:
 
-        - ``OutcomeUnknownError``: the request may have reached the server (read timeout, dropped
-          connection, or a 2xx answer we could not read). The check MAY exist and MAY be charged.
+        - ``OutcomeUnknownError``: the request may have reached the server (timeout, dropped
+          connection, or a 2xx answer we could not read, too large included). The check MAY
+          exist and MAY be charged.
         - ``ServerError`` with ``check_may_exist=True``: a 5xx other than 501/503/505.
 
         In both cases do not resend: list recent checks (:meth:`iter_checks`) to reconcile.

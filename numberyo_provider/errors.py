@@ -169,6 +169,51 @@ class BadResponseError(NumberYoError):
         return BadResponseError(self.detail, method=method, path=path, status=status)
 
 
+class ResponseTooLargeError(BadResponseError):
+    """A 2xx answer larger than the client's limit (``max_response_mb``); read no further.
+
+    Not retried: it would be as large again. For a paid POST the check exists (the client turns
+    this into :class:`OutcomeUnknownError`).
+    """
+
+    def __init__(
+        self,
+        limit_bytes: int,
+        *,
+        declared: int | None = None,
+        received: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.limit_bytes = limit_bytes
+        self.declared = declared
+        self.received = received
+        limit_mb = limit_bytes / (1024 * 1024)
+        if declared is not None and declared > limit_bytes:
+            size = f"it announced {declared:,} bytes (Content-Length) and was not read"
+        else:
+            size = f"reading stopped after {received or 0:,} bytes"
+        super().__init__(
+            f"the answer is larger than the {limit_mb:g} MiB limit: {size}. If answers this "
+            "large are expected, raise max_response_mb (client argument, connection extra, or "
+            "--max-response-mb)",
+            method=method,
+            path=path,
+            status=status,
+        )
+
+    def with_context(self, method: str, path: str, status: int | None) -> BadResponseError:
+        return ResponseTooLargeError(
+            self.limit_bytes,
+            declared=self.declared,
+            received=self.received,
+            method=method,
+            path=path,
+            status=status,
+        )
+
+
 class TransportError(NumberYoError):
     """No usable HTTP answer: connection failure or timeout (after retries, when allowed)."""
 
@@ -215,6 +260,7 @@ __all__ = [
     "NumberYoError",
     "OutcomeUnknownError",
     "RateLimitedError",
+    "ResponseTooLargeError",
     "ServerError",
     "TransportError",
     "UnsupportedCheckTypeError",

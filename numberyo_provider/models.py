@@ -100,17 +100,37 @@ def _get(data: Mapping[str, Any], key: str, where: str, *, required: bool) -> An
     return value
 
 
-def _int(data: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> Any:
+#: Every integer the API sends lands in a BIGINT column (or is a page number): it must fit.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _int(
+    data: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    required: bool = False,
+    minimum: int = INT64_MIN,
+    maximum: int = INT64_MAX,
+) -> Any:
     value = _get(data, key, where, required=required)
     if value is None:
         return None
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-        return int(value)
-    raise _bad(f"{where}.{key}", "an integer", value)
+        number = value
+    # A string of at most 40 digits: int() of thousands of digits is slow (refused past 4300).
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,40}", value.strip())
+    ):
+        number = int(value)
+    if number is None:
+        raise _bad(f"{where}.{key}", "an integer", value)
+    if not minimum <= number <= maximum:
+        bits = "32" if maximum == INT32_MAX else "64"
+        raise _bad(f"{where}.{key}", f"an integer from {minimum} to {maximum} ({bits} bits)", value)
+    return number
 
 
 def _str(
@@ -203,7 +223,7 @@ class Check:
         data = _mapping(data, where)
         check_type = _str(data, "type", where, required=True)
         return cls(
-            id=_int(data, "id", where, required=True),
+            id=_int(data, "id", where, required=True, minimum=1),
             # A type this version does not know must not break a whole listing: keep it as sent.
             type=_CHECK_TYPES_BY_LOWER.get(check_type.lower(), check_type),
             created_at=_timestamp(data, "created_at", where, required=True),
@@ -291,7 +311,8 @@ class HlrResult:
         values.update({k: _str(data, k, where, digits=True) for k in cls._DIGITS})
         values.update({k: _bool(data, k, where) for k in cls._BOOLS})
         return cls(
-            country_code=_int(data, "country_code", where),
+            # An INTEGER column (a calling code has 1 to 3 digits).
+            country_code=_int(data, "country_code", where, minimum=INT32_MIN, maximum=INT32_MAX),
             created_at=_timestamp(data, "created_at", where),
             extra=_extra(data, cls._KNOWN),
             **values,

@@ -63,12 +63,27 @@ def get_provider_info() -> dict[str, Any]:
                 },
                 "conn-fields": {
                     "timeout": {
-                        "label": "Read timeout (seconds)",
-                        "schema": {"type": ["number", "null"], "default": 30},
+                        "label": "Timeout (seconds)",
+                        "schema": {
+                            "type": ["number", "null"],
+                            "default": 30,
+                            "exclusiveMinimum": 0,
+                        },
+                        "description": "The longest one request may take, connect plus the whole "
+                        "answer; a slower answer is cut off and retried (a paid POST is not).",
                     },
                     "connect_timeout": {
                         "label": "Connect timeout (seconds)",
-                        "schema": {"type": ["number", "null"], "default": 5},
+                        "schema": {"type": ["number", "null"], "default": 5, "exclusiveMinimum": 0},
+                    },
+                    "max_response_mb": {
+                        "label": "Largest answer (MiB)",
+                        "schema": {
+                            "type": ["number", "null"],
+                            "default": 32,
+                            "exclusiveMinimum": 0,
+                        },
+                        "description": "A larger API answer is refused without being read whole.",
                     },
                     "max_retries": {
                         "label": "Max retries",

@@ -37,7 +37,8 @@ class Failure(str, Enum):
     CONNECT_FAILED = "connect_failed"
     #: Connected, then no (complete) answer: reset, dropped, cut body, TLS failure mid-way.
     CONNECTION_LOST = "connection_lost"
-    #: The request was sent; no answer within the read timeout.
+    #: The request was sent; no complete answer within the timeout (a silent or dripping server,
+    #: cut off at the client's deadline).
     READ_TIMEOUT = "read_timeout"
     #: The server's TLS certificate was rejected: nothing sent, and retrying will not help.
     CERTIFICATE = "certificate"
@@ -88,8 +89,8 @@ def classify_failure(exc: BaseException) -> Failure:
     """
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return Failure.CONNECT_FAILED
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return Failure.READ_TIMEOUT
+    if isinstance(exc, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
+        return Failure.READ_TIMEOUT  # the latter while streaming the body
     chain = list(_chain(exc))
     if isinstance(exc, requests.exceptions.SSLError):
         if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
@@ -167,6 +168,15 @@ class RetryPolicy:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
                 raise ConfigurationError(f"{name} must be a number >= 0, got {value!r}")
+
+    def longest_waits(self, *, retry_after: bool) -> float:
+        """The most all retry waits of one request can add up to: each backoff at its ceiling,
+        or, with ``retry_after``, each wait a ``Retry-After`` of up to ``retry_after_max``."""
+        total = 0.0
+        for n in range(1, self.max_retries + 1):
+            ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** min(n - 1, 62))
+            total += max(ceiling, self.retry_after_max) if retry_after else ceiling
+        return total
 
     def backoff(self, retry_number: int) -> float:
         """Full jitter: uniform in [0, min(backoff_max, backoff_base * 2**(retry_number - 1)))."""

@@ -102,6 +102,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _mebibytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of MiB, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of MiB > 0, got {text!r}")
+    return value
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "check",
@@ -214,6 +224,21 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="how long to wait for another writer of a DuckDB file (default 60)",
     )
+    out.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="the longest one API request may take, connect plus the whole answer (default "
+        "30). A POST cut off is never sent again: it is looked up in the account's history",
+    )
+    out.add_argument(
+        "--max-response-mb",
+        type=_mebibytes,
+        default=None,
+        metavar="MB",
+        help="refuse an API answer larger than this many MiB (default 32)",
+    )
     out.add_argument("--json", action="store_true", help="print the summary as JSON")
     out.add_argument("--no-progress", action="store_true", help="never draw the progress line")
     parser.set_defaults(func=handle)
@@ -297,11 +322,17 @@ def _run(args: argparse.Namespace) -> int:
     source = open_source(spec)
     base_url = args.base_url or os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
     stop = threading.Event()
+    limits: dict[str, Any] = {}
+    if args.timeout is not None:
+        limits["timeout"] = args.timeout
+    if args.max_response_mb is not None:
+        limits["max_response_mb"] = args.max_response_mb
     client = NumberYoClient(
         token or "dry-run",
         base_url,
         pool_size=args.workers,
         sleep=cancellable_sleep(stop),
+        **limits,
     )
     try:  # usage errors are found before anything is written (warehouse, ledger, landing)
         check_warehouse_url(args.warehouse)

@@ -55,6 +55,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _mebibytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of MiB, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of MiB > 0, got {text!r}")
+    return value
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "sync",
@@ -125,6 +135,22 @@ def register(subparsers: Any) -> None:
         "its own setting)",
     )
     parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="the longest one API request may take, connect plus the whole answer, before it "
+        "is cut off and retried (default 30; overrides the connection's extra with --conn-id)",
+    )
+    parser.add_argument(
+        "--max-response-mb",
+        type=_mebibytes,
+        default=None,
+        metavar="MB",
+        help="refuse an API answer larger than this many MiB (default 32; overrides the "
+        "connection's extra with --conn-id)",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the summary as JSON instead of text"
     )
     parser.add_argument("--no-progress", action="store_true", help="never draw the progress line")
@@ -155,7 +181,7 @@ def _from_connection(args: argparse.Namespace) -> tuple[dict[str, Any], str | No
         ) from None
     try:
         hook = NumberYoHook(args.conn_id)
-        client = hook.get_client(pool_size=args.concurrency)
+        client = hook.get_client(pool_size=args.concurrency, **_limits(args))
         secret = hook.privacy_secret
     except NumberYoError:
         raise
@@ -164,6 +190,16 @@ def _from_connection(args: argparse.Namespace) -> tuple[dict[str, Any], str | No
             f"cannot use Airflow connection {args.conn_id!r}: {type(exc).__name__}: {exc}"
         ) from None
     return {"client": client}, secret
+
+
+def _limits(args: argparse.Namespace) -> dict[str, Any]:
+    """``--timeout`` / ``--max-response-mb`` as client arguments, when given."""
+    limits: dict[str, Any] = {}
+    if args.timeout is not None:
+        limits["timeout"] = args.timeout
+    if args.max_response_mb is not None:
+        limits["max_response_mb"] = args.max_response_mb
+    return limits
 
 
 def _client_args(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
@@ -181,7 +217,7 @@ def _client_args(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
     from numberyo_provider.client import DEFAULT_BASE_URL
 
     base_url = args.base_url or os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = _limits(args)
     if args.max_retries is not None:
         if args.max_retries < 0:
             raise ConfigurationError(f"--max-retries must be >= 0, got {args.max_retries}")

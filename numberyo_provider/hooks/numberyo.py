@@ -10,39 +10,50 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from numberyo_provider.client import NumberYoClient
-from numberyo_provider.coercion import as_bool
+from numberyo_provider.client import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_MB,
+    DEFAULT_TIMEOUT,
+    NumberYoClient,
+)
+from numberyo_provider.coercion import as_bool, as_decimal, as_int
 from numberyo_provider.errors import ConfigurationError, NumberYoError
 
 #: Connection extras the hook understands, with how to coerce them (they may arrive as strings
-#: from a URI-form connection).
-_EXTRA_TYPES: dict[str, type] = {
-    "timeout": float,
-    "connect_timeout": float,
-    "max_retries": int,
-    "requests_per_second": float,
-    "verify_ssl": bool,
+#: from a URI-form connection): "positive" (a number > 0), "count" or "flag".
+_EXTRA_TYPES: dict[str, str] = {
+    "timeout": "positive",
+    "connect_timeout": "positive",
+    "max_response_mb": "positive",
+    "max_retries": "count",
+    "requests_per_second": "positive",
+    "verify_ssl": "flag",
 }
 
 
-def _coerce(name: str, value: Any, typ: type) -> Any:
+def _coerce(name: str, value: Any, kind: str) -> Any:
+    """One extra, by the rules of :mod:`numberyo_provider.coercion`; ``None`` when empty."""
+    label = f"connection extra {name!r}"
     if value is None or value == "":
         return None
-    if typ is bool:
-        return as_bool(f"connection extra {name!r}", value)
-    try:
-        return typ(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(
-            f"connection extra {name!r} must be a {typ.__name__}, got {value!r}"
-        ) from None
+    if kind == "flag":
+        return as_bool(label, value)
+    if kind == "count":
+        return as_int(label, value, minimum=0)
+    if isinstance(value, bool):
+        raise ConfigurationError(f"{label} must be a number > 0, got {value!r}")
+    amount = as_decimal(label, value)
+    if amount is None or amount <= 0:
+        raise ConfigurationError(f"{label} must be a number > 0, got {value!r}")
+    return float(amount)
 
 
 class NumberYoHook(BaseHook):
     """Connection to the NumberYo API.
 
     Host is the base URL (empty: production ``https://www.numberyo.tech``), password is the API
-    token. Extras: ``timeout`` (read timeout, s), ``connect_timeout`` (s), ``max_retries``,
+    token. Extras: ``timeout`` (total seconds of one request, connect plus the whole answer),
+    ``connect_timeout`` (s), ``max_response_mb`` (the largest answer read), ``max_retries``,
     ``requests_per_second`` (client-side rate limit, off when empty), ``verify_ssl``,
     ``privacy_secret`` (the HMAC key for the ``hmac`` privacy mode).
     """
@@ -83,7 +94,12 @@ class NumberYoHook(BaseHook):
                 host = f"{host.rstrip('/')}:{conn.port}"
             kwargs["base_url"] = host
         if opts["timeout"] is not None or opts["connect_timeout"] is not None:
-            kwargs["timeout"] = (opts["connect_timeout"] or 5.0, opts["timeout"] or 30.0)
+            kwargs["timeout"] = (
+                opts["connect_timeout"] or DEFAULT_CONNECT_TIMEOUT,
+                opts["timeout"] or DEFAULT_TIMEOUT,
+            )
+        if opts["max_response_mb"] not in (None, DEFAULT_MAX_RESPONSE_MB):
+            kwargs["max_response_mb"] = opts["max_response_mb"]
         for key in ("max_retries", "requests_per_second", "verify_ssl"):
             if opts[key] is not None:
                 kwargs[key] = opts[key]
