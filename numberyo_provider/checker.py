@@ -518,6 +518,14 @@ class Checker:
         """Renew this checker's claims every quarter lease, so a claim lapses only when the
         process stops renewing it (killed, frozen), never while its POST may still go out."""
         lease = self.options.claim_lease
+        longest = getattr(self.client, "longest_request_seconds", None)
+        if callable(longest) and longest() > lease.total_seconds() / 2:
+            log.warning(
+                "one request may take up to %.0f s with this client's timeout and retries, more "
+                "than half the claim lease (%.0f s): raise claim_lease, or lower the timeout",
+                longest(),
+                lease.total_seconds(),
+            )
         self._lease_valid_until = time.monotonic() + lease.total_seconds()
         every = max(lease.total_seconds() / 4, 0.5)
 
