@@ -98,6 +98,14 @@ class SyncSummary:
     drift_detected: bool = False
     #: ``pagination.total`` as the run found it first (the account's size).
     account_total: int | None = None
+    #: ``pagination.total`` of the last page read (the account's size when listing ended).
+    account_total_end: int | None = None
+    #: Checks the falls / rises of the total show were deleted / created upstream while listing.
+    deleted_while_listing: int = 0
+    created_while_listing: int = 0
+    #: The listing read to the end of the list (False: an incremental run that stopped at the
+    #: watermark on purpose, the older checks being loaded already).
+    listing_complete: bool = False
     watermark_before: dict[str, Any] | None = None
     watermark_after: dict[str, Any] | None = None
     files: list[str] = field(default_factory=list)
@@ -117,7 +125,7 @@ class SyncSummary:
         wm_before = _wm_text(self.watermark_before)
         wm_after = _wm_text(self.watermark_after)
         results = ", ".join(f"{k} {v:,}" for k, v in sorted(self.results_loaded.items()))
-        size = f" (account holds {self.account_total:,})" if self.account_total is not None else ""
+        size = self._listing_note()
         lines = [
             f"Sync {self.load_id} committed in {self.duration_s:.1f} s"
             + (" (full refresh)" if self.full_refresh else ""),
@@ -141,6 +149,27 @@ class SyncSummary:
         else:
             lines.append("  check errors     none")
         return "\n".join(lines)
+
+    def _listing_note(self) -> str:
+        if self.account_total is None:
+            return ""
+        start, end = self.account_total, self.account_total_end
+        if end is None or end == start:
+            note = f"account holds {start:,}"
+        else:
+            note = f"account held {start:,} at the start, {end:,} at the end"
+        changes = []
+        if self.deleted_while_listing:
+            changes.append(f"{self.deleted_while_listing:,} deleted upstream while listing")
+        if self.created_while_listing:
+            changes.append(
+                f"{self.created_while_listing:,} created while listing (newer ones: next run)"
+            )
+        if changes:
+            note += ": " + ", ".join(changes)
+        if not self.listing_complete:
+            note += "; stopped at the watermark: older checks are loaded already"
+        return f" ({note})"
 
 
 def _wm_text(value: Mapping[str, Any] | None) -> str:
@@ -365,6 +394,10 @@ class _Run:
         self.summary.listing_passes = stats.passes
         self.summary.drift_detected = stats.drift_detected
         self.summary.account_total = stats.first_total
+        self.summary.account_total_end = stats.last_total
+        self.summary.deleted_while_listing = stats.deleted_while_listing
+        self.summary.created_while_listing = stats.created_while_listing
+        self.summary.listing_complete = stats.reached_end
 
         files = self.lander.flush()
         self.summary.files = [f.path for f in files]
