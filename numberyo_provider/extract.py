@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -47,7 +47,8 @@ from numberyo_provider.errors import (
     NumberYoError,
     UnsupportedCheckTypeError,
 )
-from numberyo_provider.models import Check, CheckPage, CheckResults
+from numberyo_provider.models import CHECK_TYPES, Check, CheckPage, CheckResults
+from numberyo_provider.normalize import UntypedResults
 
 log = logging.getLogger(__name__)
 
@@ -415,19 +416,23 @@ class ResultError:
         return {"check_id": self.check_id, "status": self.status, "message": self.message}
 
 
+#: What a results request gives: typed results, or whole JSON for a type not modelled here.
+AnyResults = CheckResults | UntypedResults
+
+
 class PendingResults:
     """Results of one batch of checks, being fetched."""
 
     def __init__(
-        self, futures: dict[int, Future[CheckResults]], cancel: threading.Event | None
+        self, futures: dict[int, Future[AnyResults]], cancel: threading.Event | None
     ) -> None:
         self._futures = futures
         self._cancel = cancel
 
-    def wait(self) -> tuple[dict[int, CheckResults], list[ResultError]]:
+    def wait(self) -> tuple[dict[int, AnyResults], list[ResultError]]:
         """Every result, or the first fatal error (the other requests of the batch are
         cancelled)."""
-        results: dict[int, CheckResults] = {}
+        results: dict[int, AnyResults] = {}
         errors: list[ResultError] = []
         try:
             for check_id, future in self._futures.items():
@@ -446,7 +451,11 @@ class PendingResults:
 
 
 class ResultFetcher:
-    """Fetches ``GET /api/checks/{id}/results`` for many checks on a bounded executor."""
+    """Fetches ``GET /api/checks/{id}/results`` for many checks on a bounded executor.
+
+    A check of a type this version does not model (listed as, say, ``Email``) never fails the
+    run: its answer is kept whole as :class:`UntypedResults` (``other_results`` in the warehouse).
+    """
 
     def __init__(
         self,
@@ -459,17 +468,37 @@ class ResultFetcher:
         self._executor = executor
         self._cancel = cancel
 
-    def _fetch(self, check_id: int) -> CheckResults:
+    def _fetch(self, check: Check) -> AnyResults:
         _checked(self._cancel)
-        return self._client.get_results(check_id)
+        if check.type in CHECK_TYPES:
+            return self._client.get_results(check.id)
+        return self._fetch_untyped(check)
+
+    def _fetch_untyped(self, check: Check) -> AnyResults:
+        path = f"{CHECKS_PATH}/{check.id}/results"
+        # The client's one request path (retries, deadline, size limit), without the typed
+        # parsing that refuses a type it does not know.
+        status, body = self._client._request("GET", path)
+        if not isinstance(body, Mapping):
+            raise BadResponseError(
+                f"expected a JSON object, got {type(body).__name__}",
+                method="GET",
+                path=path,
+                status=status,
+            )
+        try:  # a type this version does know after all (listed under another spelling)
+            return CheckResults.from_api(body)
+        except BadResponseError:
+            return UntypedResults(type=check.type, body=body)
 
     def submit(self, checks: Sequence[Check]) -> PendingResults:
-        futures = {c.id: self._executor.submit(self._fetch, c.id) for c in checks}
+        futures = {c.id: self._executor.submit(self._fetch, c) for c in checks}
         return PendingResults(futures, self._cancel)
 
 
 __all__ = [
     "RECORDED_STATUSES",
+    "AnyResults",
     "CheckLister",
     "ListingStats",
     "ListingUnstableError",

@@ -45,7 +45,7 @@ from numberyo_provider.extract import (
     SyncCancelled,
     check_order_key,
 )
-from numberyo_provider.models import Check
+from numberyo_provider.models import CHECK_TYPES, Check
 from numberyo_provider.normalize import normalize_checks
 
 if TYPE_CHECKING:
@@ -93,6 +93,9 @@ class SyncSummary:
     rows_committed: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     error_samples: list[dict[str, Any]] = field(default_factory=list)
+    #: Checks of types this version does not model, per type: in ``checks``, their results whole
+    #: as JSON in ``other_results``.
+    other_types: dict[str, int] = field(default_factory=dict)
     pages: int = 0
     listing_passes: int = 0
     drift_detected: bool = False
@@ -138,6 +141,12 @@ class SyncSummary:
             + ("; the list changed while paging (handled)" if self.drift_detected else ""),
             f"  watermark        {wm_before} -> {wm_after}",
         ]
+        if self.other_types:
+            kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(self.other_types.items()))
+            lines.append(
+                f"  other types      {kinds} (results kept whole as JSON in other_results; "
+                "a later release types them)"
+            )
         if self.errors:
             lines.append(
                 f"  check errors     {self.errors} (recorded in _loads.errors, not fatal):"
@@ -455,6 +464,7 @@ class _Run:
         self.errors.extend(errors)
         self.summary.results_fetched += len(results)
         self.summary.checks_new += len(checks)
+        self._note_other_types(checks)
         if checks:
             tables = normalize_checks(
                 checks,
@@ -474,6 +484,23 @@ class _Run:
         if self.progress is not None:
             self.progress.advance(listed)
         self._stage("batch_landed")
+
+    def _note_other_types(self, checks: list[Check]) -> None:
+        """Checks of a type this version does not model load anyway; say so once per type."""
+        counts = self.summary.other_types
+        for check in checks:
+            if check.type in CHECK_TYPES:
+                continue
+            if check.type not in counts:
+                log.warning(
+                    "check type %r is not one this version models (%s): its checks are loaded "
+                    "into checks and their results kept whole as JSON in other_results; a later "
+                    "release of airflow-provider-numberyo types them",
+                    check.type,
+                    ", ".join(CHECK_TYPES),
+                )
+                counts[check.type] = 0
+            counts[check.type] += 1
 
     def fail(self, exc: BaseException) -> None:
         """Record the load as failed and delete its files; never hides ``exc``."""

@@ -10,6 +10,7 @@ ends (with exit 0 and too many requests) instead of hanging.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -314,3 +315,79 @@ def test_an_incremental_run_stops_at_the_watermark_and_says_so(
     assert requests <= 3
     assert loaded_ids(tmp_path) == list(range(1, 49))
     assert "stopped at the watermark" in out
+
+
+# --- a check type this version does not know ----------------------------------------------
+
+
+def test_an_unknown_check_type_is_loaded_and_its_results_kept_whole(
+    run: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    """NumberYo adds an ``Email`` check: its checks load into ``checks``, their results whole as
+    JSON into ``other_results``, the run warns once and the known types load as usual."""
+    checks = make_checks(12, types=("HLR", "Verify", "Email"))
+    emails = sorted(c["id"] for c in checks if c["type"] == "Email")
+    with serve(checks, honest(checks)) as server:
+        code, out, err = run(server)
+        first_gets = server.count("GET") - list_requests(server)
+    assert code == 0, err
+    assert loaded_ids(tmp_path) == list(range(1, 13))
+    assert table(tmp_path, "SELECT count(*) FROM numberyo.hlr_results")[0][0] == 4
+    assert table(tmp_path, "SELECT count(*) FROM numberyo.verify_results")[0][0] == 4
+    rows = table(
+        tmp_path, "SELECT check_id, type, results FROM numberyo.other_results ORDER BY check_id"
+    )
+    assert [r[0] for r in rows] == emails
+    by_id = {c["id"]: c for c in checks}
+    for check_id, typ, results in rows:
+        assert typ == "Email"
+        assert json.loads(results) == json.loads(results_reply(by_id[check_id]).body)  # type: ignore[arg-type]
+    assert table(tmp_path, "SELECT count(*) FROM numberyo.checks WHERE type = 'Email'")[0][0] == 4
+    warnings = [line for line in err.splitlines() if "'Email'" in line]
+    assert len(warnings) == 1 and "other_results" in warnings[0]
+    assert "other types      Email 4" in out
+    assert first_gets == 12
+
+    # The next run does not fetch them again: their results are loaded.
+    with serve(checks, honest(checks)) as server:
+        code, out, err = run(server)
+        again = server.count("GET") - list_requests(server)
+    assert code == 0, err
+    assert again == 0
+
+
+def test_unknown_type_results_are_withheld_under_a_privacy_mode(
+    run: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    """Which fields of an unknown type are personal is unknown: with ``--privacy mask`` the row
+    is kept (the check is accounted for) but ``results`` is NULL."""
+    checks = make_checks(3, types=("Email",))
+    with serve(checks, honest(checks)) as server:
+        code, _out, err = run(server, "--privacy", "mask")
+    assert code == 0, err
+    rows = table(tmp_path, "SELECT check_id, results FROM numberyo.other_results")
+    assert sorted(rows) == [(1, None), (2, None), (3, None)]
+
+
+def test_check_still_refuses_an_unknown_type_as_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NUMBERYO_API_TOKEN", "hostile-test-token")
+    code = main(
+        [
+            "check",
+            "--source",
+            f"duckdb:///{tmp_path / 'src.duckdb'}",
+            "--table",
+            "t",
+            "--column",
+            "c",
+            "--type",
+            "Email",
+            "--warehouse",
+            f"duckdb:///{tmp_path / 'wh.duckdb'}",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown check type 'Email'" in err
