@@ -195,6 +195,16 @@ class InconsistentPaginationError(BadResponseError):
     the listing cannot reach): a complete listing cannot be proven, so nothing is committed."""
 
 
+def _first_file(path: str) -> str:
+    """The deepest existing part of ``path`` when it is a file (``path`` itself otherwise)."""
+    import os
+
+    current = os.path.abspath(path)
+    while not os.path.exists(current) and os.path.dirname(current) != current:
+        current = os.path.dirname(current)
+    return current if os.path.exists(current) and not os.path.isdir(current) else path
+
+
 class LandingError(NumberYoError):
     """A local fault while writing Parquet files (permission, not a directory, disk full).
 
@@ -216,7 +226,7 @@ class LandingError(NumberYoError):
             what = f"permission denied on {where}"
             todo = "give this user write access to it"
         elif isinstance(exc, NotADirectoryError | FileExistsError) or code == codes.ENOTDIR:
-            what = f"{where} is a file, not a directory"
+            what = f"{_first_file(where)} is a file, not a directory"
             todo = "remove or rename that file"
         elif code in (codes.ENOSPC, codes.EDQUOT):
             what = f"no space left on the disk holding {root}"

@@ -23,6 +23,8 @@ logging): ``started``, ``batch_landed``, ``landed``, ``before_commit``, ``commit
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import threading
 import time
 import uuid
@@ -36,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from numberyo_provider import schema
 from numberyo_provider.client import DEFAULT_BASE_URL, NumberYoClient
-from numberyo_provider.errors import ConfigurationError, NumberYoError
+from numberyo_provider.errors import ConfigurationError, LandingError, NumberYoError
 from numberyo_provider.extract import (
     CheckLister,
     PendingResults,
@@ -307,6 +309,29 @@ class _Run:
                 f"{_database_message(exc)}"
             ) from exc
 
+    @contextmanager
+    def _landing(self) -> Iterator[None]:
+        """Local faults of the Parquet landing (permission, not a directory, disk full) as one
+        clear LandingError, at the boundary of :mod:`numberyo_provider.land`."""
+        try:
+            yield
+        except OSError as exc:
+            raise LandingError.from_os_error(
+                exc, self.parquet_path, outcome="Nothing was committed."
+            ) from exc
+
+    def check_landing_root(self) -> None:
+        """A local landing directory that cannot take files fails the run before any request is
+        sent and before the warehouse is touched (a probe file is created and removed)."""
+        path = self.parquet_path.removeprefix("file://")
+        if "://" in path:
+            return  # an object store: its own errors come with the first upload
+        with self._landing():
+            os.makedirs(path, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".numberyo-probe-", dir=path)
+            os.close(fd)
+            os.unlink(probe)
+
     def _stage(self, name: str) -> None:
         log.debug("sync %s: stage %s", self.load_id, name)
         if self.on_stage is not None:
@@ -353,17 +378,19 @@ class _Run:
         from numberyo_provider.warehouse.base import LoadCommit, Watermark
 
         clock = time.monotonic()
+        self.check_landing_root()
         watermark = self.prepare()
         previous_watermark = self.summary.watermark_before
         self._total_from_pages = watermark is None
         self._stage("started")
-        self.lander = ParquetLander(
-            self.parquet_path,
-            self.load_id,
-            storage_options=self.storage_options,
-            rows_per_file=self.rows_per_file,
-            max_buffered_rows=self.max_buffered_rows,
-        )
+        with self._landing():
+            self.lander = ParquetLander(
+                self.parquet_path,
+                self.load_id,
+                storage_options=self.storage_options,
+                rows_per_file=self.rows_per_file,
+                max_buffered_rows=self.max_buffered_rows,
+            )
         executor = ThreadPoolExecutor(
             max_workers=self.concurrency, thread_name_prefix=f"numberyo-{self.load_id}"
         )
@@ -408,7 +435,8 @@ class _Run:
         self.summary.created_while_listing = stats.created_while_listing
         self.summary.listing_complete = stats.reached_end
 
-        files = self.lander.flush()
+        with self._landing():
+            files = self.lander.flush()
         self.summary.files = [f.path for f in files]
         self._stage("landed")
 
@@ -477,7 +505,8 @@ class _Run:
             for table in schema.DATA_TABLES:
                 data = tables[table.name]
                 if data.num_rows:
-                    self.lander.write(table, data)
+                    with self._landing():
+                        self.lander.write(table, data)
                     self.summary.rows_landed[table.name] += data.num_rows
                     if table.name in self.summary.results_loaded:
                         self.summary.results_loaded[table.name] += data.num_rows
