@@ -297,10 +297,12 @@ class _Run:
         """Database drivers' own errors as one clear WarehouseError (URL without password)."""
         try:
             yield
-        except NumberYoError:
-            raise
         except Exception as exc:
-            if not _is_database_error(exc):
+            if _is_interrupt(exc):
+                # DuckDB turns Ctrl-C inside a query into its own error (after rolling back):
+                # it is still Ctrl-C, and the CLI exits 130 for it.
+                raise KeyboardInterrupt(f"{what} was interrupted") from exc
+            if isinstance(exc, NumberYoError) or not _is_database_error(exc):
                 raise
             from numberyo_provider.warehouse import WarehouseError, mask_url
 
@@ -579,6 +581,23 @@ class _Run:
                     self.load_id,
                     mark_exc,
                 )
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is DuckDB's answer to a SIGINT during a query:
+    ``InterruptException``, or a ``RuntimeError("Query interrupted")`` in DuckDB 1.x-2.x."""
+    import duckdb
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, duckdb.InterruptException):
+            return True
+        if type(current) is RuntimeError and str(current).strip() == "Query interrupted":
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _is_database_error(exc: BaseException) -> bool:

@@ -9,8 +9,9 @@ API address and token come from ``NUMBERYO_BASE_URL`` / ``NUMBERYO_API_TOKEN`` (
 connection named by ``--conn-id``). Parquet files are landed under ``--parquet-dir`` (default
 ``./numberyo-parquet``, next to where you run it). A progress line is drawn on a terminal only; the
 summary goes to stdout (``--json`` for machines). Exit 0 on success, 1 with a one-line message for
-a failure we understand (bad token, unreachable API or warehouse, ...), 2 for bad usage. The token
-is never printed.
+a failure we understand (bad token, unreachable API or warehouse, a lying server, a Parquet
+directory that cannot take files, ...), 2 for bad usage, 130 when interrupted (Ctrl-C at any
+moment, the commit included: nothing of the run is committed). The token is never printed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ BASE_URL_ENV = "NUMBERYO_BASE_URL"
 TOKEN_ENV = "NUMBERYO_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 DEFAULT_PARQUET_DIR = "./numberyo-parquet"
 PRIVACY_MODES = ("keep", "mask", "hmac")
+EXIT_INTERRUPTED = 130
 
 
 def _positive_int(text: str) -> int:
@@ -221,6 +223,14 @@ def handle(args: argparse.Namespace) -> int:
         progress.close()
         print(f"numberyo sync: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        progress.close()
+        print(
+            "numberyo sync: interrupted (Ctrl-C): nothing of this run was committed; the next "
+            "run starts from the same watermark",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     finally:
         if client is not None:
             client.close()
