@@ -391,3 +391,27 @@ def test_check_still_refuses_an_unknown_type_as_a_usage_error(
     err = capsys.readouterr().err
     assert code == 2
     assert "unknown check type 'Email'" in err
+
+
+def test_an_unknown_check_type_on_postgresql(
+    run: Callable[..., tuple[int, str, str]], postgres_url: str
+) -> None:
+    """The same on PostgreSQL: ``other_results.results`` is JSONB, and a check whose row is
+    there is not fetched again."""
+    from numberyo_provider.warehouse import connect_warehouse
+
+    checks = make_checks(6, types=("HLR", "Email"))
+    with serve(checks, honest(checks)) as server:
+        code, _out, err = run(server, "--warehouse", postgres_url)
+    assert code == 0, err
+    with connect_warehouse(postgres_url) as wh:
+        rows = wh.query(
+            f"SELECT check_id, results -> 'results' -> 0 ->> 'address' "
+            f"FROM {wh.qualified('other_results')} ORDER BY check_id"
+        )
+    assert rows == [(1, "user1@example.com"), (3, "user3@example.com"), (5, "user5@example.com")]
+    with serve(checks, honest(checks)) as server:
+        code, _out, err = run(server, "--warehouse", postgres_url)
+        refetched = server.count("GET") - list_requests(server)
+    assert code == 0, err
+    assert refetched == 0

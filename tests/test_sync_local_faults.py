@@ -297,3 +297,15 @@ def test_the_operator_raises_the_same_error(
         op.execute(context={})  # type: ignore[arg-type]
     assert info.value.errno == errno.EEXIST
     assert not (tmp_path / "wh.duckdb").exists()
+
+
+def test_the_error_travels_between_processes() -> None:
+    """Airflow pickles task exceptions; the message and the errno survive."""
+    import pickle
+
+    error = LandingError.from_os_error(
+        OSError(errno.ENOSPC, "No space left on device", "/data/pq/x"), "/data/pq"
+    )
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error) and copy.errno == errno.ENOSPC
+    assert "no space left on the disk holding /data/pq" in str(copy)
