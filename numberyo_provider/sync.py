@@ -17,10 +17,11 @@ A local landing directory that cannot take files fails the run first, before any
 before the warehouse is touched; later OSErrors of the landing (a full disk) are a
 :class:`~numberyo_provider.errors.LandingError`. Ctrl-C is a ``KeyboardInterrupt`` wherever it
 lands, inside a DuckDB query included. Any failure before the commit records the load as failed
-(``record_failed_load``), deletes its files and re-raises; nothing is visible. A hard crash (kill -9) leaves at most unreferenced files
-behind: the watermark did not move, so the next run reads the same checks again and the merge by
-key makes the reload exact. Stage names passed to ``on_stage`` (a test seam, also handy for
-logging): ``started``, ``batch_landed``, ``landed``, ``before_commit``, ``committed``.
+(``record_failed_load``), deletes its files and re-raises; nothing is visible. A hard crash
+(kill -9) leaves at most unreferenced files behind: the watermark did not move, so the next run
+reads the same checks again and the merge by key makes the reload exact. Stage names passed to
+``on_stage`` (a test seam, also handy for logging): ``started``, ``batch_landed``, ``landed``,
+``before_commit``, ``committed``.
 """
 
 from __future__ import annotations

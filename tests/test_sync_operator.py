@@ -205,6 +205,7 @@ def test_openlineage_facets(tmp_path: Path) -> None:
         "numberyo.checks",
         "numberyo.hlr_results",
         "numberyo.verify_results",
+        "numberyo.other_results",
     }
     assert facets.inputs[0].name == "/api/checks"
 
