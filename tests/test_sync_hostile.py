@@ -415,3 +415,33 @@ def test_an_unknown_check_type_on_postgresql(
         refetched = server.count("GET") - list_requests(server)
     assert code == 0, err
     assert refetched == 0
+
+
+@pytest.mark.slow
+def test_the_operator_fails_with_the_same_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``NumberYoSyncOperator`` runs the same sync: the task fails with the same error class and
+    words (Airflow shows them), and nothing is committed."""
+    from numberyo_provider.errors import InconsistentPaginationError
+    from numberyo_provider.operators.sync import NumberYoSyncOperator
+
+    checks = make_checks(PAGE)
+
+    def lister(number: int, req: Request) -> Reply:
+        return page_reply(number, checks if number < VALVE else [], 10**9, 10**9)
+
+    with serve(checks, lister) as server:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_NUMBERYO_DEFAULT",
+            json.dumps({"conn_type": "numberyo", "host": server.url, "password": "tok"}),
+        )
+        op = NumberYoSyncOperator(
+            task_id="sync",
+            warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}",
+            parquet_path=str(tmp_path / "landing"),
+        )
+        with pytest.raises(InconsistentPaginationError, match="repeats checks already listed"):
+            op.execute(context={})  # type: ignore[arg-type]
+        assert list_requests(server) <= 3 + 8
+    assert loaded_ids(tmp_path) == []

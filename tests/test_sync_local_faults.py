@@ -270,6 +270,7 @@ def test_disk_full_injected_at_the_write(
     assert sorted(visible_files(landing)) == sorted(committed)  # only the first load's files
 
 
+@pytest.mark.slow
 def test_the_operator_raises_the_same_error(
     numberyo_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
