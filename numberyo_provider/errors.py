@@ -235,6 +235,60 @@ class OutcomeUnknownError(TransportError):
     check_may_exist = True
 
 
+class InconsistentPaginationError(BadResponseError):
+    """``GET /api/checks`` contradicts itself (pages that repeat, pages beyond the total, a total
+    the listing cannot reach): a complete listing cannot be proven, so nothing is committed."""
+
+
+def _first_file(path: str) -> str:
+    """The deepest existing part of ``path`` when it is a file (``path`` itself otherwise)."""
+    import os
+
+    current = os.path.abspath(path)
+    while not os.path.exists(current) and os.path.dirname(current) != current:
+        current = os.path.dirname(current)
+    return current if os.path.exists(current) and not os.path.isdir(current) else path
+
+
+class LandingError(NumberYoError):
+    """A local fault while writing Parquet files (permission, not a directory, disk full).
+
+    Built with :meth:`from_os_error`, the one place an ``OSError`` of the landing becomes a
+    message that says what was wrong and what to do; ``errno`` keeps the original code.
+    """
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        self.errno = errno
+        super().__init__(message)
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, root: str, *, outcome: str | None = None) -> LandingError:
+        import errno as codes
+
+        where = exc.filename if isinstance(exc.filename, str) else root
+        code = exc.errno
+        if isinstance(exc, PermissionError) or code in (codes.EACCES, codes.EPERM):
+            what = f"permission denied on {where}"
+            todo = "give this user write access to it"
+        elif isinstance(exc, NotADirectoryError | FileExistsError) or code == codes.ENOTDIR:
+            what = f"{_first_file(where)} is a file, not a directory"
+            todo = "remove or rename that file"
+        elif code in (codes.ENOSPC, codes.EDQUOT):
+            what = f"no space left on the disk holding {root}"
+            todo = "free some space"
+        elif code == codes.EROFS:
+            what = f"{where} is on a read-only file system"
+            todo = "mount it writable"
+        else:
+            what = f"{exc.strerror or exc} ({where})"
+            todo = "fix the directory"
+        message = (
+            f"cannot write Parquet files under {root}: {what}; {todo}, or choose another Parquet "
+            "directory (--parquet-dir, the operators' parquet_path)"
+        )
+        return cls(_sentence(message, outcome), errno=code)
+
+
 def validation_details(body: Any) -> str | None:
     """Laravel's ``{"errors": {"field": ["msg", ...]}}`` as one line, or ``None``."""
     errors = body.get("errors") if isinstance(body, Mapping) else None
@@ -254,7 +308,9 @@ __all__ = [
     "AuthenticationError",
     "BadResponseError",
     "ConfigurationError",
+    "InconsistentPaginationError",
     "InsufficientCreditsError",
+    "LandingError",
     "NotFoundError",
     "NumberYoAPIError",
     "NumberYoError",

@@ -17,15 +17,22 @@ throughput) and fall back to sequential verification passes, each of which only 
 not to shrink, until one is clean; after ``max_verification_passes`` unclean ones the run fails
 cleanly with :class:`ListingUnstableError`. Checks are deduplicated by id across pages and passes.
 
+The listing does not trust the server blindly: it pages while pages are full and the reported
+``total`` is not reached, whatever ``total_pages`` says; a pass that sees more repeated ids than the
+account's growth explains (plus one page), a non-empty page beyond what its own ``total`` allows, or
+a complete listing that ends with checks unaccounted for (fewer listed than the total, beyond what
+the falls of the total show were deleted) raise :class:`InconsistentPaginationError`.
+
 Results are fetched concurrently on the same bounded executor, one shared client. A 404 or 400 for
 a listed check is recorded (:class:`ResultError`), not fatal; anything else fails the run.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -35,11 +42,15 @@ from typing import Any, Protocol
 from numberyo_provider.client import CHECKS_PATH, NumberYoClient
 from numberyo_provider.errors import (
     BadResponseError,
+    InconsistentPaginationError,
     NotFoundError,
     NumberYoError,
     UnsupportedCheckTypeError,
 )
-from numberyo_provider.models import Check, CheckPage, CheckResults
+from numberyo_provider.models import CHECK_TYPES, Check, CheckPage, CheckResults
+from numberyo_provider.normalize import UntypedResults
+
+log = logging.getLogger(__name__)
 
 #: Statuses of ``GET /api/checks/{id}/results`` recorded per check instead of failing the run.
 RECORDED_STATUSES = (400, 404)
@@ -89,6 +100,16 @@ class ListingStats:
     found_by_verification: int = 0
     #: ``pagination.total`` of the first answer of the run (the account's size when we started).
     first_total: int | None = None
+    #: ``pagination.total`` of the last answer read (the account's size when the listing ended).
+    last_total: int | None = None
+    #: Sums of the rises and falls of ``pagination.total`` between answers: checks created and
+    #: deleted upstream while we listed, as far as the totals show (lower bounds).
+    created_while_listing: int = 0
+    deleted_while_listing: int = 0
+    #: Checks per page: the longest page seen (the API sends 10).
+    page_size: int = 0
+    #: The last pass read to the end of the list (not stopped at the watermark on purpose).
+    reached_end: bool = False
 
 
 def _checked(cancel: threading.Event | None) -> None:
@@ -144,6 +165,7 @@ class CheckLister:
         self._cancel = cancel
         self._on_page = on_page
         self.seen: set[int] = set()
+        self._last_page = 0
         self.newest: Check | None = None
         self.stats = ListingStats()
 
@@ -198,13 +220,21 @@ class CheckLister:
                 )
             verifications += 1
             clean = yield from self._pass(concurrent=False)
+        if self.stats.reached_end:
+            self._account_for_every_check()
 
     def _pass(self, *, concurrent: bool) -> Generator[list[Check], None, bool]:
-        self.stats.passes += 1
+        stats = self.stats
+        stats.passes += 1
+        stats.reached_end = False
+        # Ids listed by this pass; the first pass shares ``seen`` (no second set to hold).
+        pass_ids: set[int] = self.seen if stats.passes == 1 else set()
+        repeats = 0
+        grown = 0
+        pass_first_total: int | None = None
         pending: dict[int, Future[_Fetched]] = {}
         window = 1
         next_submit = 1
-        last_known = 1  # the highest page any answer of this pass says exists
         stop_at: int | None = None
         previous: _Fetched | None = None
         clean = True
@@ -212,7 +242,9 @@ class CheckLister:
         try:
             while True:
                 if concurrent:
-                    limit = last_known if stop_at is None else min(stop_at, last_known)
+                    limit = self._pages_by_total()
+                    if stop_at is not None:
+                        limit = min(stop_at, limit)
                     while len(pending) < window and next_submit <= limit:
                         pending[next_submit] = self._submit(next_submit)
                         next_submit += 1
@@ -221,26 +253,58 @@ class CheckLister:
                     next_submit = max(next_submit, number + 1)
                 fetched: _Fetched = _wait(pending.pop(number), self._cancel)
                 page = fetched.page
+                self._last_page = number
+                total = page.pagination.total
+                if previous is not None and total > previous.page.pagination.total:
+                    grown += total - previous.page.pagination.total
+                if pass_first_total is None:
+                    pass_first_total = total
                 self._account(page)
                 if previous is not None and not self._boundary_safe(previous, fetched):
                     clean = False
                 previous = fetched
-                last_known = max(last_known, page.pagination.total_pages)
                 if not page.checks:
+                    stats.reached_end = True
                     break
-                fresh = [c for c in page.checks if c.id not in self.seen]
-                if self.stats.passes > 1:
-                    self.stats.found_by_verification += len(fresh)
-                for check in fresh:
-                    self.seen.add(check.id)
+                self._check_position(number, page)
+                fresh: list[Check] = []
+                for check in page.checks:
+                    if check.id in pass_ids:
+                        repeats += 1
+                        continue
+                    pass_ids.add(check.id)
+                    if pass_ids is not self.seen:
+                        if check.id in self.seen:
+                            continue
+                        self.seen.add(check.id)
+                    fresh.append(check)
                     if self.newest is None or check_order_key(check) > check_order_key(self.newest):
                         self.newest = check
-                self.stats.checks_seen = len(self.seen)
+                # Creations shift the list down, so a page may start with checks of the page
+                # before: as many as the account grew (credited up to its size at the start of
+                # the pass), plus one page of slack. More than that is a server going in circles.
+                allowed = min(grown, pass_first_total) + stats.page_size
+                if repeats > allowed:
+                    raise InconsistentPaginationError(
+                        f"page {number} repeats checks already listed in this pass ({repeats} "
+                        f"repeated so far, while the account grew by {grown}): the server's "
+                        "pagination goes in circles; nothing was committed, run the sync again "
+                        "later and report it to NumberYo if it persists",
+                        method="GET",
+                        path=f"{CHECKS_PATH}?page={number}",
+                        status=200,
+                    )
+                if stats.passes > 1:
+                    stats.found_by_verification += len(fresh)
+                stats.checks_seen = len(self.seen)
                 if fresh:
                     yield fresh
                 if stop_at is None and any(self._is_old(c) for c in page.checks):
                     stop_at = number + self._overlap
-                if (stop_at is not None and number >= stop_at) or number >= last_known:
+                if stop_at is not None and number >= stop_at:
+                    break  # reached the watermark: what follows is loaded already
+                if len(page.checks) < stats.page_size or number * stats.page_size >= total:
+                    stats.reached_end = True  # a short page, or as far as the total goes
                     break
                 number += 1
                 if concurrent:
@@ -256,12 +320,74 @@ class CheckLister:
                 future.cancel()
         return clean
 
+    def _pages_by_total(self) -> int:
+        """How many pages the largest total seen needs (``total_pages`` is not trusted)."""
+        stats = self.stats
+        if not stats.page_size or not stats.totals:
+            return 1
+        return max(1, -(-max(stats.totals) // stats.page_size))
+
+    def _check_position(self, number: int, page: CheckPage) -> None:
+        """A non-empty page must lie within the total its own answer reports."""
+        total = page.pagination.total
+        before = (number - 1) * self.stats.page_size  # checks on the pages before, at least
+        if total <= before:
+            raise InconsistentPaginationError(
+                f"page {number} holds {len(page.checks)} check(s), but the same answer says the "
+                f"account holds {total}, which fit{'s' if total == 1 else ''} in "
+                f"{-(-total // self.stats.page_size)} page(s) of {self.stats.page_size}: the "
+                "server's pagination contradicts itself; nothing was committed",
+                method="GET",
+                path=f"{CHECKS_PATH}?page={number}",
+                status=200,
+            )
+
+    def _account_for_every_check(self) -> None:
+        """After a listing that read to the end: every check the totals promise was listed, or
+        the totals show it was deleted (missing at the start) or created meanwhile (at the end,
+        newer than what we saw: the next run reads it)."""
+        stats = self.stats
+        if stats.first_total is None or stats.last_total is None:
+            return
+        listed = len(self.seen)
+        unexplained = max(
+            stats.first_total - listed - stats.deleted_while_listing,
+            stats.last_total - listed - stats.created_while_listing,
+        )
+        if unexplained > 0:
+            raise InconsistentPaginationError(
+                f"the server reported {stats.first_total} check(s) (then {stats.last_total}) but "
+                f"listing them ended after {listed} on page {self._last_page}; "
+                f"{unexplained} check(s) are unaccounted for (the total did not fall by as "
+                "much, so they were not deleted): nothing was committed; run the sync again "
+                "later and report it to NumberYo if it persists",
+                method="GET",
+                path=CHECKS_PATH,
+                status=200,
+            )
+
     def _account(self, page: CheckPage) -> None:
         total = page.pagination.total
         stats = self.stats
         stats.pages += 1
+        stats.page_size = max(stats.page_size, len(page.checks))
         if stats.first_total is None:
             stats.first_total = total
+            pages = -(-total // stats.page_size) if stats.page_size else 0
+            if stats.page_size and page.pagination.total_pages != max(pages, 1):
+                log.warning(
+                    "the server's total_pages (%d) disagrees with its total (%d checks, %d a "
+                    "page); paging by the total and by full pages instead",
+                    page.pagination.total_pages,
+                    total,
+                    stats.page_size,
+                )
+        if stats.last_total is not None:
+            if total > stats.last_total:
+                stats.created_while_listing += total - stats.last_total
+            else:
+                stats.deleted_while_listing += stats.last_total - total
+        stats.last_total = total
         if stats.totals and total != stats.totals[-1]:
             stats.drift_detected = True
         if not stats.totals or total != stats.totals[-1]:
@@ -290,19 +416,23 @@ class ResultError:
         return {"check_id": self.check_id, "status": self.status, "message": self.message}
 
 
+#: What a results request gives: typed results, or whole JSON for a type not modelled here.
+AnyResults = CheckResults | UntypedResults
+
+
 class PendingResults:
     """Results of one batch of checks, being fetched."""
 
     def __init__(
-        self, futures: dict[int, Future[CheckResults]], cancel: threading.Event | None
+        self, futures: dict[int, Future[AnyResults]], cancel: threading.Event | None
     ) -> None:
         self._futures = futures
         self._cancel = cancel
 
-    def wait(self) -> tuple[dict[int, CheckResults], list[ResultError]]:
+    def wait(self) -> tuple[dict[int, AnyResults], list[ResultError]]:
         """Every result, or the first fatal error (the other requests of the batch are
         cancelled)."""
-        results: dict[int, CheckResults] = {}
+        results: dict[int, AnyResults] = {}
         errors: list[ResultError] = []
         try:
             for check_id, future in self._futures.items():
@@ -321,7 +451,11 @@ class PendingResults:
 
 
 class ResultFetcher:
-    """Fetches ``GET /api/checks/{id}/results`` for many checks on a bounded executor."""
+    """Fetches ``GET /api/checks/{id}/results`` for many checks on a bounded executor.
+
+    A check of a type this version does not model (listed as, say, ``Email``) never fails the
+    run: its answer is kept whole as :class:`UntypedResults` (``other_results`` in the warehouse).
+    """
 
     def __init__(
         self,
@@ -334,17 +468,37 @@ class ResultFetcher:
         self._executor = executor
         self._cancel = cancel
 
-    def _fetch(self, check_id: int) -> CheckResults:
+    def _fetch(self, check: Check) -> AnyResults:
         _checked(self._cancel)
-        return self._client.get_results(check_id)
+        if check.type in CHECK_TYPES:
+            return self._client.get_results(check.id)
+        return self._fetch_untyped(check)
+
+    def _fetch_untyped(self, check: Check) -> AnyResults:
+        path = f"{CHECKS_PATH}/{check.id}/results"
+        # The client's one request path (retries, deadline, size limit), without the typed
+        # parsing that refuses a type it does not know.
+        status, body = self._client._request("GET", path)
+        if not isinstance(body, Mapping):
+            raise BadResponseError(
+                f"expected a JSON object, got {type(body).__name__}",
+                method="GET",
+                path=path,
+                status=status,
+            )
+        try:  # a type this version does know after all (listed under another spelling)
+            return CheckResults.from_api(body)
+        except BadResponseError:
+            return UntypedResults(type=check.type, body=body)
 
     def submit(self, checks: Sequence[Check]) -> PendingResults:
-        futures = {c.id: self._executor.submit(self._fetch, c.id) for c in checks}
+        futures = {c.id: self._executor.submit(self._fetch, c) for c in checks}
         return PendingResults(futures, self._cancel)
 
 
 __all__ = [
     "RECORDED_STATUSES",
+    "AnyResults",
     "CheckLister",
     "ListingStats",
     "ListingUnstableError",

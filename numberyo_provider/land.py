@@ -51,7 +51,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from numberyo_provider.errors import ConfigurationError, NumberYoError
 from numberyo_provider.private_files import create_private_file, make_private_dirs
-from numberyo_provider.schema import CHECKS, HLR_RESULTS, VERIFY_RESULTS, Table
+from numberyo_provider.schema import CHECKS, HLR_RESULTS, OTHER_RESULTS, VERIFY_RESULTS, Table
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ ROW_GROUP_ROWS = 122_880
 ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
 
 _TYPE_OF_RESULTS_TABLE = {HLR_RESULTS.name: "HLR", VERIFY_RESULTS.name: "Verify"}
+#: Tables whose rows carry their check type in a ``type`` column (the partition value).
+_TYPED_BY_COLUMN = (CHECKS.name, OTHER_RESULTS.name)
 _LOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -217,10 +219,10 @@ class ParquetLander:
     def write(self, table: Table, data: pa.Table | pa.RecordBatch) -> None:
         """Buffer ``data`` for ``table``; files are written as partitions fill up."""
         self._check_open()
-        if not table.landed or table.name not in (CHECKS.name, *_TYPE_OF_RESULTS_TABLE):
+        if not table.landed or table.name not in (*_TYPED_BY_COLUMN, *_TYPE_OF_RESULTS_TABLE):
             raise ConfigurationError(
-                f"table {table.name!r} is not landed as Parquet (only checks, hlr_results and "
-                "verify_results are)"
+                f"table {table.name!r} is not landed as Parquet (only checks, hlr_results, "
+                "verify_results and other_results are)"
             )
         conformed = conform(table, data, load_id=self.load_id, loaded_at=self._landed_at)
         if conformed.num_rows == 0:
@@ -271,7 +273,7 @@ class ParquetLander:
         date_codes, dates = _codes(utc_dates)
         date_names = [d.isoformat() for d in dates] + [NULL_PARTITION]
         date_codes = pc.fill_null(date_codes, len(dates))
-        if table.name == CHECKS.name:
+        if table.name in _TYPED_BY_COLUMN:
             type_codes, type_names = _codes(data.column("type"))
             keys = pc.add(pc.multiply(type_codes, len(date_names)), date_codes)
         else:

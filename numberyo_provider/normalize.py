@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,16 @@ from numberyo_provider.models import Check, CheckResults, CreatedCheck, HlrResul
 
 if TYPE_CHECKING:
     from numberyo_provider.privacy import PrivacyPolicy
+
+
+@dataclass(frozen=True)
+class UntypedResults:
+    """The results of a check whose type this version does not model (``Email``, say), whole
+    as the API sent them: they go to ``other_results`` as JSON instead of failing the run."""
+
+    type: str
+    body: Mapping[str, Any]
+
 
 #: Every data table a normalisation produces, always all three (possibly empty), by table name.
 Normalized = dict[str, pa.Table]
@@ -147,6 +158,36 @@ def _finish(
     return out
 
 
+def _add_untyped(
+    buffers: dict[str, _Columns],
+    check: Check,
+    results: UntypedResults,
+    privacy: PrivacyPolicy | None,
+) -> None:
+    """The ``checks`` row and the whole results as JSON; withheld under a privacy mode other than
+    ``keep``, since which of their fields are personal is unknown."""
+    _add_check(buffers, check, None, phone_number=None)
+    keep = privacy is None or privacy.mode == "keep"
+    buffers[schema.OTHER_RESULTS.name].add(
+        {
+            "check_id": check.id,
+            "type": check.type,
+            "created_at": _utc(check.created_at),
+            "results": (
+                json.dumps(
+                    results.body,
+                    sort_keys=True,
+                    separators=(",", ":"),
+                    ensure_ascii=False,
+                    default=str,
+                )
+                if keep
+                else None
+            ),
+        }
+    )
+
+
 def _add_check(
     buffers: dict[str, _Columns],
     check: Check,
@@ -193,7 +234,7 @@ def _buffers() -> dict[str, _Columns]:
 
 def normalize_checks(
     checks: Iterable[Check],
-    results_by_id: Mapping[int, CheckResults],
+    results_by_id: Mapping[int, CheckResults | UntypedResults],
     *,
     load_id: str,
     loaded_at: datetime | None = None,
@@ -205,11 +246,16 @@ def normalize_checks(
 
     ``phone_numbers`` (check id -> number as requested) wins over what the results say.
     ``loaded_at`` defaults to now; the lineage columns carry ``load_id``/``loaded_at``.
+    :class:`UntypedResults` go to ``other_results``.
     """
     buffers = _buffers()
     numbers = phone_numbers or {}
     for check in checks:
-        _add_check(buffers, check, results_by_id.get(check.id), phone_number=numbers.get(check.id))
+        results = results_by_id.get(check.id)
+        if isinstance(results, UntypedResults):
+            _add_untyped(buffers, check, results, privacy)
+            continue
+        _add_check(buffers, check, results, phone_number=numbers.get(check.id))
     return _finish(buffers.values(), load_id=load_id, loaded_at=loaded_at, privacy=privacy)
 
 
@@ -245,6 +291,7 @@ def empty_tables() -> Normalized:
 
 __all__ = [
     "Normalized",
+    "UntypedResults",
     "empty_tables",
     "extra_json",
     "normalize_checks",

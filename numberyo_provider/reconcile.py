@@ -164,9 +164,11 @@ def reconcile(
             results_by_id, _errors = fetcher.submit(wanted).wait()  # 404: deleted, not ours
             for check in sorted(wanted, key=lambda c: (c.created_at, c.id), reverse=True):
                 results = results_by_id.get(check.id)
-                number = number_of(results) if results is not None else None
+                if not isinstance(results, CheckResults):  # missing (404), or a type not ours
+                    continue
+                number = number_of(results)
                 rows = open_rows.get((check.type, number)) if number else None
-                if results is None or not rows:
+                if not rows:
                     continue
                 for i, row in enumerate(rows):
                     if check.created_at >= row.requested_at - skew:

@@ -181,6 +181,40 @@ VERIFY_RESULTS = Table(
     ),
 )
 
+OTHER_RESULTS = Table(
+    name="other_results",
+    description="Results of checks whose type this version does not model (a type NumberYo added "
+    "later, e.g. `Email`), kept whole as the API's JSON, one row per check; a later release that "
+    "models the type reads them again into a typed table.",
+    primary_key=("check_id",),
+    schema=pa.schema(
+        [
+            _f(
+                "check_id",
+                pa.int64(),
+                "The check these results belong to; joins `checks`.",
+                nullable=False,
+            ),
+            _f("type", pa.string(), "The check type as the API spells it.", nullable=False),
+            _f(
+                "created_at",
+                TIMESTAMP,
+                "When NumberYo created the check (UTC), as listed.",
+                nullable=False,
+            ),
+            _f(
+                "results",
+                pa.string(),
+                "The whole answer of `GET /api/checks/{id}/results` (`type`, `results` and any "
+                "other key), as a JSON object. NULL under the privacy modes `mask` and `hmac`: "
+                "which of its fields are personal is unknown.",
+                json=True,
+            ),
+            *_lineage(),
+        ]
+    ),
+)
+
 LOADS = Table(
     name="_loads",
     description="Load manifest: one row per sync or check run that wrote to the warehouse.",
@@ -287,7 +321,7 @@ REJECTED_NUMBERS = Table(
     ),
 )
 
-DATA_TABLES: tuple[Table, ...] = (CHECKS, HLR_RESULTS, VERIFY_RESULTS)
+DATA_TABLES: tuple[Table, ...] = (CHECKS, HLR_RESULTS, VERIFY_RESULTS, OTHER_RESULTS)
 ALL_TABLES: tuple[Table, ...] = (
     *DATA_TABLES,
     LOADS,

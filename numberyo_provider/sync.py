@@ -13,16 +13,22 @@ One run, in order:
    row and the new watermark in a single transaction. The watermark therefore moves only when
    everything the run read is visible.
 
-Any failure before the commit records the load as failed (``record_failed_load``), deletes its
-files and re-raises; nothing is visible. A hard crash (kill -9) leaves at most unreferenced files
-behind: the watermark did not move, so the next run reads the same checks again and the merge by
-key makes the reload exact. Stage names passed to ``on_stage`` (a test seam, also handy for
-logging): ``started``, ``batch_landed``, ``landed``, ``before_commit``, ``committed``.
+A local landing directory that cannot take files fails the run first, before any request and
+before the warehouse is touched; later OSErrors of the landing (a full disk) are a
+:class:`~numberyo_provider.errors.LandingError`. Ctrl-C is a ``KeyboardInterrupt`` wherever it
+lands, inside a DuckDB query included. Any failure before the commit records the load as failed
+(``record_failed_load``), deletes its files and re-raises; nothing is visible. A hard crash
+(kill -9) leaves at most unreferenced files behind: the watermark did not move, so the next run
+reads the same checks again and the merge by key makes the reload exact. Stage names passed to
+``on_stage`` (a test seam, also handy for logging): ``started``, ``batch_landed``, ``landed``,
+``before_commit``, ``committed``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import threading
 import time
 import uuid
@@ -36,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from numberyo_provider import schema
 from numberyo_provider.client import DEFAULT_BASE_URL, NumberYoClient
-from numberyo_provider.errors import ConfigurationError, NumberYoError
+from numberyo_provider.errors import ConfigurationError, LandingError, NumberYoError
 from numberyo_provider.extract import (
     CheckLister,
     PendingResults,
@@ -45,8 +51,9 @@ from numberyo_provider.extract import (
     SyncCancelled,
     check_order_key,
 )
-from numberyo_provider.models import Check
+from numberyo_provider.models import CHECK_TYPES, Check
 from numberyo_provider.normalize import normalize_checks
+from numberyo_provider.private_files import make_private_dirs
 
 if TYPE_CHECKING:
     from numberyo_provider.land import LandedFile, ParquetLander
@@ -93,11 +100,22 @@ class SyncSummary:
     rows_committed: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     error_samples: list[dict[str, Any]] = field(default_factory=list)
+    #: Checks of types this version does not model, per type: in ``checks``, their results whole
+    #: as JSON in ``other_results``.
+    other_types: dict[str, int] = field(default_factory=dict)
     pages: int = 0
     listing_passes: int = 0
     drift_detected: bool = False
     #: ``pagination.total`` as the run found it first (the account's size).
     account_total: int | None = None
+    #: ``pagination.total`` of the last page read (the account's size when listing ended).
+    account_total_end: int | None = None
+    #: Checks the falls / rises of the total show were deleted / created upstream while listing.
+    deleted_while_listing: int = 0
+    created_while_listing: int = 0
+    #: The listing read to the end of the list (False: an incremental run that stopped at the
+    #: watermark on purpose, the older checks being loaded already).
+    listing_complete: bool = False
     watermark_before: dict[str, Any] | None = None
     watermark_after: dict[str, Any] | None = None
     files: list[str] = field(default_factory=list)
@@ -117,7 +135,7 @@ class SyncSummary:
         wm_before = _wm_text(self.watermark_before)
         wm_after = _wm_text(self.watermark_after)
         results = ", ".join(f"{k} {v:,}" for k, v in sorted(self.results_loaded.items()))
-        size = f" (account holds {self.account_total:,})" if self.account_total is not None else ""
+        size = self._listing_note()
         lines = [
             f"Sync {self.load_id} committed in {self.duration_s:.1f} s"
             + (" (full refresh)" if self.full_refresh else ""),
@@ -130,6 +148,12 @@ class SyncSummary:
             + ("; the list changed while paging (handled)" if self.drift_detected else ""),
             f"  watermark        {wm_before} -> {wm_after}",
         ]
+        if self.other_types:
+            kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(self.other_types.items()))
+            lines.append(
+                f"  other types      {kinds} (results kept whole as JSON in other_results; "
+                "a later release types them)"
+            )
         if self.errors:
             lines.append(
                 f"  check errors     {self.errors} (recorded in _loads.errors, not fatal):"
@@ -141,6 +165,27 @@ class SyncSummary:
         else:
             lines.append("  check errors     none")
         return "\n".join(lines)
+
+    def _listing_note(self) -> str:
+        if self.account_total is None:
+            return ""
+        start, end = self.account_total, self.account_total_end
+        if end is None or end == start:
+            note = f"account holds {start:,}"
+        else:
+            note = f"account held {start:,} at the start, {end:,} at the end"
+        changes = []
+        if self.deleted_while_listing:
+            changes.append(f"{self.deleted_while_listing:,} deleted upstream while listing")
+        if self.created_while_listing:
+            changes.append(
+                f"{self.created_while_listing:,} created while listing (newer ones: next run)"
+            )
+        if changes:
+            note += ": " + ", ".join(changes)
+        if not self.listing_complete:
+            note += "; stopped at the watermark: older checks are loaded already"
+        return f" ({note})"
 
 
 def _wm_text(value: Mapping[str, Any] | None) -> str:
@@ -257,10 +302,12 @@ class _Run:
         """Database drivers' own errors as one clear WarehouseError (URL without password)."""
         try:
             yield
-        except NumberYoError:
-            raise
         except Exception as exc:
-            if not _is_database_error(exc):
+            if _is_interrupt(exc):
+                # DuckDB turns Ctrl-C inside a query into its own error (after rolling back):
+                # it is still Ctrl-C, and the CLI exits 130 for it.
+                raise KeyboardInterrupt(f"{what} was interrupted") from exc
+            if isinstance(exc, NumberYoError) or not _is_database_error(exc):
                 raise
             from numberyo_provider.warehouse import WarehouseError, mask_url
 
@@ -268,6 +315,29 @@ class _Run:
                 f"{what} failed on warehouse {mask_url(self.warehouse_url)}: "
                 f"{_database_message(exc)}"
             ) from exc
+
+    @contextmanager
+    def _landing(self) -> Iterator[None]:
+        """Local faults of the Parquet landing (permission, not a directory, disk full) as one
+        clear LandingError, at the boundary of :mod:`numberyo_provider.land`."""
+        try:
+            yield
+        except OSError as exc:
+            raise LandingError.from_os_error(
+                exc, self.parquet_path, outcome="Nothing was committed."
+            ) from exc
+
+    def check_landing_root(self) -> None:
+        """A local landing directory that cannot take files fails the run before any request is
+        sent and before the warehouse is touched (a probe file is created and removed)."""
+        path = self.parquet_path.removeprefix("file://")
+        if "://" in path:
+            return  # an object store: its own errors come with the first upload
+        with self._landing():
+            make_private_dirs(path)
+            fd, probe = tempfile.mkstemp(prefix=".numberyo-probe-", dir=path)
+            os.close(fd)
+            os.unlink(probe)
 
     def _stage(self, name: str) -> None:
         log.debug("sync %s: stage %s", self.load_id, name)
@@ -315,17 +385,19 @@ class _Run:
         from numberyo_provider.warehouse.base import LoadCommit, Watermark
 
         clock = time.monotonic()
+        self.check_landing_root()
         watermark = self.prepare()
         previous_watermark = self.summary.watermark_before
         self._total_from_pages = watermark is None
         self._stage("started")
-        self.lander = ParquetLander(
-            self.parquet_path,
-            self.load_id,
-            storage_options=self.storage_options,
-            rows_per_file=self.rows_per_file,
-            max_buffered_rows=self.max_buffered_rows,
-        )
+        with self._landing():
+            self.lander = ParquetLander(
+                self.parquet_path,
+                self.load_id,
+                storage_options=self.storage_options,
+                rows_per_file=self.rows_per_file,
+                max_buffered_rows=self.max_buffered_rows,
+            )
         executor = ThreadPoolExecutor(
             max_workers=self.concurrency, thread_name_prefix=f"numberyo-{self.load_id}"
         )
@@ -365,8 +437,13 @@ class _Run:
         self.summary.listing_passes = stats.passes
         self.summary.drift_detected = stats.drift_detected
         self.summary.account_total = stats.first_total
+        self.summary.account_total_end = stats.last_total
+        self.summary.deleted_while_listing = stats.deleted_while_listing
+        self.summary.created_while_listing = stats.created_while_listing
+        self.summary.listing_complete = stats.reached_end
 
-        files = self.lander.flush()
+        with self._landing():
+            files = self.lander.flush()
         self.summary.files = [f.path for f in files]
         self._stage("landed")
 
@@ -422,6 +499,7 @@ class _Run:
         self.errors.extend(errors)
         self.summary.results_fetched += len(results)
         self.summary.checks_new += len(checks)
+        self._note_other_types(checks)
         if checks:
             tables = normalize_checks(
                 checks,
@@ -434,13 +512,31 @@ class _Run:
             for table in schema.DATA_TABLES:
                 data = tables[table.name]
                 if data.num_rows:
-                    self.lander.write(table, data)
+                    with self._landing():
+                        self.lander.write(table, data)
                     self.summary.rows_landed[table.name] += data.num_rows
                     if table.name in self.summary.results_loaded:
                         self.summary.results_loaded[table.name] += data.num_rows
         if self.progress is not None:
             self.progress.advance(listed)
         self._stage("batch_landed")
+
+    def _note_other_types(self, checks: list[Check]) -> None:
+        """Checks of a type this version does not model load anyway; say so once per type."""
+        counts = self.summary.other_types
+        for check in checks:
+            if check.type in CHECK_TYPES:
+                continue
+            if check.type not in counts:
+                log.warning(
+                    "check type %r is not one this version models (%s): its checks are loaded "
+                    "into checks and their results kept whole as JSON in other_results; a later "
+                    "release of airflow-provider-numberyo types them",
+                    check.type,
+                    ", ".join(CHECK_TYPES),
+                )
+                counts[check.type] = 0
+            counts[check.type] += 1
 
     def fail(self, exc: BaseException) -> None:
         """Record the load as failed and delete its files; never hides ``exc``."""
@@ -490,6 +586,23 @@ class _Run:
                     self.load_id,
                     mark_exc,
                 )
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is DuckDB's answer to a SIGINT during a query:
+    ``InterruptException``, or a ``RuntimeError("Query interrupted")`` in DuckDB 1.x-2.x."""
+    import duckdb
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, duckdb.InterruptException):
+            return True
+        if type(current) is RuntimeError and str(current).strip() == "Query interrupted":
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _is_database_error(exc: BaseException) -> bool:

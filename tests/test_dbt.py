@@ -460,7 +460,7 @@ def test_sources_cover_every_schema_column_with_its_description() -> None:
     assert source["schema"] == schema.SCHEMA_NAME
     assert source["config"]["loaded_at_field"] == "_loaded_at"
     tables = {t["name"]: t for t in source["tables"]}
-    assert set(tables) == {"checks", "hlr_results", "verify_results", "_loads"}
+    assert set(tables) == {"checks", "hlr_results", "verify_results", "other_results", "_loads"}
     for name, table in tables.items():
         expected = [(f.name, schema.description(f)) for f in schema.TABLES_BY_NAME[name].schema]
         got = [(c["name"], c["description"]) for c in table["columns"]]

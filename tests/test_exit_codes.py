@@ -61,10 +61,16 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sync_module, "cancellable_sleep", lambda stop: lambda seconds: None)
 
 
+_HELD: list[socket.socket] = []
+
+
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port that refuses connections for the whole session: bound (so no other test's server
+    can take it meanwhile) but never listening."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD.append(s)
+    return int(s.getsockname()[1])
 
 
 def check_args(source: str, work: Path, *extra: str) -> list[str]:

@@ -132,7 +132,12 @@ def test_duckdb_loads_and_reads_landed_s3_files(
         result = wh.commit_load(
             LoadCommit("load-1", "sync", T0, files, Watermark(2, T0), [], storage_options=options)
         )
-        assert result.rows == {"checks": 2, "hlr_results": 2, "verify_results": 0}
+        assert result.rows == {
+            "checks": 2,
+            "hlr_results": 2,
+            "verify_results": 0,
+            "other_results": 0,
+        }
         assert wh.existing_check_ids([1, 2, 3]) == {1, 2}
     # Analysts can query the landing zone itself, Hive partitions included.
     con = duckdb.connect()
@@ -162,5 +167,10 @@ def test_postgres_loads_landed_s3_files(
         result = wh.commit_load(
             LoadCommit("load-1", "sync", T0, files, None, [], storage_options=options)
         )
-        assert result.rows == {"checks": 2, "hlr_results": 1, "verify_results": 0}
+        assert result.rows == {
+            "checks": 2,
+            "hlr_results": 1,
+            "verify_results": 0,
+            "other_results": 0,
+        }
         assert wh.existing_check_ids([1, 2]) == {1}

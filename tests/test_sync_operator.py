@@ -175,6 +175,7 @@ def test_asset_uris_are_stable_and_credential_free(tmp_path: Path) -> None:
         "checks": f"duckdb://{path}/numberyo/checks",
         "hlr_results": f"duckdb://{path}/numberyo/hlr_results",
         "verify_results": f"duckdb://{path}/numberyo/verify_results",
+        "other_results": f"duckdb://{path}/numberyo/other_results",
     }
     pg = sync_asset_uris("postgresql+psycopg://user:secret@db:5432/an")
     assert pg["checks"] == "postgres://db:5432/an/numberyo/checks"
@@ -204,6 +205,7 @@ def test_openlineage_facets(tmp_path: Path) -> None:
         "numberyo.checks",
         "numberyo.hlr_results",
         "numberyo.verify_results",
+        "numberyo.other_results",
     }
     assert facets.inputs[0].name == "/api/checks"
 

@@ -206,7 +206,7 @@ def test_commit_merges_rows_with_lineage(wh: Warehouse, tmp_path: Path) -> None:
         verify=[{"check_id": 2, "result_index": 0, "extra": '{"line": "mobile"}'}],
     )
     result = wh.commit_load(commit("load-1", files, errors=[{"check_id": 5, "status": 404}]))
-    assert result.rows == {"checks": 1, "hlr_results": 2, "verify_results": 1}
+    assert result.rows == {"checks": 1, "hlr_results": 2, "verify_results": 1, "other_results": 0}
     (row,) = rows(wh, "checks", lineage=True)
     assert row[:6] == (1, "HLR", "API", pytest.approx(1), T0 + timedelta(minutes=1), "32456789023")
     assert row[-2:] == (result.finished_at, "load-1")
@@ -283,7 +283,7 @@ def test_a_key_twice_in_one_load_merges_in_landing_order(wh: Warehouse, tmp_path
 
 def test_an_empty_load_still_records_manifest_and_watermark(wh: Warehouse) -> None:
     result = wh.commit_load(commit("nothing-new", [], Watermark(5, T0)))
-    assert result.rows == {"checks": 0, "hlr_results": 0, "verify_results": 0}
+    assert result.rows == {"checks": 0, "hlr_results": 0, "verify_results": 0, "other_results": 0}
     assert wh.get_watermark() == Watermark(5, T0)
 
 

@@ -211,7 +211,7 @@ def test_commit_merges_rows_with_lineage(wh: SqlWarehouse, tmp_path: Path) -> No
         verify=[{"check_id": 2, "result_index": 0, "extra": '{"line": "mobile"}'}],
     )
     result = wh.commit_load(commit("load-1", files, errors=[{"check_id": 5, "status": 404}]))
-    assert result.rows == {"checks": 1, "hlr_results": 2, "verify_results": 1}
+    assert result.rows == {"checks": 1, "hlr_results": 2, "verify_results": 1, "other_results": 0}
     (row,) = rows(wh, "checks", lineage=True)
     assert row[:6] == (1, "HLR", "API", pytest.approx(1), T0 + timedelta(minutes=1), "32456789023")
     assert row[-2:] == (result.finished_at, "load-1")

@@ -10,9 +10,10 @@ connection named by ``--conn-id``). Parquet files are landed under ``--parquet-d
 ``./numberyo-parquet``, next to where you run it). A progress line is drawn on a terminal only; the
 summary goes to stdout (``--json`` for machines). Exit codes are shared with ``numberyo check``
 (:mod:`numberyo_provider.cli.errors`): 0 done; 1 failure (token refused, API or warehouse
-unreachable, ...); 2 usage error (bad flag, no token, bad ``--base-url`` or ``--warehouse``), found
-before anything is written; 130 interrupted. A failure is one line on stderr; the token is never
-printed.
+unreachable, a lying server, a Parquet directory that cannot take files, ...); 2 usage error (bad
+flag, no token, bad ``--base-url`` or ``--warehouse``), found before anything is written; 130
+interrupted (Ctrl-C at any moment, the commit included: nothing of the run is committed). A
+failure is one line on stderr; the token is never printed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ import os
 import sys
 from typing import Any
 
-from numberyo_provider.cli.errors import EXIT_CODES_HELP, EXIT_OK, report
+from numberyo_provider.cli.errors import (
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    check_warehouse_url,
+    report,
+)
 from numberyo_provider.errors import ConfigurationError, NumberYoError
 from numberyo_provider.private_files import private_umask
 
@@ -250,6 +257,7 @@ def _sync(args: argparse.Namespace) -> int:
     client = None
     progress = Progress("sync", enabled=False if args.no_progress else None)
     try:
+        check_warehouse_url(args.warehouse)  # a usage error writes nothing, landing included
         api, conn_secret = _client_args(args)
         client = api.get("client")
         _configure_logging(args.verbose)
@@ -266,6 +274,14 @@ def _sync(args: argparse.Namespace) -> int:
     except Exception as exc:  # ours, a database driver's, a bug: one line, no traceback
         progress.close()
         return report("sync", exc)
+    except KeyboardInterrupt:
+        progress.close()
+        print(
+            "numberyo sync: interrupted (Ctrl-C): nothing of this run was committed; the next "
+            "run starts from the same watermark",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     finally:
         if client is not None:
             client.close()

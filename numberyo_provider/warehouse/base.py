@@ -138,10 +138,10 @@ class Warehouse(ABC):
     def existing_check_ids(self, ids: Sequence[int]) -> set[int]:
         """Those of ``ids`` whose row is in ``checks`` and whose results are loaded.
 
-        "Results loaded" means at least one row in the results table of the check's type (checks
-        of a type without a results table count once their ``checks`` row exists). A check whose
-        results list was empty, or answered 404, is therefore never "existing": the sync asks
-        for its results again, which costs a GET, never a paid check.
+        "Results loaded" means at least one row in the results table of the check's type
+        (``other_results`` for a type this version does not model). A check whose results list
+        was empty, or answered 404 or 400, is therefore never "existing": the sync asks for its
+        results again, which costs a GET, never a paid check.
         """
 
     @abstractmethod

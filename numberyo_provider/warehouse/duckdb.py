@@ -37,6 +37,7 @@ from numberyo_provider.schema import (
     ALL_TABLES,
     CHECKS,
     LOADS,
+    OTHER_RESULTS,
     RESULTS_TABLE_BY_TYPE,
     SCHEMA_NAME,
     SYNC_STATE,
@@ -445,13 +446,18 @@ class DuckDBWarehouse(Warehouse):
 
 
 def _results_loaded(alias: str) -> str:
-    """SQL: the check ``alias`` has its results rows (or its type has no results table)."""
+    """SQL: the check ``alias`` has its results rows (``other_results`` for a type this
+    version does not model)."""
     whens = " ".join(
         f"WHEN {ddl.quote_literal(typ)} THEN EXISTS (SELECT 1 FROM "
         f"{ddl.duckdb_qualified(table)} r WHERE r.check_id = {alias}.check_id)"
         for typ, table in RESULTS_TABLE_BY_TYPE.items()
     )
-    return f"(CASE {alias}.type {whens} ELSE TRUE END)"
+    other = (
+        f"EXISTS (SELECT 1 FROM {ddl.duckdb_qualified(OTHER_RESULTS)} r "
+        f"WHERE r.check_id = {alias}.check_id)"
+    )
+    return f"(CASE {alias}.type {whens} ELSE {other} END)"
 
 
 def _check_columns(table: Table, present: set[str], load_id: str) -> None:

@@ -38,6 +38,7 @@ from numberyo_provider.land import SchemaMismatchError, conform
 from numberyo_provider.schema import (
     CHECKS,
     LOADS,
+    OTHER_RESULTS,
     RESULTS_TABLE_BY_TYPE,
     SCHEMA_NAME,
     SYNC_STATE,
@@ -215,7 +216,13 @@ class SqlWarehouse(Warehouse):
                     sa.exists().where(results.c.check_id == checks.c.check_id),
                 )
             )
-        loaded.append(checks.c.type.not_in(list(RESULTS_TABLE_BY_TYPE)))
+        other = self.tables[OTHER_RESULTS.name]
+        loaded.append(
+            sa.and_(
+                checks.c.type.not_in(list(RESULTS_TABLE_BY_TYPE)),
+                sa.exists().where(other.c.check_id == checks.c.check_id),
+            )
+        )
         found: set[int] = set()
         with self._reading() as conn:
             for start in range(0, len(wanted), ID_CHUNK):
