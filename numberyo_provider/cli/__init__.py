@@ -1,4 +1,4 @@
-"""The ``numberyo`` command: ``simulate``, ``sync`` and ``check``.
+"""The ``numberyo`` command: ``simulate``, ``sync``, ``check`` and ``status``.
 
 Each subcommand lives in its own module with ``register(subparsers)``; handlers return the exit
 code. Configuration comes from flags or ``NUMBERYO_BASE_URL`` / ``NUMBERYO_API_TOKEN``.
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from numberyo_provider import __version__
 
 #: Subcommand modules, imported lazily so ``numberyo --version`` stays instant.
-SUBCOMMANDS = ("simulate", "sync", "check")
+SUBCOMMANDS = ("simulate", "sync", "check", "status")
 
 
 def build_parser() -> argparse.ArgumentParser:
