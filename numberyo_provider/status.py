@@ -29,7 +29,8 @@ from numberyo_provider.privacy import mask_value
 
 #: Why a report needs attention (``Attention.code``), and what to do about each.
 ATTENTION_CODES: Mapping[str, str] = {
-    "last_load_failed": "the newest load failed: read its error, fix the cause, run it again",
+    "last_load_failed": "the newest load of a kind (sync or check) failed: read its error, fix "
+    "the cause, run it again",
     "failed_load_not_cleaned": "a failed load's landed files are still there: the next "
     "`numberyo sync` deletes them (or delete the listed files)",
     "outcome_unknown": "paid requests whose outcome is unknown and that no live process holds: "
@@ -136,6 +137,8 @@ class StatusReport:
     loads_total: int
     loads: list[LoadInfo]
     failed_not_cleaned: list[LoadInfo]
+    #: The newest load of each kind (``sync``, ``check``): whether each last ended well.
+    latest_by_kind: dict[str, LoadInfo]
     credits_source: str | None
     credits_days: int
     credits: list[CreditDay]
@@ -275,6 +278,7 @@ def read_status(
             table_rows=wh.table_rows(),
             loads_total=wh.count_loads(),
             loads=wh.loads(loads),
+            latest_by_kind=wh.latest_by_kind(),
             failed_not_cleaned=wh.failed_not_cleaned(),
             credits_source=None,
             credits_days=days,
@@ -292,10 +296,14 @@ def read_status(
 
 def _attention(report: StatusReport) -> list[Attention]:
     out: list[Attention] = []
-    if report.loads and report.loads[0].status != "committed":
-        newest = report.loads[0]
-        why = f": {newest.error_samples[-1]}" if newest.error_samples else ""
-        out.append(Attention("last_load_failed", f"the newest load {newest.load_id} failed{why}"))
+    for kind, latest in sorted(report.latest_by_kind.items()):
+        if latest.status != "committed":
+            why = f": {latest.error_samples[-1]}" if latest.error_samples else ""
+            out.append(
+                Attention(
+                    "last_load_failed", f"the newest {kind} load {latest.load_id} failed{why}"
+                )
+            )
     if report.failed_not_cleaned:
         files = sum(load.files for load in report.failed_not_cleaned)
         out.append(
@@ -384,6 +392,19 @@ class _WarehouseReader:
             f"ORDER BY started_at DESC, load_id DESC LIMIT {int(limit)}"
         )
         return [_load_info(r) for r in rows]
+
+    def latest_by_kind(self) -> dict[str, LoadInfo]:
+        loads = self._q(schema.LOADS.name)
+        kinds = [str(r[0]) for r in self._rows(f"SELECT DISTINCT kind FROM {loads}")]
+        out: dict[str, LoadInfo] = {}
+        for kind in sorted(kinds):
+            rows = self._rows(
+                f"SELECT {self._LOAD_COLUMNS} FROM {loads} WHERE kind = :kind "
+                "ORDER BY started_at DESC, load_id DESC LIMIT 1",
+                {"kind": kind},
+            )
+            out[kind] = _load_info(rows[0])
+        return out
 
     def failed_not_cleaned(self) -> list[LoadInfo]:
         rows = self._rows(

@@ -242,6 +242,29 @@ def test_a_healthy_warehouse_exits_0_and_settled_troubles_clear(
     assert "OK: nothing needs attention" in done.stdout
 
 
+def test_a_failed_sync_stays_flagged_after_a_later_check_until_a_sync_succeeds(
+    numberyo_simulator_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    from numberyo_provider.errors import AuthenticationError
+
+    server = numberyo_simulator_factory(seed_checks=4)
+    wh = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    sync(server, wh, tmp_path / "landing")
+    with pytest.raises(AuthenticationError):
+        run_sync(
+            warehouse=wh, parquet_path=str(tmp_path / "landing"), token="bad", base_url=server.url
+        )
+    check(server, wh, tmp_path, NUMBERS[:1], "later-run")  # the newest load is a good check
+    report = read_status(wh, loads=0)  # listing no load still judges the newest of each kind
+    assert report.loads == [] and report.loads_total == 3
+    [attention] = report.attention
+    assert attention.code == "last_load_failed" and "newest sync load" in attention.message
+    assert "AuthenticationError" in attention.message and "bad" not in attention.message.split()
+    assert report.failed_not_cleaned == []  # it landed nothing: nothing to clean
+    sync(server, wh, tmp_path / "landing")
+    assert read_status(wh).attention == []
+
+
 def test_pending_then_reconciled_by_a_rerun(
     numberyo_simulator_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
