@@ -30,8 +30,6 @@ from numberyo_provider.schema import DATA_TABLES
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.airflow_db
-
 DAG = """
 import os
 from datetime import datetime, timezone
@@ -166,6 +164,7 @@ def assert_lineage(
 
 
 @pytest.mark.slow
+@pytest.mark.airflow_db
 def test_sync_and_check_lineage_on_duckdb(
     airflow_db: Path, numberyo_simulator: Any, tmp_path: Path
 ) -> None:
@@ -181,6 +180,7 @@ def test_sync_and_check_lineage_on_duckdb(
 
 
 @pytest.mark.slow
+@pytest.mark.airflow_db
 @pytest.mark.postgres
 def test_sync_and_check_lineage_on_postgres(
     airflow_db: Path, numberyo_simulator: Any, tmp_path: Path, postgres_url: str
@@ -261,3 +261,66 @@ def test_plan_only_reads_the_source_and_writes_nothing(tmp_path: Path) -> None:
         (f"duckdb://{tmp_path / 'crm.duckdb'}", "crm.main.contacts")
     ]
     assert lineage.outputs == []
+
+
+def test_source_connection_and_load_operator_lineage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source given as an Airflow connection is named from it (never with its password); the
+    load task of a sharded run reads the landing and writes the five tables."""
+    from numberyo_provider.operators.check import (
+        NumberYoCreateChecksOperator,
+        NumberYoLoadLandedOperator,
+    )
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CRM",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": "crm.example",
+                "port": 6543,
+                "schema": "crm",
+                "login": "u",
+                "password": "pw-secret",
+            }
+        ),
+    )
+    warehouse = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    check = NumberYoCreateChecksOperator(
+        task_id="c",
+        source_conn_id="crm",
+        table="contacts",
+        schema="sales",
+        column="phone",
+        check_type="verify",
+        warehouse=warehouse,
+        parquet_path="s3://bucket/landing",
+        load=False,
+    )
+    lineage = check.get_openlineage_facets_on_complete(None)
+    api = ("https://www.numberyo.tech", "/api/checks")
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        ("postgres://crm.example:6543", "crm.sales.contacts"),
+        api,
+    ]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [
+        api,
+        ("s3://bucket", "landing/checks"),
+        ("s3://bucket", "landing/verify_results"),
+    ]  # load=False: the shard only lands
+    assert "pw-secret" not in repr(lineage)
+    load = NumberYoLoadLandedOperator(
+        task_id="l", check_task_id="c", warehouse=warehouse, parquet_path="s3://bucket/landing"
+    )
+    loaded = load.get_openlineage_facets_on_complete(None)
+    assert {d.name for d in loaded.inputs} == {
+        "landing/checks",
+        "landing/hlr_results",
+        "landing/verify_results",
+        "/api/checks",
+    }
+    assert {d.name for d in loaded.outputs} == {
+        f"wh.numberyo.{t}"
+        for t in ("checks", "hlr_results", "verify_results", "check_requests", "rejected_numbers")
+    }

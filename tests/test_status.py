@@ -225,6 +225,7 @@ def test_status_names_every_trouble_on_postgres(
     assert json.loads(done.stdout)["ledger"].endswith(wh.database or "")
 
 
+@pytest.mark.slow
 def test_a_healthy_warehouse_exits_0_and_settled_troubles_clear(
     numberyo_simulator_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -242,6 +243,7 @@ def test_a_healthy_warehouse_exits_0_and_settled_troubles_clear(
     assert "OK: nothing needs attention" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_failed_sync_stays_flagged_after_a_later_check_until_a_sync_succeeds(
     numberyo_simulator_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -265,6 +267,7 @@ def test_a_failed_sync_stays_flagged_after_a_later_check_until_a_sync_succeeds(
     assert read_status(wh).attention == []
 
 
+@pytest.mark.slow
 def test_pending_then_reconciled_by_a_rerun(
     numberyo_simulator_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -291,6 +294,7 @@ def test_pending_then_reconciled_by_a_rerun(
         assert book.rows(status=PENDING) == []
 
 
+@pytest.mark.slow
 def test_missing_warehouse_or_ledger_is_one_line_and_creates_nothing(
     tmp_path: Path, postgres_admin_url: str
 ) -> None:
@@ -310,11 +314,11 @@ def test_missing_warehouse_or_ledger_is_one_line_and_creates_nothing(
     duckdb.connect(str(wh)).close()  # a DuckDB file without numberyo tables
     done = cli("--warehouse", f"duckdb:///{wh}")
     assert done.returncode == 1 and "holds no numberyo tables" in done.stderr
-    with pytest.raises(StatusError, match="no request ledger at"):
-        from numberyo_provider.warehouse import connect_warehouse
+    from numberyo_provider.warehouse import connect_warehouse
 
-        with connect_warehouse(f"duckdb:///{wh}") as w:
-            w.ensure_schema()
+    with connect_warehouse(f"duckdb:///{wh}") as w:
+        w.ensure_schema()
+    with pytest.raises(StatusError, match="no request ledger at"):
         read_status(f"duckdb:///{wh}", ledger=f"sqlite:///{tmp_path / 'none.sqlite'}")
     assert not (tmp_path / "none.sqlite").exists()
 
@@ -411,3 +415,20 @@ def test_status_operator_fails_the_task_when_attention_is_needed(
     run = dag.test(run_conf={"fail": False})
     states = {ti.task_id: _state(ti) for ti in run.get_task_instances()}
     assert states == {"status": "success", "as_a_function": "success"}
+
+
+def test_without_a_ledger_credits_come_from_the_warehouse(
+    numberyo_simulator_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A warehouse only ever synced: no ledger exists (and none is created); credits per day
+    come from `checks`, where the list endpoint gives no cost (counted as unpriced)."""
+    server = numberyo_simulator_factory(seed_checks=9)
+    wh = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    sync(server, wh, tmp_path / "landing")
+    report = read_status(wh, days=31)
+    assert report.ledger is None and report.credits_source == "warehouse"
+    assert any("no request ledger" in note for note in report.notes)
+    assert not Path(default_ledger_url(wh).split("///", 1)[1]).exists()
+    assert sum(c.checks for c in report.credits) == 9
+    assert all(c.unpriced == c.checks and c.credits == 0 for c in report.credits)
+    assert report.attention == []
