@@ -624,6 +624,8 @@ def _read_ledger(
         book = Ledger(url, create=False)
     except NumberYoError:
         raise
+    except Exception as exc:  # a missing driver, say
+        raise StatusError(f"cannot open the request ledger {shown}: {_one_line(exc)}") from None
     try:
         inspector = sa.inspect(book.engine)
         db_schema = book.requests.schema

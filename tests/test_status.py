@@ -432,3 +432,37 @@ def test_without_a_ledger_credits_come_from_the_warehouse(
     assert sum(c.checks for c in report.credits) == 9
     assert all(c.unpriced == c.checks and c.credits == 0 for c in report.credits)
     assert report.attention == []
+
+
+@pytest.mark.slow
+def test_requests_in_flight_are_listed_but_not_an_alert(
+    numberyo_simulator_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    """While a check run waits for its answers, its requests are pending under live claims:
+    status lists them and stays healthy (an alert on every running check would be noise)."""
+    import threading
+
+    server = numberyo_simulator_factory(seed_checks=0)
+    wh = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    sync(server, wh, tmp_path / "landing")  # the warehouse exists before the check starts
+    server.sim.charge_delay_s = 2.0
+    done: list[Any] = []
+    runner = threading.Thread(
+        target=lambda: done.append(check(server, wh, tmp_path, LOST, "running-run"))
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(server.sim.charges()) < len(LOST):
+            assert time.monotonic() < deadline, "the check never paid"
+            time.sleep(0.02)
+        report = read_status(wh)
+    finally:
+        runner.join(timeout=60)
+        server.sim.charge_delay_s = 0.0
+    assert report.pending_total == 2 and report.pending_unheld == 0
+    assert {p.claim for p in report.pending} == {"live"}
+    assert report.claims_total == 2 and report.claims_abandoned == 0
+    assert report.attention == []
+    assert done and done[0].summary.created == 2
+    assert read_status(wh).pending_total == 0  # settled once the answers came
