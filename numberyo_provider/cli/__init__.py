@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="numberyo",
         description="NumberYo phone-number checks: simulate the API, sync check history into a "
-        "warehouse, check numbers from a table.",
+        "warehouse, check numbers from a table, report a warehouse's status.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
