@@ -9,8 +9,8 @@ same data (dbt-ol, Spark, the Airflow SQL operators) meet ours in one lineage gr
 * MySQL / MariaDB: ``mysql://{host}:{port}``, ``{database}.{table}``;
 * DuckDB (not in the spec's table): namespace ``duckdb://{path}``, as OpenLineage's own dbt
   integration emits it (``DbtArtifactProcessor.extract_namespace``), with the absolute file path,
-  and name ``{catalog}.{schema}.{table}`` where the catalog is the file's stem (DuckDB names the
-  attached database after the file, and dbt's ``database`` is that name);
+  and name ``{catalog}.{schema}.{table}`` where the catalog is the file name up to its first dot
+  (DuckDB's default name for the file, and dbt-duckdb's ``database``);
 * SQLite: ``sqlite://{path}``, ``{table}``;
 * local files: namespace ``file``, name the absolute path; object stores: ``s3://{bucket}``
   (``gs://``, ``abfss://``... alike), name the key (the spec's "Local file system" and "S3"
@@ -62,7 +62,8 @@ def table_dataset(url: str, table: str, db_schema: str | None = None) -> Dataset
     location = warehouse_location(url)
     backend = location.backend
     if backend == "duckdb":
-        catalog = PurePosixPath(location.database).stem or "memory"
+        # DuckDB's (and dbt-duckdb's) catalog name: the file name up to its first dot.
+        catalog = PurePosixPath(location.database).name.lstrip(".").split(".")[0] or "memory"
         path = _abs_path(location.database)
         return DatasetName(
             f"duckdb://{path}", f"{catalog}.{db_schema or _DEFAULT_SCHEMA['duckdb']}.{table}"

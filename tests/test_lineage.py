@@ -324,3 +324,31 @@ def test_source_connection_and_load_operator_lineage(
         f"wh.numberyo.{t}"
         for t in ("checks", "hlr_results", "verify_results", "check_requests", "rejected_numbers")
     }
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        {"type": "duckdb", "path": "/data/warehouse.duckdb"},
+        {"type": "duckdb", "path": "/data/wh.2026.duckdb"},
+        {"type": "postgres", "host": "db.example", "port": 5433, "dbname": "analytics"},
+    ],
+)
+def test_dbt_ol_names_the_warehouse_tables_as_we_do(profile: dict[str, Any]) -> None:
+    """dbt runs on these tables (its sources are schema `numberyo`): OpenLineage's own dbt
+    integration must name them as our sync does, or the lineage graph breaks between the two."""
+    from dbt.adapters.duckdb.credentials import DuckDBCredentials
+    from openlineage.common.provider.dbt.processor import DbtArtifactProcessor
+
+    processor = DbtArtifactProcessor(producer="test", job_namespace="test")
+    processor.extract_adapter_type(profile)
+    namespace = processor.extract_namespace(profile)
+    if profile["type"] == "duckdb":
+        url = f"duckdb:///{profile['path']}"
+        database = DuckDBCredentials.path_derived_database_name(profile["path"])
+    else:
+        url = f"postgresql+psycopg://u:pw@{profile['host']}:{profile['port']}/{profile['dbname']}"
+        database = profile["dbname"]
+    name = processor._format_dataset_name(database, "numberyo", "checks")
+    [ours] = warehouse_datasets(url, DATA_TABLES[:1])
+    assert (ours.namespace, ours.name) == (namespace, name)
