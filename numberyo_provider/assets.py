@@ -41,7 +41,8 @@ class WarehouseLocation:
 
     @property
     def namespace(self) -> str:
-        """The warehouse itself as a URI (OpenLineage ``namespace``)."""
+        """The warehouse itself as a URI (the prefix of the asset URIs; OpenLineage names are
+        :mod:`numberyo_provider.lineage`'s)."""
         if self.backend in ("duckdb", "sqlite"):
             return f"{self.backend}://{_path_part(self.database)}"
         port = f":{self.port}" if self.port else ""
@@ -51,12 +52,6 @@ class WarehouseLocation:
         if self.backend in ("duckdb", "sqlite"):
             return f"{self.namespace}/{schema.SCHEMA_NAME}/{table}"
         return f"{self.namespace}/{self.database}/{schema.SCHEMA_NAME}/{table}"
-
-    def openlineage_name(self, table: str) -> str:
-        """The table as an OpenLineage dataset ``name`` within :attr:`namespace`."""
-        if self.backend in ("duckdb", "sqlite"):
-            return f"{schema.SCHEMA_NAME}.{table}"
-        return f"{self.database}.{schema.SCHEMA_NAME}.{table}"
 
 
 def _path_part(database: str) -> str:

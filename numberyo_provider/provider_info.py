@@ -36,6 +36,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "numberyo_provider.operators.sync",
                     "numberyo_provider.operators.check",
+                    "numberyo_provider.operators.status",
                 ],
             }
         ],

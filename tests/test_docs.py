@@ -342,6 +342,7 @@ def test_cli_page_runs(page_runner: Callable[[str], PageRun]) -> None:
     run = page_runner("cli.md")
     ran = [cmd for cmd, _, _ in run.outputs]
     assert any("--full-refresh" in c for c in ran) and any("--sql" in c for c in ran)
+    assert any(c.startswith("numberyo status") for c in ran)  # and it exited 0: all well
     wh = run.workspace / "warehouse.duckdb"
     # --full-refresh --privacy mask replaced the numbers of the synced checks by masked ones.
     masked = _sql(wh, "SELECT count(*) FROM numberyo.hlr_results WHERE msisdn LIKE '%*%'")[0][0]
@@ -462,6 +463,7 @@ def _classes() -> dict[str, type]:
         NumberYoCreateChecksOperator,
         NumberYoLoadLandedOperator,
     )
+    from numberyo_provider.operators.status import NumberYoStatusOperator
     from numberyo_provider.operators.sync import NumberYoSyncOperator
     from numberyo_provider.sensors.new_checks import NumberYoNewChecksSensor
     from numberyo_provider.triggers.new_checks import NumberYoNewChecksTrigger
@@ -474,6 +476,7 @@ def _classes() -> dict[str, type]:
             NumberYoNewChecksTrigger,
             NumberYoCreateChecksOperator,
             NumberYoLoadLandedOperator,
+            NumberYoStatusOperator,
             NumberYoHook,
         )
     }
@@ -540,7 +543,7 @@ def _subparsers() -> dict[str, Any]:
     raise AssertionError("no subcommands")
 
 
-@pytest.mark.parametrize("command", ["simulate", "sync", "check"])
+@pytest.mark.parametrize("command", ["simulate", "sync", "check", "status"])
 def test_cli_page_names_exactly_the_flags(command: str) -> None:
     parser = _subparsers()[command]
     flags = {s for a in parser._actions for s in a.option_strings if s.startswith("--")}

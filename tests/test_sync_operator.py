@@ -183,13 +183,11 @@ def test_asset_uris_are_stable_and_credential_free(tmp_path: Path) -> None:
         "postgresql+psycopg://v:x@db:5432/an"
     )
     location = warehouse_location("postgresql+psycopg://user:secret@db/an")
-    assert (location.namespace, location.openlineage_name("checks")) == (
-        "postgres://db:5432",
-        "an.numberyo.checks",
-    )
+    assert location.namespace == "postgres://db:5432"
 
 
 def test_openlineage_facets(tmp_path: Path) -> None:
+    """The names without a DAG run (tests/test_lineage.py proves them through the provider)."""
     from numberyo_provider.operators.sync import NumberYoSyncOperator
 
     op = NumberYoSyncOperator(
@@ -202,12 +200,15 @@ def test_openlineage_facets(tmp_path: Path) -> None:
         assert facets is None  # the provider is optional
         return
     assert {d.name for d in facets.outputs} == {
-        "numberyo.checks",
-        "numberyo.hlr_results",
-        "numberyo.verify_results",
-        "numberyo.other_results",
+        "w.numberyo.checks",
+        "w.numberyo.hlr_results",
+        "w.numberyo.verify_results",
+        "w.numberyo.other_results",
+        *(str(tmp_path / t) for t in ("checks", "hlr_results", "verify_results", "other_results")),
     }
-    assert facets.inputs[0].name == "/api/checks"
+    assert [(d.namespace, d.name) for d in facets.inputs] == [
+        ("https://www.numberyo.tech", "/api/checks")
+    ]
 
 
 def test_on_kill_sets_the_cancel_event(tmp_path: Path) -> None:

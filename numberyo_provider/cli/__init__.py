@@ -1,4 +1,4 @@
-"""The ``numberyo`` command: ``simulate``, ``sync`` and ``check``.
+"""The ``numberyo`` command: ``simulate``, ``sync``, ``check`` and ``status``.
 
 Each subcommand lives in its own module with ``register(subparsers)``; handlers return the exit
 code. Configuration comes from flags or ``NUMBERYO_BASE_URL`` / ``NUMBERYO_API_TOKEN``.
@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from numberyo_provider import __version__
 
 #: Subcommand modules, imported lazily so ``numberyo --version`` stays instant.
-SUBCOMMANDS = ("simulate", "sync", "check")
+SUBCOMMANDS = ("simulate", "sync", "check", "status")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="numberyo",
         description="NumberYo phone-number checks: simulate the API, sync check history into a "
-        "warehouse, check numbers from a table.",
+        "warehouse, check numbers from a table, report a warehouse's status.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

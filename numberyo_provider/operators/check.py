@@ -376,6 +376,15 @@ class NumberYoCreateChecksOperator(BaseOperator):
     def _attach(self, checker: Any) -> None:
         self._checker = checker
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage for the OpenLineage provider: the source table (or the tables of ``sql``) and
+        the API -> the checks created in the account (the API's checks, which the sync reads
+        back), the Parquet landing and, with ``load``, the warehouse tables. A ``plan_only`` run
+        only reads the source. ``None`` without the provider."""
+        from numberyo_provider.operators.lineage import check_lineage
+
+        return check_lineage(self)
+
     def on_kill(self) -> None:
         """No new POST; the ones in flight finish and are recorded; the ledger stays exact."""
         checker = self._checker
@@ -544,6 +553,13 @@ class NumberYoLoadLandedOperator(BaseOperator):
             "ledger": counts,
             "summary": merged,
         }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage for the OpenLineage provider: the shards' Parquet landing (and the API, for
+        the results it fetches again) -> the warehouse tables. ``None`` without the provider."""
+        from numberyo_provider.operators.lineage import load_landed_lineage
+
+        return load_landed_lineage(self)
 
 
 def _as_list(pulled: Any) -> list[Mapping[str, Any]]:

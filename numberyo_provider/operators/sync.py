@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
 
-from numberyo_provider.assets import sync_asset_uris, warehouse_location
+from numberyo_provider.assets import sync_asset_uris, sync_tables
 from numberyo_provider.coercion import as_bool, as_int
 from numberyo_provider.hooks.numberyo import NumberYoHook
 
@@ -135,24 +135,19 @@ class NumberYoSyncOperator(BaseOperator):
         self._cancel.set()
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Lineage for the OpenLineage provider: NumberYo's checks API -> the three tables.
+        """Lineage for the OpenLineage provider: the API's checks -> the Parquet landing and the
+        three warehouse tables (names: :mod:`numberyo_provider.lineage`). ``None`` without the
+        provider."""
+        from numberyo_provider.lineage import api_dataset, landing_datasets, warehouse_datasets
+        from numberyo_provider.operators.lineage import api_base_url, operator_lineage
 
-        Returns ``None`` when the OpenLineage provider is not installed.
-        """
-        try:
-            from airflow.providers.openlineage.extractors import OperatorLineage
-            from openlineage.client.event_v2 import Dataset
-        except ImportError:
-            return None
-        from numberyo_provider.client import CHECKS_PATH, DEFAULT_BASE_URL
-
-        location = warehouse_location(self.warehouse)
-        api = self._base_url or DEFAULT_BASE_URL
-        return OperatorLineage(
-            inputs=[Dataset(namespace=api, name=CHECKS_PATH)],
+        tables = sync_tables()
+        api = api_dataset(self._base_url or api_base_url(self.numberyo_conn_id))
+        return operator_lineage(
+            inputs=[api],
             outputs=[
-                Dataset(namespace=location.namespace, name=location.openlineage_name(t))
-                for t in sync_asset_uris(self.warehouse)
+                *landing_datasets(self.parquet_path, tables),
+                *warehouse_datasets(self.warehouse, tables),
             ],
         )
 
