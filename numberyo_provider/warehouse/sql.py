@@ -53,6 +53,7 @@ from numberyo_provider.warehouse.base import (
     WarehouseError,
     WarehouseLockedError,
     Watermark,
+    first_error,
     paths_from_manifest,
     upsert_batch,
     utc,
@@ -60,6 +61,9 @@ from numberyo_provider.warehouse.base import (
 
 #: Rows per Arrow batch read from a Parquet file (and per COPY chunk / executemany call).
 BATCH_ROWS = 65_536
+#: Upsert rows turned into Python values per statement: bounds the memory of a large upsert
+#: (a million ``check_requests`` rows), as Python dicts cost about 1 kB a row.
+ROWS_PER_STATEMENT = 5_000
 #: Ids per ``IN (...)`` list of ``existing_check_ids`` (below every database's parameter limit).
 ID_CHUNK = 1_000
 #: Key of the PostgreSQL advisory lock serialising schema changes and commits ("numbery0").
@@ -126,6 +130,9 @@ class SqlWarehouse(Warehouse):
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
                 yield conn
         except errors as exc:
+            first = first_error(exc)
+            if first is not exc:  # "current transaction is aborted": show what aborted it
+                raise first.with_traceback(first.__traceback__) from None
             if _sqlstate(exc) == "55P03":
                 raise WarehouseLockedError(
                     f"{self.url_for_display}: another session held a lock for more than "
@@ -385,29 +392,35 @@ class SqlWarehouse(Warehouse):
         keys = list(table.primary_key)
         written = 0
         for batch in batches:
-            rows = upsert_batch(table, batch).to_pylist()
-            if not rows:
-                continue
-            if self.dialect == "postgresql":
-                statement = pg_insert(target)
-                updates = {
-                    c.name: statement.excluded[c.name] for c in target.columns if c.name not in keys
-                }
-                conn.execute(
-                    statement.on_conflict_do_update(index_elements=keys, set_=updates)
-                    if updates
-                    else statement.on_conflict_do_nothing(index_elements=keys),
-                    rows,
-                )
-            else:
-                match = sa.and_(*[target.c[k] == sa.bindparam(f"_key_{k}") for k in keys])
-                conn.execute(
-                    target.delete().where(match),
-                    [{f"_key_{k}": row[k] for k in keys} for row in rows],
-                )
-                conn.execute(target.insert(), rows)
-            written += len(rows)
+            data = upsert_batch(table, batch)
+            for offset in range(0, data.num_rows, ROWS_PER_STATEMENT):
+                rows = data.slice(offset, ROWS_PER_STATEMENT).to_pylist()
+                self._upsert_statement(conn, target, keys, rows)
+                written += len(rows)
         return written
+
+    def _upsert_statement(
+        self, conn: sa.Connection, target: sa.Table, keys: list[str], rows: list[dict[str, Any]]
+    ) -> None:
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            statement = pg_insert(target)
+            updates = {
+                c.name: statement.excluded[c.name] for c in target.columns if c.name not in keys
+            }
+            conn.execute(
+                statement.on_conflict_do_update(index_elements=keys, set_=updates)
+                if updates
+                else statement.on_conflict_do_nothing(index_elements=keys),
+                rows,
+            )
+            return
+        match = sa.and_(*[target.c[k] == sa.bindparam(f"_key_{k}") for k in keys])
+        conn.execute(
+            target.delete().where(match), [{f"_key_{k}": row[k] for k in keys} for row in rows]
+        )
+        conn.execute(target.insert(), rows)
 
     def _batches(self, table: Table, paths: list[str], commit: LoadCommit) -> Iterator[pa.Table]:
         """The load's rows as conformed Arrow tables (lineage columns dropped), with ``__ord``."""
