@@ -469,8 +469,10 @@ def test_a_load_fetches_results_no_file_holds_and_is_idempotent(
     assert {r[1] for r in rows} == {Decimal("1.0000")}  # the cost the POST reported, kept
 
 
-@pytest.mark.parametrize("backend", ["duckdb", "sqlite"])
-def test_warehouse_upserts_replace_rows_by_key(tmp_path: Path, backend: str) -> None:
+@pytest.mark.parametrize("backend", ["duckdb", "sqlite", "postgres"])
+def test_warehouse_upserts_replace_rows_by_key(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     from datetime import datetime, timezone
 
     import pyarrow as pa
@@ -478,11 +480,10 @@ def test_warehouse_upserts_replace_rows_by_key(tmp_path: Path, backend: str) -> 
     from numberyo_provider import schema
     from numberyo_provider.warehouse import LoadCommit, LoadError, connect_warehouse
 
-    url = (
-        f"duckdb:///{tmp_path / 'wh.duckdb'}"
-        if backend == "duckdb"
-        else f"sqlite:///{tmp_path / 'wh.sqlite'}"
-    )
+    url = {
+        "duckdb": f"duckdb:///{tmp_path / 'wh.duckdb'}",
+        "sqlite": f"sqlite:///{tmp_path / 'wh.sqlite'}",
+    }.get(backend) or request.getfixturevalue("postgres_url")  # COPY-staged on PostgreSQL
     now = datetime(2025, 3, 30, 14, 10, 23, tzinfo=timezone.utc)
 
     def requests(*rows: tuple[str, str, int]) -> pa.Table:

@@ -56,6 +56,7 @@ from numberyo_provider.warehouse.base import (
     first_error,
     paths_from_manifest,
     upsert_batch,
+    upsert_rows,
     utc,
 )
 
@@ -388,6 +389,8 @@ class SqlWarehouse(Warehouse):
     def _upsert_rows(self, conn: sa.Connection, table: Table, batches: Iterable[pa.Table]) -> int:
         """Insert-or-replace rows of a bookkeeping table by primary key (``LoadCommit.upserts``):
         ``ON CONFLICT DO UPDATE`` on PostgreSQL, delete + insert elsewhere."""
+        if self.use_copy:
+            return self._copy_upsert(conn, table, batches)
         target = self.tables[table.name]
         keys = list(table.primary_key)
         written = 0
@@ -398,6 +401,44 @@ class SqlWarehouse(Warehouse):
                 self._upsert_statement(conn, target, keys, rows)
                 written += len(rows)
         return written
+
+    def _copy_upsert(self, conn: sa.Connection, table: Table, batches: Iterable[pa.Table]) -> int:
+        """PostgreSQL + psycopg 3: ``COPY`` every batch into a TEMP table, then one
+        ``INSERT ... SELECT DISTINCT ON (key) ... ON CONFLICT DO UPDATE`` (a key staged more than
+        once keeps its last row): a million ``check_requests`` rows in seconds, not minutes."""
+        target = self.tables[table.name]
+        stage = self._stage_table(table, "upsert")
+        conn.execute(sa.schema.DropTable(stage, if_exists=True))
+        stage.create(conn)
+        names = list(table.schema.names)
+
+        def numbered() -> Iterator[pa.Table]:
+            ordinal = 0
+            for batch in batches:
+                data = upsert_rows(table, batch)
+                n = data.num_rows
+                yield data.append_column(_ORD, pa.array(range(ordinal, ordinal + n), pa.int64()))
+                ordinal += n
+
+        self._copy(conn, stage, [*names, _ORD], numbered())
+        keys = [stage.c[k] for k in table.primary_key]
+        latest = (
+            sa.select(*[stage.c[n] for n in names])
+            .distinct(*keys)
+            .order_by(*keys, stage.c[_ORD].desc())
+        )
+        written = conn.execute(
+            sa.select(sa.func.count()).select_from(sa.select(*keys).distinct().subquery())
+        ).scalar()
+        statement = pg_insert(target).from_select(names, latest)
+        updates = {n: statement.excluded[n] for n in names if n not in table.primary_key}
+        conn.execute(
+            statement.on_conflict_do_update(index_elements=list(table.primary_key), set_=updates)
+            if updates
+            else statement.on_conflict_do_nothing(index_elements=list(table.primary_key))
+        )
+        stage.drop(conn)
+        return int(written or 0)
 
     def _upsert_statement(
         self, conn: sa.Connection, target: sa.Table, keys: list[str], rows: list[dict[str, Any]]
@@ -451,8 +492,14 @@ class SqlWarehouse(Warehouse):
         paths: list[str],
         commit: LoadCommit,
     ) -> None:
-        preparer = self.engine.dialect.identifier_preparer
         names = [n for n in table.schema.names if n not in ddl.LINEAGE_COLUMNS] + [_ORD]
+        self._copy(conn, stage, names, self._batches(table, paths, commit))
+
+    def _copy(
+        self, conn: sa.Connection, stage: sa.Table, names: list[str], batches: Iterable[pa.Table]
+    ) -> None:
+        """``COPY`` Arrow batches (columns ``names``, in order) into ``stage`` as CSV."""
+        preparer = self.engine.dialect.identifier_preparer
         statement = (
             f"COPY {preparer.quote(stage.name)} ({', '.join(preparer.quote(n) for n in names)}) "
             "FROM STDIN (FORMAT csv)"
@@ -461,7 +508,7 @@ class SqlWarehouse(Warehouse):
         assert raw is not None
         options = pacsv.WriteOptions(include_header=False)
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
-            for data in self._batches(table, paths, commit):
+            for data in batches:
                 buffer = io.BytesIO()
                 pacsv.write_csv(data, buffer, options)
                 copy.write(buffer.getbuffer())
