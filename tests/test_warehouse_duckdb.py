@@ -784,3 +784,43 @@ def test_a_keyed_request_table_of_an_earlier_version_loses_only_its_key(tmp_path
     assert all(r[2] for r in nullable)  # comments carried over
     with pytest.raises(duckdb.ConstraintException), duckdb.connect(str(path)) as con:
         con.execute("INSERT INTO numberyo.check_requests (request_id) VALUES ('x')")
+
+
+@pytest.mark.slow
+def test_a_reader_never_sees_part_of_a_large_upsert(tmp_path: Path) -> None:
+    """The staged upsert is still one transaction with its ``_loads`` row: a reader process
+    polling throughout sees each load's 30,000 request rows all at once, or none of them."""
+    db = tmp_path / "shared.duckdb"
+    with connect_warehouse(f"duckdb:///{db}") as writer:
+        writer.ensure_schema()
+    reader_script = _READER.replace(
+        "count(*) FROM numberyo.checks)", "count(*) FROM numberyo.check_requests)"
+    ).replace(
+        "count(*) FROM numberyo.hlr_results)",
+        "count(DISTINCT request_id) FROM numberyo.check_requests)",
+    )
+    assert "check_requests" in reader_script
+    out, ready, stop = tmp_path / "seen.json", tmp_path / "ready", tmp_path / "stop"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", reader_script, str(db), str(out), str(ready), str(stop)],
+        stderr=subprocess.PIPE,
+    )
+    per_load, loads = 30_000, 4
+    try:
+        _wait_for(ready, reader)
+        with connect_warehouse(f"duckdb:///{db}", lock_timeout_s=60) as writer:
+            for n in range(loads):
+                lo = n * per_load
+                batches = (_requests(i, i + 5_000) for i in range(lo, lo + per_load, 5_000))
+                _upsert(writer, f"check-{n}", batches)
+                time.sleep(0.1)
+        stop.touch()
+        assert reader.wait(timeout=60) == 0, reader.communicate()
+    finally:
+        stop.touch()
+        if reader.poll() is None:
+            reader.kill()
+    seen = [tuple(s) for s in json.loads(out.read_text())]
+    committed = {(n * per_load, n * per_load, n) for n in range(loads + 1)}
+    assert seen[-1] == (loads * per_load, loads * per_load, loads)
+    assert set(seen) <= committed, sorted(set(seen) - committed)
