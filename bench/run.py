@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "check": ["--checks", "4000", "--latency-ms", "20", "--workers", "8", "--reps", "3"],
     "load": ["--rows", "1000000", "--reps", "3"],
     "client": ["--reps", "3"],
+    "large_source": ["--rows", "100000", "--rows", "1000000", "--reps", "1"],
     "source": [
         "--rows",
         "100000",

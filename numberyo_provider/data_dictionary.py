@@ -110,9 +110,9 @@ def render() -> str:
         "- Privacy: columns marked *personal* hold phone numbers or IMSIs; what they contain "
         "depends on the privacy mode (`keep`, `mask`, `hmac`, see [privacy.md](privacy.md)). In "
         f"`extra`, the top-level keys {extra_keys} are treated the same way.",
-        "- DuckDB declares no `PRIMARY KEY` on the three data tables (the loader keeps the key "
-        "unique; an index would slow bulk loads about twofold); every other table, and every "
-        "table in other databases, declares it.",
+        "- In DuckDB only `_loads` and `_sync_state` declare their `PRIMARY KEY`: the loader keeps "
+        "the key of every other table unique (DuckDB's index would slow bulk loads about twofold "
+        "and must fit in memory whole); every table in other databases declares it.",
         "",
         "| Table | Primary key | Landed as Parquet | Description |",
         "|---|---|---|---|",

@@ -469,8 +469,10 @@ def test_a_load_fetches_results_no_file_holds_and_is_idempotent(
     assert {r[1] for r in rows} == {Decimal("1.0000")}  # the cost the POST reported, kept
 
 
-@pytest.mark.parametrize("backend", ["duckdb", "sqlite"])
-def test_warehouse_upserts_replace_rows_by_key(tmp_path: Path, backend: str) -> None:
+@pytest.mark.parametrize("backend", ["duckdb", "sqlite", "postgres"])
+def test_warehouse_upserts_replace_rows_by_key(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     from datetime import datetime, timezone
 
     import pyarrow as pa
@@ -478,11 +480,10 @@ def test_warehouse_upserts_replace_rows_by_key(tmp_path: Path, backend: str) -> 
     from numberyo_provider import schema
     from numberyo_provider.warehouse import LoadCommit, LoadError, connect_warehouse
 
-    url = (
-        f"duckdb:///{tmp_path / 'wh.duckdb'}"
-        if backend == "duckdb"
-        else f"sqlite:///{tmp_path / 'wh.sqlite'}"
-    )
+    url = {
+        "duckdb": f"duckdb:///{tmp_path / 'wh.duckdb'}",
+        "sqlite": f"sqlite:///{tmp_path / 'wh.sqlite'}",
+    }.get(backend) or request.getfixturevalue("postgres_url")  # COPY-staged on PostgreSQL
     now = datetime(2025, 3, 30, 14, 10, 23, tzinfo=timezone.utc)
 
     def requests(*rows: tuple[str, str, int]) -> pa.Table:
@@ -607,3 +608,133 @@ def test_a_load_finds_the_run_s_files_nobody_passed_on(
     assert report.repaired == 0
     assert [e for e in numberyo_simulator.sim.requests() if e.endpoint == "results"] == []
     assert (_count(wh, "checks"), _count(wh, "hlr_results")) == (8, 8)
+
+
+# --- large sources on the default settings (issue 9) ---------------------------------------------
+
+
+def _distinct_contacts(path: Path, rows: int) -> SourceSpec:
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE contacts AS SELECT '+32 456 ' || lpad(CAST(i AS VARCHAR), 6, '0') AS "
+            f"phone FROM range({rows}) t(i)"
+        )
+    return SourceSpec(url=f"duckdb:///{path}", table="contacts", column="phone")
+
+
+@pytest.mark.slow
+def test_a_200k_row_source_with_a_budget_of_5_loads_every_ledger_row(
+    numberyo_simulator: Any, tmp_path: Path
+) -> None:
+    """Issue 9: five checks paid, the rest recorded ``not_checked``, all of it loaded in one
+    transaction. At memory_limit=32MB the old keyed upsert ran out of memory at 200,000 rows
+    (at the default 64MB, at about 600,000) and nothing was loaded."""
+    import json
+
+    from numberyo_provider.checker import run_check
+    from numberyo_provider.ledger import default_ledger_url
+
+    rows = 200_000
+    spec = _distinct_contacts(tmp_path / "contacts.duckdb", rows)
+    wh = f"duckdb:///{tmp_path / 'wh.duckdb'}?memory_limit=32MB"
+    with NumberYoClient(numberyo_simulator.token, numberyo_simulator.url) as client:
+        run = run_check(
+            client=client,
+            options=CheckOptions(check_type="HLR", run_id="big", max_checks=5, **FAST),
+            chunks=iter_source_values(spec),
+            warehouse=wh,
+            parquet_root=str(tmp_path / "landing"),
+        )
+    assert run.error is None
+    assert (run.summary.read, run.summary.created, run.summary.not_checked) == (rows, 5, rows - 5)
+    assert len(numberyo_simulator.sim.charges()) == 5
+    assert run.load is not None and run.load.rows["check_requests"] == rows
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        by_status = con.execute(
+            "SELECT status, count(*), count(DISTINCT request_id) FROM numberyo.check_requests "
+            "GROUP BY status ORDER BY status"
+        ).fetchall()
+        loads = con.execute("SELECT status, rows FROM numberyo._loads").fetchall()
+        checks = con.execute("SELECT count(*) FROM numberyo.checks").fetchone()
+    assert by_status == [("created", 5, 5), ("not_checked", rows - 5, rows - 5)]
+    assert checks == (5,)
+    assert [(s, json.loads(r)["check_requests"]) for s, r in loads] == [("committed", rows)]
+    with Ledger(default_ledger_url(wh)) as book:  # the warehouse copy is the ledger, exactly
+        assert book.counts("big") == {CREATED: 5, NOT_CHECKED: rows - 5}
+
+
+@pytest.mark.slow
+def test_a_load_that_runs_out_of_memory_says_so_and_a_rerun_loads_without_paying(
+    numberyo_simulator: Any, tmp_path: Path
+) -> None:
+    """The failure is real (a tiny memory_limit in the warehouse URL), after checks were paid:
+    the error names DuckDB's out-of-memory and the setting to raise, not "Current transaction
+    is aborted"; nothing is loaded; the same run with a sane limit loads it all, paying nothing."""
+    from numberyo_provider.checker import run_check
+    from numberyo_provider.warehouse import LoadError, connect_warehouse
+
+    rows = 60_000
+    spec = _distinct_contacts(tmp_path / "contacts.duckdb", rows)
+    path = tmp_path / "wh.duckdb"
+    with connect_warehouse(f"duckdb:///{path}") as wh:
+        wh.ensure_schema()
+
+    def run(url: str, max_checks: int = 5) -> Any:
+        with NumberYoClient(numberyo_simulator.token, numberyo_simulator.url) as client:
+            return run_check(
+                client=client,
+                options=CheckOptions(check_type="HLR", run_id="oom", max_checks=max_checks, **FAST),
+                chunks=iter_source_values(spec),
+                warehouse=url,
+                parquet_root=str(tmp_path / "landing"),
+            )
+
+    with pytest.raises(LoadError) as caught:
+        run(f"duckdb:///{path}?memory_limit=4MB&threads=1")
+    message = str(caught.value)
+    assert "Out of Memory" in message and "memory_limit is 4MB" in message
+    assert "memory_limit=1GB" in message and "aborted" not in message.lower()
+    assert len(numberyo_simulator.sim.charges()) == 5
+    assert _count(f"duckdb:///{path}", "check_requests") == 0
+    assert _count(f"duckdb:///{path}", "_loads") == 0
+
+    again = run(f"duckdb:///{path}", max_checks=0)  # load what was paid, pay nothing more
+    assert again.error is None and again.summary.created == 0
+    assert again.summary.already_created == 5
+    assert len(numberyo_simulator.sim.charges()) == 5
+    assert (_count(f"duckdb:///{path}", "checks"), _count(f"duckdb:///{path}", "hlr_results")) == (
+        5,
+        5,
+    )
+    assert _count(f"duckdb:///{path}", "check_requests") == rows
+
+
+def test_the_ledger_export_streams_every_row_of_the_run_exactly(ledger: Ledger) -> None:
+    """What the load copies into check_requests: the run's rows and the rows it changed, in
+    batches, timestamps to the microsecond (SQLite's text is parsed by Arrow, not per value)."""
+    from datetime import datetime, timezone
+
+    import pyarrow as pa
+
+    from numberyo_provider.ledger import FAILED, Outcome, request_id
+
+    at = datetime(2025, 3, 30, 14, 10, 23, 456789, tzinfo=timezone.utc)
+    mine = [(request_id("run-1", "HLR", d), d) for d in numbers(5)]
+    earlier = [(request_id("run-0", "HLR", d), d) for d in numbers(2, start=100)]
+    ledger.mark_pending("run-0", "HLR", earlier, now=at)
+    ledger.mark_pending("run-1", "HLR", mine[:2], now=at)
+    ledger.mark_not_checked("run-1", "HLR", mine[2:], "max_checks (2) reached", now=at)
+    ledger.record(
+        "run-1",
+        [Outcome(mine[0][0], CREATED, check_id=7), Outcome(earlier[0][0], FAILED, error="x")],
+    )
+    batches = list(ledger.iter_request_batches("run-1", batch_size=2))
+    assert [b.num_rows for b in batches] == [2, 2, 2]  # streamed, not one table
+    exported = pa.concat_tables(batches).to_pylist()
+    expected = ledger.touched_by("run-1")
+    assert len(expected) == 6
+    assert sorted(exported, key=lambda r: r["request_id"]) == sorted(
+        ({name: getattr(row, name) for name in exported[0]} for row in expected),
+        key=lambda r: r["request_id"],
+    )
+    assert {r["requested_at"] for r in exported} == {at}

@@ -638,3 +638,189 @@ def test_bad_duckdb_setting_is_a_clear_error(tmp_path: Path) -> None:
     wh = connect_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}?memory_limit=lots")
     with pytest.raises(ConfigurationError, match="bad DuckDB setting"):
         wh.ensure_schema()
+
+
+# --- large upserts and the error a failed transaction shows (issue 9) -----------------------
+
+
+def _requests(lo: int, hi: int, *, status: str = "not_checked") -> pa.Table:
+    """``check_requests`` rows with random-looking 32-hex keys, as the ledger's are."""
+    import hashlib
+
+    from numberyo_provider.schema import CHECK_REQUESTS
+
+    n = hi - lo
+    return pa.table(
+        {
+            "request_id": [hashlib.sha256(str(i).encode()).hexdigest()[:32] for i in range(lo, hi)],
+            "run_id": ["run-big"] * n,
+            "phone_number": [f"32456{i:06d}" for i in range(lo, hi)],
+            "check_type": ["HLR"] * n,
+            "status": [status] * n,
+            "check_id": pa.nulls(n, pa.int64()),
+            "attempts": pa.array([0] * n, pa.int32()),
+            "error": ["max_checks (5) reached"] * n,
+            "requested_at": pa.array([T0] * n, CHECK_REQUESTS.schema.field("requested_at").type),
+            "updated_at": pa.array([T0] * n, CHECK_REQUESTS.schema.field("updated_at").type),
+        },
+        schema=CHECK_REQUESTS.schema,
+    )
+
+
+def _upsert(wh: Warehouse, load_id: str, batches: Iterable[pa.Table]) -> Any:
+    return wh.commit_load(
+        LoadCommit(load_id, "check", T0, [], None, [], upserts={"check_requests": batches})
+    )
+
+
+def test_an_aborted_transaction_raises_its_first_error_not_the_abort(wh: Warehouse) -> None:
+    """A statement run after a failure (cleanup in a ``finally``) gets DuckDB's "Current
+    transaction is aborted"; the caller must see the failure itself."""
+    import duckdb
+
+    with pytest.raises(duckdb.Error) as caught, wh.transaction() as con:
+        try:
+            con.execute("SELECT CAST('not a number' AS INTEGER)")
+        finally:
+            con.execute("SELECT 1")  # refused: the transaction is aborted
+    assert "not a number" in str(caught.value)
+    assert "aborted" not in str(caught.value).lower()
+
+
+def test_out_of_memory_in_a_load_names_the_cause_and_the_url_setting(tmp_path: Path) -> None:
+    """A real failure: a tiny memory_limit in the URL. The old loader raised "Current
+    transaction is aborted" (its cleanup ran in the aborted transaction) and hid the cause."""
+    path = tmp_path / "small.duckdb"
+    with connect_warehouse(f"duckdb:///{path}") as wh:
+        wh.ensure_schema()
+    with (
+        connect_warehouse(f"duckdb:///{path}?memory_limit=2MB&threads=1") as wh,
+        pytest.raises(LoadError) as caught,
+    ):
+        _upsert(wh, "check-oom", (_requests(i, i + 20_000) for i in range(0, 100_000, 20_000)))
+    message = str(caught.value)
+    assert "Out of Memory" in message
+    assert "memory_limit is 2MB" in message
+    assert f"duckdb:///{path}?memory_limit=1GB" in message
+    assert "nothing was committed" in message
+    assert "aborted" not in message.lower()
+    with connect_warehouse(f"duckdb:///{path}") as wh:  # and indeed nothing was
+        assert rows(wh, "check_requests") == []
+        assert rows(wh, "_loads") == []
+
+
+@pytest.mark.slow
+def test_a_200k_row_upsert_fits_a_small_memory_limit(tmp_path: Path) -> None:
+    """200,000 ``check_requests`` rows in one load at memory_limit=32MB: the old keyed upsert
+    (ON CONFLICT on an ART index) ran out of memory here; the staged delete + insert spills.
+    A second load replacing half of them and adding as many keeps every key once."""
+    with connect_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}?memory_limit=32MB") as wh:
+        wh.ensure_schema()
+        first = _upsert(
+            wh, "check-1", (_requests(i, i + 20_000) for i in range(0, 200_000, 20_000))
+        )
+        assert first.rows["check_requests"] == 200_000
+        second = _upsert(
+            wh,
+            "check-2",
+            (_requests(i, i + 20_000, status="created") for i in range(100_000, 300_000, 20_000)),
+        )
+        assert second.rows["check_requests"] == 200_000
+        got = wh.query(
+            f"SELECT status, count(*), count(DISTINCT request_id) FROM "
+            f"{wh.qualified('check_requests')} GROUP BY status ORDER BY status"
+        )
+    assert [tuple(r) for r in got] == [
+        ("created", 200_000, 200_000),
+        ("not_checked", 100_000, 100_000),
+    ]
+
+
+def test_a_keyed_request_table_of_an_earlier_version_loses_only_its_key(tmp_path: Path) -> None:
+    """Earlier versions declared PRIMARY KEY on check_requests / rejected_numbers; DuckDB's
+    index must fit in memory whole, so ensure_schema rebuilds them without it, rows kept."""
+    import duckdb
+
+    from numberyo_provider.warehouse import ddl
+
+    path = tmp_path / "old.duckdb"
+    with connect_warehouse(f"duckdb:///{path}") as wh:
+        wh.ensure_schema()
+        _upsert(wh, "check-old", [_requests(0, 3)])
+    with duckdb.connect(str(path)) as con:  # what an earlier version created
+        con.execute("CREATE TABLE numberyo.keep AS SELECT * FROM numberyo.check_requests")
+        con.execute("DROP TABLE numberyo.check_requests")
+        keyed = ddl.duckdb_create_table(
+            next(t for t in ALL_TABLES if t.name == "check_requests")
+        ).replace("\n)", ',\n  PRIMARY KEY ("request_id")\n)')
+        con.execute(keyed)
+        con.execute("INSERT INTO numberyo.check_requests SELECT * FROM numberyo.keep")
+        con.execute("DROP TABLE numberyo.keep")
+        assert con.execute(
+            "SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+            "AND table_name = 'check_requests'"
+        ).fetchone() == (1,)
+    with connect_warehouse(f"duckdb:///{path}") as wh:
+        wh.ensure_schema()
+        wh.ensure_schema()  # idempotent
+        _upsert(wh, "check-new", [_requests(2, 5, status="created")])
+        assert (
+            wh.query(
+                "SELECT constraint_type FROM duckdb_constraints() WHERE table_name = "
+                "'check_requests' AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+            )
+            == []
+        )
+        got = wh.query(
+            f"SELECT status, count(*) FROM {wh.qualified('check_requests')} GROUP BY 1 ORDER BY 1"
+        )
+        assert [tuple(r) for r in got] == [("created", 3), ("not_checked", 2)]
+        nullable = wh.query(
+            "SELECT column_name, is_nullable, comment FROM duckdb_columns() WHERE "
+            "table_name = 'check_requests' AND column_name IN ('request_id', 'check_id') "
+            "ORDER BY 1"
+        )
+    assert [(r[0], r[1]) for r in nullable] == [("check_id", True), ("request_id", False)]
+    assert all(r[2] for r in nullable)  # comments carried over
+    with pytest.raises(duckdb.ConstraintException), duckdb.connect(str(path)) as con:
+        con.execute("INSERT INTO numberyo.check_requests (request_id) VALUES ('x')")
+
+
+@pytest.mark.slow
+def test_a_reader_never_sees_part_of_a_large_upsert(tmp_path: Path) -> None:
+    """The staged upsert is still one transaction with its ``_loads`` row: a reader process
+    polling throughout sees each load's 30,000 request rows all at once, or none of them."""
+    db = tmp_path / "shared.duckdb"
+    with connect_warehouse(f"duckdb:///{db}") as writer:
+        writer.ensure_schema()
+    reader_script = _READER.replace(
+        "count(*) FROM numberyo.checks)", "count(*) FROM numberyo.check_requests)"
+    ).replace(
+        "count(*) FROM numberyo.hlr_results)",
+        "count(DISTINCT request_id) FROM numberyo.check_requests)",
+    )
+    assert "check_requests" in reader_script
+    out, ready, stop = tmp_path / "seen.json", tmp_path / "ready", tmp_path / "stop"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", reader_script, str(db), str(out), str(ready), str(stop)],
+        stderr=subprocess.PIPE,
+    )
+    per_load, loads = 30_000, 4
+    try:
+        _wait_for(ready, reader)
+        with connect_warehouse(f"duckdb:///{db}", lock_timeout_s=60) as writer:
+            for n in range(loads):
+                lo = n * per_load
+                batches = (_requests(i, i + 5_000) for i in range(lo, lo + per_load, 5_000))
+                _upsert(writer, f"check-{n}", batches)
+                time.sleep(0.1)
+        stop.touch()
+        assert reader.wait(timeout=60) == 0, reader.communicate()
+    finally:
+        stop.touch()
+        if reader.poll() is None:
+            reader.kill()
+    seen = [tuple(s) for s in json.loads(out.read_text())]
+    committed = {(n * per_load, n * per_load, n) for n in range(loads + 1)}
+    assert seen[-1] == (loads * per_load, loads * per_load, loads)
+    assert set(seen) <= committed, sorted(set(seen) - committed)

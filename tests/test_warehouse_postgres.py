@@ -434,3 +434,19 @@ def test_bare_postgresql_urls_use_psycopg_3(postgres_url: str) -> None:
         assert isinstance(pg, SqlWarehouse) and pg.use_copy
         pg.ensure_schema()
         assert pg.get_watermark() is None
+
+
+def test_an_aborted_transaction_raises_its_first_error_not_the_abort(postgres_url: str) -> None:
+    """PostgreSQL refuses every statement after a failure ("current transaction is aborted",
+    SQLSTATE 25P02); a cleanup statement after the failure must not replace the real error."""
+    warehouse = SqlWarehouse(postgres_url)
+    try:
+        with pytest.raises(sa.exc.DBAPIError) as caught, warehouse.transaction() as conn:
+            try:
+                conn.exec_driver_sql("SELECT 1 / 0")
+            finally:
+                conn.exec_driver_sql("SELECT 1")  # refused: the transaction is aborted
+    finally:
+        warehouse.close()
+    assert "division by zero" in str(caught.value)
+    assert "aborted" not in str(caught.value).lower()

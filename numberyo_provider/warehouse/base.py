@@ -327,17 +327,57 @@ def upsert_tables(
     return out
 
 
-def upsert_batch(table: Table, data: pa.Table | pa.RecordBatch) -> pa.Table:
-    """One batch of upsert rows with exactly ``table``'s schema, one row per key (the last)."""
+def upsert_rows(table: Table, data: pa.Table | pa.RecordBatch) -> pa.Table:
+    """One batch of upsert rows with exactly ``table``'s schema (duplicate keys kept)."""
     try:
-        conformed = conform(table, data)
+        return conform(table, data)
     except SchemaMismatchError as exc:
         raise LoadError(f"rows for {table.name}: {exc}") from exc
+
+
+def upsert_batch(table: Table, data: pa.Table | pa.RecordBatch) -> pa.Table:
+    """One batch of upsert rows with exactly ``table``'s schema, one row per key (the last)."""
+    conformed = upsert_rows(table, data)
     keys = list(zip(*(conformed.column(k).to_pylist() for k in table.primary_key), strict=True))
     if len(set(keys)) == len(keys):
         return conformed
     last = {key: i for i, key in enumerate(keys)}
     return conformed.take(sorted(last.values()))
+
+
+#: What a database says about every statement after the first failure of a transaction:
+#: DuckDB's TransactionException text and PostgreSQL's SQLSTATE 25P02 (in_failed_sql_transaction).
+_ABORTED_MARKERS = ("current transaction is aborted", "infailedsqltransaction")
+
+
+def is_aborted_transaction(exc: BaseException) -> bool:
+    """Whether ``exc`` only says that an earlier statement of the transaction failed."""
+    orig = getattr(exc, "orig", None)
+    for candidate in (exc, orig):
+        if candidate is None:
+            continue
+        if (getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)) == "25P02":
+            return True
+        text = f"{type(candidate).__name__}: {candidate}".lower()
+        if any(marker in text for marker in _ABORTED_MARKERS):
+            return True
+    return False
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The error that aborted the transaction, when ``exc`` is only the database's later
+    "current transaction is aborted" (raised by a statement run after the failure, e.g. in a
+    ``finally``): the first error is in ``exc``'s context chain. Otherwise ``exc`` itself."""
+    if not is_aborted_transaction(exc):
+        return exc
+    seen: set[int] = {id(exc)}
+    candidate = exc.__context__
+    while candidate is not None and id(candidate) not in seen:
+        seen.add(id(candidate))
+        if not is_aborted_transaction(candidate):
+            return candidate
+        candidate = candidate.__context__
+    return exc
 
 
 def results_table_for(check_type: str) -> Table | None:

@@ -4,10 +4,13 @@ DuckDB gets text DDL (its own types: ``JSON``, ``DECIMAL(18,4)``, ``TIMESTAMPTZ`
 database gets :class:`sqlalchemy.Table` objects built from the same Arrow fields, with PostgreSQL
 variants (``JSONB``) so that ``CREATE TABLE`` compiles to each dialect's best type.
 
-In DuckDB the three data tables carry no ``PRIMARY KEY`` constraint: maintaining DuckDB's ART index
-roughly doubles bulk-load time, and the loader keeps the key unique itself (staging, de-duplication,
-delete + insert by key in one transaction). The bookkeeping tables, small and upserted row by row,
-do declare their keys. SQL databases declare every key (their B-tree indexes serve the merges).
+In DuckDB only ``_loads`` and ``_sync_state`` (a row per load or stream) declare a ``PRIMARY KEY``.
+The data tables and ``check_requests`` / ``rejected_numbers`` (a row per source number per run) do
+not: DuckDB's ART index roughly doubles bulk-load time, and it must fit in ``memory_limit`` whole,
+so at the default 64MB a keyed ``check_requests`` stopped taking rows at about 600,000 keys, however
+they were batched. The loader keeps those keys unique itself (staging, de-duplication, delete +
+insert by key in one transaction). SQL databases declare every key (their B-tree indexes serve the
+merges and live on disk).
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
-from numberyo_provider.schema import ALL_TABLES, DATA_TABLES, SCHEMA_NAME, Table, description
+from numberyo_provider.schema import (
+    ALL_TABLES,
+    LOADS,
+    SCHEMA_NAME,
+    SYNC_STATE,
+    Table,
+    description,
+)
 
 #: Columns every data table carries that the loader, not the landed data, decides.
 LINEAGE_COLUMNS: tuple[str, ...] = ("_loaded_at", "_load_id")
@@ -79,9 +89,13 @@ def duckdb_qualified(table: Table) -> str:
     return f"{quote_ident(SCHEMA_NAME)}.{quote_ident(table.name)}"
 
 
+#: The DuckDB tables that declare their primary key (see the module docstring).
+DUCKDB_KEYED_TABLES: tuple[Table, ...] = (LOADS, SYNC_STATE)
+
+
 def duckdb_declares_key(table: Table) -> bool:
     """Whether the DuckDB table declares its primary key (see the module docstring)."""
-    return table not in DATA_TABLES
+    return table in DUCKDB_KEYED_TABLES
 
 
 def duckdb_create_table(table: Table) -> str:

@@ -14,12 +14,19 @@ Merge, per data table, inside the load's transaction:
 3. rows whose key is being loaded are deleted, then inserted anew; for ``checks`` the columns of
    :data:`~.base.COALESCE_ON_MERGE` keep their old value where the new one is NULL.
 
+Bookkeeping rows (``check_requests``, ``rejected_numbers``: a row per source number per run) are
+staged in a TEMP table, then merged the same way (delete + insert by key): no index, so their
+memory is bounded by ``memory_limit`` (DuckDB spills), however many rows a run leaves.
+
 Files on object stores are read through the fsspec filesystem registered on the connection (DuckDB's
-httpfs extension would need a download).
+httpfs extension would need a download). A failed transaction raises its first error (DuckDB
+answers every later statement with "Current transaction is aborted"); running out of memory says
+which URL setting to raise.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -53,11 +60,14 @@ from numberyo_provider.warehouse.base import (
     Warehouse,
     WarehouseError,
     Watermark,
+    first_error,
     paths_from_manifest,
-    upsert_batch,
+    upsert_rows,
     utc,
 )
 from numberyo_provider.warehouse.lock import connect_with_retry
+
+log = logging.getLogger(__name__)
 
 MEMORY = ":memory:"
 #: Bounds a load's memory; DuckDB spills to disk (``<file>.tmp``) beyond it. With the row-group
@@ -72,7 +82,8 @@ ROW_GROUP_SIZE_OPTION = "row_group_size"
 _Q = ddl.quote_ident
 _STAGE = "__numberyo_stage"
 _OLD = "__numberyo_old"
-_UPSERT = "__numberyo_upsert"
+_UPSERT_STAGE = "__numberyo_upsert_stage"
+_ORD = "__ord"
 
 
 class DuckDBWarehouse(Warehouse):
@@ -134,18 +145,44 @@ class DuckDBWarehouse(Warehouse):
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction; a failure is raised as its first, real error (not DuckDB's later
+        "Current transaction is aborted"), and running out of memory says what to raise."""
         with self.connection() as con:
             con.begin()
             try:
                 yield con
-            except BaseException:
+            except BaseException as exc:
                 _rollback_quietly(con)
+                self._raise_cause(exc)
                 raise
             try:
                 con.commit()
-            except BaseException:
+            except BaseException as exc:
                 _rollback_quietly(con)
+                self._raise_cause(exc)
                 raise
+
+    def _raise_cause(self, exc: BaseException) -> None:
+        """Raise what the user must see for ``exc``, or return to let it propagate as it is."""
+        first = first_error(exc)
+        if isinstance(first, duckdb.OutOfMemoryException):
+            raise WarehouseError(
+                f"{self.url_for_display}: nothing was committed: {self.explain(first)}"
+            ) from first
+        if first is not exc:
+            raise first.with_traceback(first.__traceback__) from None
+
+    def explain(self, exc: BaseException) -> str:
+        """DuckDB's error in one line; out of memory also says how to raise the limit."""
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            limit = self.config.get("memory_limit", DEFAULT_MEMORY_LIMIT)
+            example = f"duckdb:///{self.path}?memory_limit=1GB"
+            return (
+                f"{text} (DuckDB's memory_limit is {limit}; raise it in the warehouse URL, e.g. "
+                f"{example})"
+            )
+        return text
 
     def qualified(self, table: str) -> str:
         return ddl.duckdb_qualified(TABLES_BY_NAME[table])
@@ -175,6 +212,10 @@ class DuckDBWarehouse(Warehouse):
             ).fetchall()
             for table_name, column in rows:
                 existing.setdefault(table_name, set()).add(column)
+            for table_name in _keyed_tables(con):
+                table = TABLES_BY_NAME.get(table_name)
+                if table is not None and not ddl.duckdb_declares_key(table):
+                    _drop_primary_key(con, table)
             for table in ALL_TABLES:
                 have = existing.get(table.name)
                 if have is None:
@@ -278,7 +319,8 @@ class DuckDBWarehouse(Warehouse):
         except duckdb.Error as exc:
             raise LoadError(
                 f"load {commit.load_id}: merging {len(paths)} file(s) into "
-                f"{self.qualified(table.name)} failed, nothing was committed: {exc}"
+                f"{self.qualified(table.name)} failed, nothing was committed: "
+                f"{self.explain(first_error(exc))}"
             ) from exc
 
     # -- internals ------------------------------------------------------------------------
@@ -290,36 +332,79 @@ class DuckDBWarehouse(Warehouse):
         batches: Iterable[pa.Table],
         load_id: str,
     ) -> int:
-        """Insert-or-replace rows of a bookkeeping table by its (declared) primary key."""
-        names = table.schema.names
-        keys = ", ".join(_Q(k) for k in table.primary_key)
-        columns = ", ".join(_Q(n) for n in names)
-        casts = ", ".join(f"CAST({_Q(f.name)} AS {ddl.duckdb_type(f)})" for f in table.schema)
-        updates = ", ".join(
-            f"{_Q(n)} = excluded.{_Q(n)}" for n in names if n not in table.primary_key
+        """Insert-or-replace rows of a bookkeeping table by key, within bounded memory.
+
+        The batches are appended to a TEMP table (DuckDB spills it to disk past
+        ``memory_limit``), then the target's rows with those keys are deleted and the staged
+        rows inserted: two set statements, no index, so a million ``check_requests`` rows fit in
+        the default 64MB. A key staged more than once keeps its last row.
+        """
+        target = self.qualified(table.name)
+        try:
+            written = self._stage_upserts(con, table, batches)
+            if written:
+                self._apply_upserts(con, table)
+        except duckdb.Error as exc:
+            raise LoadError(
+                f"load {load_id}: upserting rows into {target} failed, nothing was committed: "
+                f"{self.explain(first_error(exc))}"
+            ) from exc
+        return written
+
+    def _stage_upserts(
+        self, con: duckdb.DuckDBPyConnection, table: Table, batches: Iterable[pa.Table]
+    ) -> int:
+        """Append every batch to the TEMP table ``_UPSERT_STAGE``, one row per key (the last);
+        returns the rows staged."""
+        columns = ", ".join(
+            f"{_Q(f.name)} {ddl.duckdb_type(f)}{'' if f.nullable else ' NOT NULL'}"
+            for f in table.schema
         )
-        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        statement = (
-            f"INSERT INTO {self.qualified(table.name)} ({columns}) SELECT {casts} FROM {_UPSERT} "
-            f"ON CONFLICT ({keys}) {action}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_UPSERT_STAGE} ({columns}, {_ORD} BIGINT NOT NULL)"
         )
-        written = 0
+        staged = 0
         for batch in batches:
-            data = upsert_batch(table, batch)
+            data = upsert_rows(table, batch)
             if not data.num_rows:
                 continue
-            con.register(_UPSERT, data)
-            try:
-                con.execute(statement)
-            except duckdb.Error as exc:
-                raise LoadError(
-                    f"load {load_id}: upserting {data.num_rows} row(s) into "
-                    f"{self.qualified(table.name)} failed, nothing was committed: {exc}"
-                ) from exc
-            finally:
-                con.unregister(_UPSERT)
-            written += data.num_rows
-        return written
+            data = data.append_column(
+                _ORD, pa.array(range(staged, staged + data.num_rows), pa.int64())
+            )
+            # Not con.register(): DuckDB kept every registered table's Arrow buffers alive
+            # until the connection closed (+250 MB over a million rows); this releases them.
+            con.from_arrow(data).insert_into(_UPSERT_STAGE)
+            staged += data.num_rows
+            del data
+        if not staged:
+            con.execute(f"DROP TABLE {_UPSERT_STAGE}")
+            return 0
+        # The same key twice: keep its last row. GROUP BY spills to disk past memory_limit
+        # (count(DISTINCT ...) and a self-join failed at a limit where it passes).
+        keys = ", ".join(_Q(k) for k in table.primary_key)
+        twice = con.execute(
+            f"SELECT 1 FROM {_UPSERT_STAGE} GROUP BY {keys} HAVING count(*) > 1 LIMIT 1"
+        ).fetchone()
+        if twice is None:
+            return staged
+        con.execute(
+            f"DELETE FROM {_UPSERT_STAGE} WHERE {_ORD} NOT IN (SELECT max({_ORD}) FROM "
+            f"{_UPSERT_STAGE} GROUP BY {keys})"
+        )
+        row = con.execute(f"SELECT count(*) FROM {_UPSERT_STAGE}").fetchone()
+        return int(row[0]) if row else 0
+
+    def _apply_upserts(self, con: duckdb.DuckDBPyConnection, table: Table) -> None:
+        target = self.qualified(table.name)
+        keys = [_Q(k) for k in table.primary_key]
+        match = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        names = ", ".join(_Q(n) for n in table.schema.names)
+        con.execute(
+            f"DELETE FROM {target} t USING (SELECT {', '.join(keys)} FROM {_UPSERT_STAGE}) s "
+            f"WHERE {match}"
+        )
+        con.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {_UPSERT_STAGE}")
+        con.execute(f"DROP TABLE {_UPSERT_STAGE}")
 
     def _merge(
         self,
@@ -478,6 +563,41 @@ def _check_columns(table: Table, present: set[str], load_id: str) -> None:
             f"load {load_id}: the Parquet files for {table.name} lack the required column(s) "
             f"{', '.join(missing)}; nothing was committed"
         )
+
+
+def _keyed_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = con.execute(
+        "SELECT DISTINCT table_name FROM duckdb_constraints() WHERE schema_name = ? AND "
+        "database_name = current_database() AND constraint_type = 'PRIMARY KEY'",
+        [SCHEMA_NAME],
+    ).fetchall()
+    return sorted(str(r[0]) for r in rows)
+
+
+def _drop_primary_key(con: duckdb.DuckDBPyConnection, table: Table) -> None:
+    """Rebuild ``table`` (made by an earlier version) without its PRIMARY KEY: DuckDB cannot
+    drop a constraint, and the key's index must fit in memory whole (see :mod:`.ddl`). Every
+    column and row is kept; the caller's transaction makes the swap atomic."""
+    name = ddl.duckdb_qualified(table)
+    old = f"__numberyo_keyed_{table.name}"
+    columns = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = ? AND "
+        "table_name = ? AND database_name = current_database() ORDER BY column_index",
+        [SCHEMA_NAME, table.name],
+    ).fetchall()
+    log.info("rebuilding %s without its PRIMARY KEY (bounded memory for large loads)", name)
+    con.execute(f"ALTER TABLE {name} RENAME TO {_Q(old)}")
+    con.execute(f"CREATE TABLE {name} AS SELECT * FROM {_Q(SCHEMA_NAME)}.{_Q(old)} LIMIT 0")
+    for f in table.schema:
+        if not f.nullable and f.name in {str(c[0]) for c in columns}:
+            con.execute(f"ALTER TABLE {name} ALTER COLUMN {_Q(f.name)} SET NOT NULL")
+    con.execute(f"INSERT INTO {name} SELECT * FROM {_Q(SCHEMA_NAME)}.{_Q(old)}")
+    con.execute(f"DROP TABLE {_Q(SCHEMA_NAME)}.{_Q(old)}")
+    for statement in ddl.duckdb_comments(table):
+        if "COMMENT ON TABLE" in statement or any(
+            f".{_Q(str(c[0]))} IS " in statement for c in columns
+        ):
+            con.execute(statement)
 
 
 def _connect(path: str, config: Mapping[str, str]) -> duckdb.DuckDBPyConnection:
