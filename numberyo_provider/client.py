@@ -31,6 +31,7 @@ import urllib3.exceptions
 from requests.structures import CaseInsensitiveDict
 
 from numberyo_provider import __version__
+from numberyo_provider.config import TOKEN_ENV
 from numberyo_provider.deadline import Deadline, DeadlineAdapter, armed, attach_response
 from numberyo_provider.errors import (
     AuthenticationError,
@@ -67,7 +68,7 @@ from numberyo_provider.retry import (
 
 DEFAULT_BASE_URL = "https://www.numberyo.tech"
 #: Where users are told to put the token (the Airflow hook reads the connection password).
-TOKEN_ENV_VAR = "NUMBERYO_API_TOKEN"  # noqa: S105 - a variable name, not a secret
+TOKEN_ENV_VAR = TOKEN_ENV
 USER_AGENT = f"airflow-provider-numberyo/{__version__} (+python-requests/{requests.__version__})"
 
 CHECKS_PATH = "/api/checks"

@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from typing import Any, Literal, get_args
 import phonenumbers
 import pyarrow as pa
 
+from numberyo_provider.config import PRIVACY_MODE_ENV, PRIVACY_SECRET_ENV
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.schema import CHECKS, HLR_RESULTS, VERIFY_RESULTS, Table
 
@@ -51,8 +51,8 @@ PrivacyMode = Literal["keep", "mask", "hmac"]
 ValueKind = Literal["international", "national", "imsi"]
 
 MODES: tuple[str, ...] = get_args(PrivacyMode)
-ENV_MODE = "NUMBERYO_PRIVACY_MODE"
-ENV_SECRET = "NUMBERYO_PRIVACY_SECRET"  # noqa: S105 (a variable name, not a secret)
+ENV_MODE = PRIVACY_MODE_ENV
+ENV_SECRET = PRIVACY_SECRET_ENV
 HMAC_PREFIX = "hmac:"
 #: Shorter keys could be guessed from one known (number, pseudonym) pair.
 MIN_SECRET_BYTES = 16
@@ -120,10 +120,9 @@ class PrivacyPolicy:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PrivacyPolicy:
         """The policy from ``NUMBERYO_PRIVACY_MODE`` (default ``keep``) and ``..._SECRET``."""
-        env = os.environ if environ is None else environ
-        mode = (env.get(ENV_MODE) or "keep").strip().lower() or "keep"
-        secret = env.get(ENV_SECRET) or None
-        return cls(mode=mode, secret=secret)  # type: ignore[arg-type]
+        from numberyo_provider.config import resolve_privacy
+
+        return resolve_privacy(environ=environ)
 
     def apply(self, table: Table, data: pa.Table) -> pa.Table:
         """``data`` with the personal columns of ``table`` protected; other columns untouched."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from numberyo_provider.config import PARQUET_DIR_NAME, default_parquet_dir
+
 WAREHOUSE_ENV = "NUMBERYO_WAREHOUSE_URL"
-PARQUET_DIR_ENV = "NUMBERYO_PARQUET_DIR"
 CONN_ID_ENV = "NUMBERYO_CONN_ID"
 DEFAULT_CONN_ID = "numberyo_default"
 #: Not ``numberyo.duckdb``: DuckDB names the catalog after the file, which would clash with the
@@ -28,8 +29,14 @@ def warehouse_url() -> str:
 
 
 def parquet_dir() -> str:
-    """``$NUMBERYO_PARQUET_DIR`` (a directory or an fsspec URL), else one in the Airflow home."""
-    return os.environ.get(PARQUET_DIR_ENV) or str(airflow_home() / "numberyo-parquet")
+    """The landing of :func:`warehouse_url`, by the one rule (:func:`config.default_parquet_dir`):
+    ``$NUMBERYO_PARQUET_DIR``, else beside the DuckDB warehouse file (in the Airflow home by
+    default)."""
+    url = warehouse_url()
+    chosen = default_parquet_dir(url)
+    if chosen.startswith("./"):  # a server warehouse: keep the landing in the Airflow home
+        return str(airflow_home() / PARQUET_DIR_NAME)
+    return chosen
 
 
 def conn_id() -> str:

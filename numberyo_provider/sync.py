@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from numberyo_provider import schema
 from numberyo_provider.client import DEFAULT_BASE_URL, NumberYoClient
+from numberyo_provider.config import TOKEN_ENV
 from numberyo_provider.errors import ConfigurationError, LandingError, NumberYoError
 from numberyo_provider.extract import (
     CheckLister,
@@ -684,7 +685,7 @@ def run_sync(
     if client is None:
         if not token:
             raise ConfigurationError(
-                "no API token: set NUMBERYO_API_TOKEN, or pass a token or a ready client"
+                f"no API token: set {TOKEN_ENV}, or pass a token or a ready client"
             )
         options = {"pool_size": concurrency, **(client_options or {})}
         options.setdefault("sleep", cancellable_sleep(stop))

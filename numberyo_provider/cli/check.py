@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
@@ -49,13 +48,18 @@ from numberyo_provider.cli.errors import (
     check_warehouse_url,
     report,
 )
+from numberyo_provider.config import (
+    BASE_URL_ENV,
+    PARQUET_DEFAULT_TEXT,
+    TOKEN_ENV,
+    default_parquet_dir,
+    resolve_base_url,
+    resolve_privacy,
+    resolve_token,
+)
 from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.privacy import MODES as PRIVACY_MODES
 from numberyo_provider.private_files import private_umask
-
-BASE_URL_ENV = "NUMBERYO_BASE_URL"
-TOKEN_ENV = "NUMBERYO_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
-DEFAULT_PARQUET_DIR = "./numberyo-parquet"
-PRIVACY_MODES = ("keep", "mask", "hmac")
 
 
 def _count(text: str) -> int:
@@ -199,9 +203,9 @@ def register(subparsers: Any) -> None:
     )
     out.add_argument(
         "--parquet-dir",
-        default=DEFAULT_PARQUET_DIR,
+        default=None,
         metavar="DIR",
-        help=f"where results are landed before loading (default {DEFAULT_PARQUET_DIR})",
+        help=f"where results are landed before loading (default: {PARQUET_DEFAULT_TEXT})",
     )
     out.add_argument(
         "--ledger",
@@ -256,14 +260,6 @@ def _source_spec(args: argparse.Namespace) -> Any:
     )
 
 
-def _privacy(mode: str | None) -> Any:
-    from numberyo_provider.privacy import PrivacyPolicy
-
-    if mode is None:
-        return PrivacyPolicy.from_env()
-    return PrivacyPolicy.from_env({**os.environ, "NUMBERYO_PRIVACY_MODE": mode})
-
-
 def _default_run_id(args: argparse.Namespace, check_type: str) -> str:
     from numberyo_provider.checker import default_cli_run_id
     from numberyo_provider.warehouse import mask_url
@@ -287,7 +283,7 @@ def handle(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from numberyo_provider.budget import DEFAULT_COST_ESTIMATE
     from numberyo_provider.checker import CheckOptions, run_check
-    from numberyo_provider.client import DEFAULT_BASE_URL, NumberYoClient
+    from numberyo_provider.client import NumberYoClient
     from numberyo_provider.ledger import default_ledger_url
     from numberyo_provider.models import normalize_check_type
     from numberyo_provider.progress import Progress
@@ -297,11 +293,7 @@ def _run(args: argparse.Namespace) -> int:
 
     spec = _source_spec(args)
     check_type = normalize_check_type(args.type)
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if not token and not args.dry_run:
-        raise ConfigurationError(
-            f"no API token: set {TOKEN_ENV} (generate one on the NumberYo dashboard)"
-        )
+    token = resolve_token(required=not args.dry_run)
     options = CheckOptions(
         check_type=check_type,
         run_id=args.run_id or _default_run_id(args, check_type),
@@ -317,10 +309,11 @@ def _run(args: argparse.Namespace) -> int:
             args.cost_estimate if args.cost_estimate is not None else DEFAULT_COST_ESTIMATE
         ),
     )
-    privacy = _privacy(args.privacy)
+    privacy = resolve_privacy(args.privacy)
     # Names, query and URL are checked (read-only) before run_check creates any file.
     source = open_source(spec)
-    base_url = args.base_url or os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
+    base_url = resolve_base_url(args.base_url)
+    parquet_dir = args.parquet_dir or default_parquet_dir(args.warehouse)
     stop = threading.Event()
     limits: dict[str, Any] = {}
     if args.timeout is not None:
@@ -363,7 +356,7 @@ def _run(args: argparse.Namespace) -> int:
             options=options,
             chunks=source,
             warehouse=args.warehouse,
-            parquet_root=args.parquet_dir,
+            parquet_root=parquet_dir,
             ledger=args.ledger,
             privacy=privacy,
             lock_timeout_s=args.lock_timeout,

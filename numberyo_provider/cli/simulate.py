@@ -21,7 +21,8 @@ import threading
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-TOKEN_ENV = "NUMBERYO_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+from numberyo_provider.config import TOKEN_ENV
+
 DEFAULT_TOKEN = "demo-token"  # noqa: S105 - the documented token of a local demo server
 
 

@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
 from typing import Any
 
@@ -33,13 +32,18 @@ from numberyo_provider.cli.errors import (
     check_warehouse_url,
     report,
 )
+from numberyo_provider.config import (
+    BASE_URL_ENV,
+    PARQUET_DEFAULT_TEXT,
+    TOKEN_ENV,
+    default_parquet_dir,
+    resolve_base_url,
+    resolve_privacy,
+    resolve_token,
+)
 from numberyo_provider.errors import ConfigurationError, NumberYoError
+from numberyo_provider.privacy import MODES as PRIVACY_MODES
 from numberyo_provider.private_files import private_umask
-
-BASE_URL_ENV = "NUMBERYO_BASE_URL"
-TOKEN_ENV = "NUMBERYO_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
-DEFAULT_PARQUET_DIR = "./numberyo-parquet"
-PRIVACY_MODES = ("keep", "mask", "hmac")
 
 
 def _positive_int(text: str) -> int:
@@ -89,10 +93,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--parquet-dir",
-        default=DEFAULT_PARQUET_DIR,
+        default=None,
         metavar="DIR",
         help=f"where Parquet files are landed: a directory or s3://bucket/prefix "
-        f"(default {DEFAULT_PARQUET_DIR})",
+        f"(default: {PARQUET_DEFAULT_TEXT})",
     )
     parser.add_argument(
         "--full-refresh",
@@ -167,18 +171,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=handle)
 
 
-def _privacy(mode: str | None, conn_secret: str | None) -> Any:
-    from numberyo_provider.privacy import ENV_SECRET, PrivacyPolicy
-
-    if mode is None:
-        policy = PrivacyPolicy.from_env()
-        if policy.mode == "hmac" or not conn_secret:
-            return policy
-        mode = policy.mode
-    secret = os.environ.get(ENV_SECRET) or conn_secret
-    return PrivacyPolicy(mode=mode, secret=secret)  # type: ignore[arg-type]
-
-
 def _from_connection(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
     try:
         from numberyo_provider.hooks.numberyo import NumberYoHook
@@ -215,15 +207,8 @@ def _client_args(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
         # Airflow may log to stdout while it starts; stdout is for the summary (or the JSON).
         with contextlib.redirect_stdout(sys.stderr):
             return _from_connection(args)
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if not token:
-        raise ConfigurationError(
-            f"no API token: set {TOKEN_ENV} (generate one on the NumberYo dashboard) or use "
-            "--conn-id with an Airflow connection"
-        )
-    from numberyo_provider.client import DEFAULT_BASE_URL
-
-    base_url = args.base_url or os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
+    token = resolve_token(hint=" or use --conn-id with an Airflow connection")
+    base_url = resolve_base_url(args.base_url)
     options: dict[str, Any] = _limits(args)
     if args.max_retries is not None:
         if args.max_retries < 0:
@@ -263,10 +248,10 @@ def _sync(args: argparse.Namespace) -> int:
         _configure_logging(args.verbose)
         summary = run_sync(
             warehouse=args.warehouse,
-            parquet_path=args.parquet_dir,
+            parquet_path=args.parquet_dir or default_parquet_dir(args.warehouse),
             full_refresh=args.full_refresh,
             concurrency=args.concurrency,
-            privacy=_privacy(args.privacy, conn_secret),
+            privacy=resolve_privacy(args.privacy, connection_secret=conn_secret),
             lock_timeout=args.lock_timeout,
             progress=progress,
             **api,
@@ -293,4 +278,4 @@ def _sync(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-__all__ = ["DEFAULT_PARQUET_DIR", "handle", "register"]
+__all__ = ["handle", "register"]

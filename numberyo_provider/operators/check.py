@@ -19,7 +19,6 @@ What each task did goes to XCom (key ``numberyo_check``, and the return value on
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -58,16 +57,17 @@ _SQLALCHEMY_SCHEMES = {
 
 
 def privacy_policy(mode: Any, secret: str | None, hook: NumberYoHook) -> PrivacyPolicy:
-    """The privacy policy: ``mode`` with the secret from the argument, the connection extra
+    """The privacy policy, resolved like everywhere (:mod:`numberyo_provider.config`): mode from
+    the argument or ``NUMBERYO_PRIVACY_MODE``; secret from the argument, the connection extra
     ``privacy_secret`` or ``NUMBERYO_PRIVACY_SECRET``."""
-    from numberyo_provider.privacy import ENV_SECRET, PrivacyPolicy
+    from numberyo_provider.config import resolve_privacy
 
-    text = str(mode or "keep").strip().lower()
-    if text == "hmac" and not secret:
-        secret = hook.privacy_secret or os.environ.get(ENV_SECRET) or None
-    if secret:
-        NumberYoHook._mask(secret)
-    return PrivacyPolicy(mode=text, secret=secret)  # type: ignore[arg-type]
+    policy = resolve_privacy(
+        as_text(mode), as_text(secret), connection_secret=lambda: hook.privacy_secret
+    )
+    if isinstance(policy.secret, str) and policy.secret:
+        NumberYoHook._mask(policy.secret)
+    return policy
 
 
 def _files_to_xcom(files: Sequence[LandedFile]) -> list[dict[str, Any]]:
@@ -118,7 +118,8 @@ class NumberYoCreateChecksOperator(BaseOperator):
         XCom) when any number failed or its outcome stayed unknown, with one message naming how
         many, the first error and the credits spent; ``True`` logs that message as a warning and
         succeeds (templated).
-    :param privacy: ``keep``, ``mask`` or ``hmac`` for phone numbers in the warehouse.
+    :param privacy: ``keep``, ``mask`` or ``hmac`` for phone numbers in the warehouse; default
+        ``NUMBERYO_PRIVACY_MODE``, else ``keep`` (:mod:`numberyo_provider.config`).
     :param reconcile_settle_s: how old a request whose outcome is unknown must be before it is
         looked up in the account's history (default 30 s; raise it with a slow rate limit).
     :param plan_only: a dry run: only clean and count the numbers (``would_send`` in the
@@ -184,7 +185,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
         load: bool | str = True,
         on_insufficient_credits: str = "fail",
         allow_failed_numbers: bool | str = False,
-        privacy: str = "keep",
+        privacy: str | None = None,
         privacy_secret: str | None = None,
         plan_only: bool | str = False,
         lock_timeout: float = 60.0,
@@ -472,7 +473,7 @@ class NumberYoLoadLandedOperator(BaseOperator):
         numberyo_conn_id: str = NumberYoHook.default_conn_name,
         run_id: str | None = None,
         ledger: str | None = None,
-        privacy: str = "keep",
+        privacy: str | None = None,
         privacy_secret: str | None = None,
         lock_timeout: float = 60.0,
         storage_options: dict[str, Any] | None = None,

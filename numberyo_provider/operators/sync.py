@@ -8,7 +8,6 @@ dbt DAGs can be scheduled on them.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -43,7 +42,8 @@ class NumberYoSyncOperator(BaseOperator):
     :param parquet_path: landing directory or ``s3://bucket/prefix`` (templated).
     :param full_refresh: re-read every check and its results (templated).
     :param concurrency: parallel API requests.
-    :param privacy: ``keep``, ``mask`` or ``hmac`` for phone numbers and IMSIs (templated).
+    :param privacy: ``keep``, ``mask`` or ``hmac`` for phone numbers and IMSIs (templated); default
+        ``NUMBERYO_PRIVACY_MODE``, else ``keep`` (:mod:`numberyo_provider.config`).
     :param privacy_secret: HMAC key; default: the connection extra ``privacy_secret``, then the
         ``NUMBERYO_PRIVACY_SECRET`` environment variable.
     :param lock_timeout: seconds to wait for another writer of a DuckDB file.
@@ -72,7 +72,7 @@ class NumberYoSyncOperator(BaseOperator):
         parquet_path: str,
         full_refresh: bool | str = False,
         concurrency: int | str = 8,
-        privacy: str = "keep",
+        privacy: str | None = None,
         privacy_secret: str | None = None,
         lock_timeout: float = 60.0,
         storage_options: dict[str, Any] | None = None,
@@ -93,15 +93,9 @@ class NumberYoSyncOperator(BaseOperator):
         self._base_url: str | None = None
 
     def _policy(self, hook: NumberYoHook) -> Any:
-        from numberyo_provider.privacy import ENV_SECRET, PrivacyPolicy
+        from numberyo_provider.operators.check import privacy_policy
 
-        mode = str(self.privacy or "keep").strip().lower()
-        secret = self.privacy_secret
-        if mode == "hmac" and not secret:
-            secret = hook.privacy_secret or os.environ.get(ENV_SECRET) or None
-        if secret:
-            NumberYoHook._mask(secret)
-        return PrivacyPolicy(mode=mode, secret=secret)  # type: ignore[arg-type]
+        return privacy_policy(self.privacy, self.privacy_secret, hook)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from numberyo_provider.sync import cancellable_sleep, run_sync

@@ -1,0 +1,149 @@
+"""Where each setting comes from: one resolver for the CLI, the operators, the hook and the DAGs.
+
+Every setting is resolved with the same precedence, highest first:
+
+1. **explicit**: a CLI flag, an operator argument, a keyword argument;
+2. **the Airflow connection**, when one is used (password, host, extras);
+3. **the environment**: ``NUMBERYO_API_TOKEN``, ``NUMBERYO_BASE_URL``, ``NUMBERYO_PRIVACY_MODE``,
+   ``NUMBERYO_PRIVACY_SECRET``, ``NUMBERYO_PARQUET_DIR``;
+4. **the default**: production API, privacy ``keep``, Parquet beside the DuckDB warehouse.
+
+Before this module the CLIs and the operators each decided, and disagreed: the operators took the
+HMAC secret from the connection before the environment while ``numberyo sync`` did the opposite,
+and the operators ignored ``NUMBERYO_PRIVACY_MODE``. ``docs/configuration.md`` has the table.
+Plain Python: the Airflow layer passes what it read from the connection in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from numberyo_provider.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from numberyo_provider.privacy import PrivacyPolicy
+
+__all__ = [
+    "BASE_URL_ENV",
+    "PARQUET_DEFAULT_TEXT",
+    "PARQUET_DIR_ENV",
+    "PRIVACY_MODE_ENV",
+    "PRIVACY_SECRET_ENV",
+    "TOKEN_ENV",
+    "default_parquet_dir",
+    "resolve_base_url",
+    "resolve_privacy",
+    "resolve_token",
+]
+
+TOKEN_ENV = "NUMBERYO_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+BASE_URL_ENV = "NUMBERYO_BASE_URL"
+PRIVACY_MODE_ENV = "NUMBERYO_PRIVACY_MODE"
+PRIVACY_SECRET_ENV = "NUMBERYO_PRIVACY_SECRET"  # noqa: S105 - a variable name
+PARQUET_DIR_ENV = "NUMBERYO_PARQUET_DIR"
+#: The landing directory's name when nothing says where it is.
+PARQUET_DIR_NAME = "numberyo-parquet"
+#: :func:`default_parquet_dir` in words, for help texts and docs.
+PARQUET_DEFAULT_TEXT = (
+    f"${PARQUET_DIR_ENV}, else {PARQUET_DIR_NAME}/ beside a DuckDB warehouse file, else "
+    f"./{PARQUET_DIR_NAME}"
+)
+
+
+def _first(*values: Any) -> str | None:
+    """The first value that is not None and not blank, as stripped text."""
+    for value in values:
+        if value is None:
+            continue
+        text = str(value).strip()
+        if text:
+            return text
+    return None
+
+
+def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def resolve_token(
+    explicit: str | None = None,
+    *,
+    connection: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    required: bool = True,
+    hint: str = "",
+) -> str | None:
+    """The API token: explicit, the connection's password, ``NUMBERYO_API_TOKEN``.
+
+    The token is returned as given (``Bearer x`` included): cleaning it is the client's one rule.
+    """
+    token = _first(explicit, connection, _env(environ).get(TOKEN_ENV))
+    if token is None and required:
+        raise ConfigurationError(
+            f"no API token: set {TOKEN_ENV} (generate one on the NumberYo dashboard){hint}"
+        )
+    return token
+
+
+def resolve_base_url(
+    explicit: str | None = None,
+    *,
+    connection: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The API address: explicit, the connection's host, ``NUMBERYO_BASE_URL``, production."""
+    from numberyo_provider.client import DEFAULT_BASE_URL
+
+    return _first(explicit, connection, _env(environ).get(BASE_URL_ENV)) or DEFAULT_BASE_URL
+
+
+def resolve_privacy(
+    mode: str | None = None,
+    secret: str | None = None,
+    *,
+    connection_secret: str | Callable[[], str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> PrivacyPolicy:
+    """The privacy policy. Mode: explicit, ``NUMBERYO_PRIVACY_MODE``, ``keep``. HMAC secret:
+    explicit, the connection extra ``privacy_secret``, ``NUMBERYO_PRIVACY_SECRET``.
+
+    ``connection_secret`` may be a callable, asked only when the mode is ``hmac`` and no explicit
+    secret was given (reading a connection can cost a round trip to the metadata database).
+    """
+    from numberyo_provider.privacy import PrivacyPolicy
+
+    env = _env(environ)
+    chosen = (_first(mode, env.get(PRIVACY_MODE_ENV)) or "keep").lower()
+    from_connection = connection_secret
+    if callable(from_connection):
+        from_connection = from_connection() if chosen == "hmac" and not _first(secret) else None
+    key = _first(secret, from_connection, env.get(PRIVACY_SECRET_ENV))
+    return PrivacyPolicy(mode=chosen, secret=key)  # type: ignore[arg-type]
+
+
+def default_parquet_dir(
+    warehouse: str | None = None, *, environ: Mapping[str, str] | None = None
+) -> str:
+    """Where Parquet lands when nobody says: ``NUMBERYO_PARQUET_DIR``, else ``numberyo-parquet``
+    beside a DuckDB warehouse file (so the two travel together), else in the working directory."""
+    configured = _first(_env(environ).get(PARQUET_DIR_ENV))
+    if configured:
+        return configured
+    path = _duckdb_file(warehouse)
+    if path is not None:
+        return str(path.parent / PARQUET_DIR_NAME)
+    return f"./{PARQUET_DIR_NAME}"
+
+
+def _duckdb_file(warehouse: str | None) -> Path | None:
+    text = (warehouse or "").strip()
+    if not text.lower().startswith("duckdb:///"):
+        return None
+    path = text[len("duckdb:///") :].split("?", 1)[0]
+    if not path or path.startswith(":memory:"):
+        return None
+    # duckdb:///rel/file.duckdb is relative; duckdb:////abs/file.duckdb is absolute.
+    return Path(path).expanduser()
