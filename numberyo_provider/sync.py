@@ -60,7 +60,9 @@ KIND = "sync"
 STREAM = "checks"
 #: Checks listed, filtered, fetched and landed together; two batches are in memory at most.
 DEFAULT_BATCH_SIZE = 1000
-#: Rows the lander may buffer before writing a file (bounds memory, not file size).
+#: Rows the lander holds in memory before writing a row group to its open file (bounds memory,
+#: not the number of files: a run lands one file per table and check type, and one more per
+#: ``DEFAULT_ROWS_PER_FILE`` rows, however many days its checks span).
 DEFAULT_MAX_BUFFERED_ROWS = 20_000
 DEFAULT_ROWS_PER_FILE = 250_000
 #: How many per-check errors the summary lists (all of them go to ``_loads.errors``).

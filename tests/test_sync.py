@@ -146,6 +146,11 @@ def parquet_files(root: Path) -> list[str]:
     return sorted(glob.glob(str(root / "**" / "*.parquet"), recursive=True))
 
 
+def temp_files(root: Path) -> list[str]:
+    """Unfinished files (hidden ``.<name>.tmp``), which ``*.parquet`` globs do not show."""
+    return sorted(str(p) for p in root.rglob("*") if p.is_file() and p.name.endswith(".tmp"))
+
+
 def sync(server: Any, url: str, root: Path, **kwargs: Any) -> SyncSummary:
     kwargs.setdefault("concurrency", 4)
     client = kwargs.pop("client", None)
@@ -383,6 +388,53 @@ def test_privacy_mask_reaches_files_and_warehouse(
                 assert all(v is None or "*" in v for v in table.column(column).to_pylist())
 
 
+# --- histories spanning years: few files, a merge whose memory does not grow with the days ---
+
+
+def files_per_table(summary: SyncSummary) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for path in summary.files:
+        table = Path(path).parts[-4]
+        counts[table] = counts.get(table, 0) + 1
+    return counts
+
+
+def test_a_history_of_three_years_lands_a_file_per_table_and_type(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=400, seed_span_days=1095)
+    summary = sync(server, wh_url, root, batch_size=50)
+    days = {c["check"]["created_at"][:10] for c in server.sim.truth()}
+    assert len(days) > 200  # the rows were created over hundreds of days...
+    # ...and land as one file per table and check type (the old layout: one per day).
+    assert files_per_table(summary) == {"checks": 2, "hlr_results": 1, "verify_results": 1}
+    assert sorted(parquet_files(root)) == sorted(summary.files)
+    assert_matches_truth(wh_url, server.sim)
+
+
+@pytest.mark.slow
+def test_a_multi_year_backfill_commits_within_a_small_memory_limit(
+    numberyo_simulator_factory: Callable[..., Any], tmp_path: Path, root: Path
+) -> None:
+    """Issue 13: a first backfill of a multi-year account failed with DuckDB's Out of Memory
+    Error, merging thousands of one-day files at once. Here the same shape, scaled down (3,000
+    checks over three years, a 16 MB limit instead of the default 64 MB): the old layout landed
+    about 470 files per results table and could not merge them."""
+    server = numberyo_simulator_factory(seed_checks=3000, seed_span_days=1095)
+    wh_url = f"duckdb:///{tmp_path / 'wh.duckdb'}?memory_limit=16MB"
+    summary = sync(server, wh_url, root, concurrency=8)
+    assert summary.checks_new == 3000
+    assert files_per_table(summary) == {"checks": 2, "hlr_results": 1, "verify_results": 1}
+    assert sum(summary.rows_committed.values()) > 3000
+    assert_matches_truth(wh_url, server.sim)
+    # An incremental run on top of it stays as small.
+    for t in ("HLR", "Verify") * 3:
+        server.sim.create_check(server.token, NUMBER, t)
+    again = sync(server, wh_url, root)
+    assert again.checks_new == 6
+    assert files_per_table(again) == {"checks": 2, "hlr_results": 1, "verify_results": 1}
+
+
 # --- failures: nothing becomes visible, a rerun is exact ----------------------------------------
 
 
@@ -402,11 +454,15 @@ def test_fatal_error_fails_cleanly_then_rerun_is_exact(
     sim.before_request = hook
     client = NumberYoClient(server.token, server.url, max_retries=1, sleep=lambda s: None)
     with pytest.raises(ServerError), client:
-        sync(server, wh_url, root, client=client, batch_size=10, max_buffered_rows=5)
+        # Small files, so some are finished (visible) before the failure, others still open.
+        sync(
+            server, wh_url, root, client=client, batch_size=10, max_buffered_rows=5, rows_per_file=7
+        )
     assert warehouse_rows(wh_url)["checks"] == []
     [failed] = loads(wh_url)
     assert failed["status"] == "failed" and failed["files"]
     assert parquet_files(root) == []  # the failed load's files were deleted
+    assert temp_files(root) == []  # and so were its unfinished ones
     sim.before_request = None
     sync(server, wh_url, root)
     assert_matches_truth(wh_url, sim)
@@ -447,6 +503,7 @@ def test_crash_between_landing_and_loading_then_rerun(
     assert loads(wh_url)[-1]["status"] == "failed"
     committed = {p for h in loads(wh_url) if h["status"] == "committed" for p in h["files"]}
     assert set(parquet_files(root)) == committed  # its files were deleted
+    assert temp_files(root) == []
     sync(server, wh_url, root)
     assert_matches_truth(wh_url, sim)
 
@@ -606,7 +663,7 @@ def test_cancel_stops_promptly_and_leaves_nothing(
             max_buffered_rows=2,
         )
     assert warehouse_rows(wh_url)["checks"] == []
-    assert parquet_files(root) == []
+    assert parquet_files(root) == [] and temp_files(root) == []
     results = len(results_requested(server.sim))
     assert results < 80  # it did not go on fetching everything
 
