@@ -685,3 +685,72 @@ def test_watermark_moves_only_on_commit(
         wm = wh.get_watermark()
     assert wm is not None and first.watermark_after is not None
     assert wm.check_id == first.watermark_after["check_id"]
+
+
+# --- the stages overlap: list pages never wait behind result fetches ----------------------------
+
+
+def test_list_pages_run_before_queued_result_fetches() -> None:
+    from numberyo_provider.sync import _PAGES, _RESULTS, _RequestPool
+
+    pool = _RequestPool(1, "test-pool")
+    release = threading.Event()
+    order: list[str] = []
+    try:
+        busy = pool.lane(_RESULTS).submit(release.wait, 5)
+        results = [pool.lane(_RESULTS).submit(order.append, f"result-{i}") for i in range(3)]
+        page = pool.lane(_PAGES).submit(order.append, "page")
+        cancelled = pool.lane(_RESULTS).submit(order.append, "cancelled")
+        assert cancelled.cancel()
+        release.set()
+        for future in (busy, page, *results):
+            future.result(5)
+        # Submitted last, run first among the waiting; FIFO within a lane; cancelled never run.
+        assert order == ["page", "result-0", "result-1", "result-2"]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def test_shutdown_cancels_what_is_queued() -> None:
+    from numberyo_provider.sync import _RESULTS, _RequestPool
+
+    pool = _RequestPool(1, "test-pool")
+    release = threading.Event()
+    running = pool.lane(_RESULTS).submit(release.wait, 5)
+    queued = [pool.lane(_RESULTS).submit(lambda: None) for _ in range(3)]
+    threading.Timer(0.2, release.set).start()
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert running.result() is True
+    assert all(f.cancelled() for f in queued)
+    with pytest.raises(RuntimeError):
+        pool.lane(_RESULTS).submit(lambda: None)
+
+
+def test_a_landing_failure_is_the_error_the_run_raises(
+    numberyo_simulator_factory: Callable[..., Any],
+    wh_url: str,
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Normalising and landing run on their own thread: a failure there stops the listing and is
+    raised as itself (not as the cancellation it causes), and nothing is visible."""
+    import numberyo_provider.sync as sync_module
+
+    server = numberyo_simulator_factory(seed_checks=300, latency_ms=2)
+    calls = [0]
+    real = sync_module.normalize_checks
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise OSError("disk full while landing")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sync_module, "normalize_checks", failing)
+    with pytest.raises(OSError, match="disk full"):
+        sync(server, wh_url, root, batch_size=10)
+    assert warehouse_rows(wh_url)["checks"] == []
+    assert loads(wh_url)[-1]["status"] == "failed"
+    assert parquet_files(root) == [] and temp_files(root) == []
+    listed = [e for e in server.sim.requests() if e.endpoint == "list"]
+    assert len(listed) < 20  # of 30 pages: it stopped listing instead of reading to the end
