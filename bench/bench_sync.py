@@ -15,8 +15,9 @@ on such histories; the simulator runs in its own process, as the real API would.
 2. Peak memory: the RSS high-water mark (``VmHWM``) of a fresh process running one backfill per
    ``--memory-sizes`` (10,000 and 100,000 checks) at no latency, on default settings, against
    the *import floor* measured in the same run: a fresh process that only imports what a sync
-   imports. The high-water mark just before the commit is reported too, and with
-   ``--postgres-url`` the same runs into PostgreSQL.
+   imports. The high-water mark just before the commit is reported too, the process's CPU time
+   per check (at no latency, imports included), and with ``--postgres-url`` the same runs into
+   PostgreSQL.
 3. Files landed per table by every run above.
 
     .venv/bin/python bench/bench_sync.py [--checks 2000,10000] [--latency-ms 20] [--workers 16]
@@ -265,6 +266,7 @@ def memory(
                 ]
             result, wall = child(command)
         result["wall_s"] = wall
+        result["cpu_ms_per_check"] = result["cpu_s"] * 1000 / max(1, result["checks"])
         result["x_floor"] = result["maxrss_mb"] / floor["maxrss_mb"]
         result["x_floor_with_duckdb"] = result["maxrss_mb"] / floor["with_duckdb_mb"]
         out[str(size)] = result
@@ -272,7 +274,8 @@ def memory(
             f"  {backend:8} {size:>7,} checks: peak RSS {result['maxrss_mb']:.1f} MB = "
             f"{result['x_floor']:.2f}x the import floor "
             f"({result['x_floor_with_duckdb']:.2f}x with DuckDB opened), before the commit "
-            f"{result['extract_peak_mb']:.1f} MB ({wall:.1f} s); files {result['files_per_table']}",
+            f"{result['extract_peak_mb']:.1f} MB ({wall:.1f} s, CPU "
+            f"{result['cpu_ms_per_check']:.2f} ms a check); files {result['files_per_table']}",
             flush=True,
         )
     peaks = [v["maxrss_mb"] for v in out.values()]
@@ -328,7 +331,9 @@ def main() -> int:
         return 0
     if args.sync_child:
         run = one_sync(args.sync_child, args.workers, args.workdir, args.warehouse)
-        print(json.dumps({"maxrss_mb": _maxrss_mb(), **run}))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = usage.ru_utime + usage.ru_stime  # the whole process: imports included
+        print(json.dumps({"maxrss_mb": _maxrss_mb(), "cpu_s": cpu, **run}))
         return 0
 
     results: dict[str, Any] = {
