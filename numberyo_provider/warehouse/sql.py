@@ -58,8 +58,11 @@ from numberyo_provider.warehouse.base import (
     utc,
 )
 
-#: Rows per Arrow batch read from a Parquet file (and per COPY chunk / executemany call).
-BATCH_ROWS = 65_536
+#: Rows per Arrow batch read from a Parquet file (and per COPY chunk / executemany call). Landed
+#: files hold up to 250,000 rows since landing partitions by load: a batch, its conformed copy
+#: and its CSV text are in memory at once, so batches stay small (65,536-row batches cost 17 MB
+#: more peak RSS in a 100,000-check sync into PostgreSQL; docs/benchmarks.md).
+BATCH_ROWS = 16_384
 #: Ids per ``IN (...)`` list of ``existing_check_ids`` (below every database's parameter limit).
 ID_CHUNK = 1_000
 #: Key of the PostgreSQL advisory lock serialising schema changes and commits ("numbery0").
