@@ -418,3 +418,37 @@ def test_files_of_both_layouts_are_discovered_for_a_load(tmp_path: Path) -> None
         ("checks", 1, {"type": "HLR", "landed_date": lander.landed_date}),
     ]
     assert found[1] == new
+
+
+def test_one_fsync_per_finished_file_and_per_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from numberyo_provider import land
+
+    file_syncs: list[int] = []
+    dir_syncs: list[str] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (file_syncs.append(fd), real_fsync(fd))[1])
+    monkeypatch.setattr(land, "_fsync_dir", dir_syncs.append)
+    lander = ParquetLander(str(tmp_path / "land"), "load-1", max_buffered_rows=40)
+    for start in range(0, 600, 60):  # many batches over many days: row groups, not files
+        ids = list(range(start, start + 60))
+        created = [DAY1 - timedelta(days=i) for i in ids]
+        lander.write(
+            CHECKS, checks_table(ids, ["HLR" if i % 2 else "Verify" for i in ids], created)
+        )
+        lander.write(
+            HLR_RESULTS,
+            pa.table({"check_id": ids, "result_index": [0] * 60, "msisdn": ["32"] * 60}),
+        )
+    assert file_syncs == [] and dir_syncs == []  # nothing is durable (or visible) yet
+    files = lander.flush()
+    assert len(files) == 3 and len(file_syncs) == 3
+    assert len(dir_syncs) == len(set(dir_syncs))  # each directory once
+    # Every partition directory, and the parent of every directory the load created.
+    partitions = {str(Path(f.path).parent) for f in files}
+    assert partitions <= set(dir_syncs)
+    assert str(tmp_path) in dir_syncs and str(tmp_path / "land" / "checks") in dir_syncs
+    # Deepest first: a directory's entries are durable before its own entry in its parent.
+    depths = [d.count(os.sep) for d in dir_syncs]
+    assert depths == sorted(depths, reverse=True)
