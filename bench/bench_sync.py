@@ -10,8 +10,9 @@ on such histories; the simulator runs in its own process, as the real API would.
    exit (interpreter, imports and DuckDB file included: what a scheduler's task costs), the
    ideal ``requests x latency / workers`` (every worker always waiting on a request, zero
    overhead). Reported: the ratio wall / ideal (1.00 = ideal), and the sync's own ``run_sync``
-   time. For context the *client ceiling*: the same number of result requests through a bare
-   client with the same workers and nothing else.
+   time. Then an incremental run with nothing new (cold process, after a backfill of the same
+   account). For context the *client ceiling*: the same number of result requests through a
+   bare client with the same workers and nothing else.
 2. Peak memory: the RSS high-water mark (``VmHWM``) of a fresh process running one backfill per
    ``--memory-sizes`` (10,000 and 100,000 checks) at no latency, on default settings, against
    the *import floor* measured in the same run: a fresh process that only imports what a sync
@@ -109,11 +110,16 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def one_sync(url: str, workers: int, workdir: Path, warehouse: str | None = None) -> dict[str, Any]:
+def one_sync(
+    url: str, workers: int, workdir: Path, warehouse: str | None = None, keep: bool = False
+) -> dict[str, Any]:
+    """One sync into ``workdir`` (fresh unless ``keep``: then an incremental run on what an
+    earlier ``keep`` run left there)."""
     from numberyo_provider.sync import run_sync
 
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     marks: dict[str, float] = {}
 
     def stage(name: str) -> None:
@@ -137,7 +143,8 @@ def one_sync(url: str, workers: int, workdir: Path, warehouse: str | None = None
         for table in sorted(landing.iterdir())
         if table.is_dir()
     }
-    shutil.rmtree(workdir, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
     return {
         **marks,
         "sync_s": wall,
@@ -205,6 +212,21 @@ def throughput(args: argparse.Namespace, workdir: Path, checks: int) -> dict[str
                 f"{run['x_ideal']:.2f}x; files {run['files_per_table']}",
                 flush=True,
             )
+        # An incremental run with nothing new, cold process, after a backfill of the same data.
+        incremental = []
+        base = [sys.executable, __file__, "--sync-child", url, "--workers", str(args.workers)]
+        keep = [*base, "--workdir", str(workdir / f"inc-{checks}"), "--keep"]
+        child(keep)
+        for _ in range(args.reps):
+            run, wall = child(keep)
+            incremental.append({"wall_s": wall, "sync_s": run["sync_s"], "pages": run["pages"]})
+        inc = statistics.median(r["wall_s"] for r in incremental)
+        print(
+            f"  incremental run with nothing new: {inc:.2f} s cold process (run_sync "
+            f"{statistics.median(r['sync_s'] for r in incremental):.2f} s, "
+            f"{incremental[0]['pages']} page(s))",
+            flush=True,
+        )
         n = min(checks, 5000)
         for _ in range(args.reps):
             seconds = client_ceiling(url, args.workers, n)
@@ -220,6 +242,8 @@ def throughput(args: argparse.Namespace, workdir: Path, checks: int) -> dict[str
         "median_sync_s": statistics.median(r["sync_s"] for r in runs),
         "median_ideal_s": statistics.median(r["ideal_s"] for r in runs),
         "median_x_ideal": statistics.median(r["x_ideal"] for r in runs),
+        "incremental_runs": incremental,
+        "median_incremental_s": inc,
         "client_ceiling_x_ideal": statistics.median(ceilings),
     }
 
@@ -312,6 +336,7 @@ def main() -> int:
     parser.add_argument("--sync-child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.floor_child:
@@ -330,7 +355,7 @@ def main() -> int:
         print(json.dumps({"maxrss_mb": imports, "with_duckdb_mb": _maxrss_mb()}))
         return 0
     if args.sync_child:
-        run = one_sync(args.sync_child, args.workers, args.workdir, args.warehouse)
+        run = one_sync(args.sync_child, args.workers, args.workdir, args.warehouse, args.keep)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu = usage.ru_utime + usage.ru_stime  # the whole process: imports included
         print(json.dumps({"maxrss_mb": _maxrss_mb(), "cpu_s": cpu, **run}))
