@@ -715,7 +715,8 @@ def run_sync(
     ``duckdb:///file.duckdb`` or SQLAlchemy URL, ``parquet_path`` the landing root (local path or
     fsspec URL, ``storage_options`` for it). ``full_refresh`` re-reads every check and its results.
     ``cancel``: set it to stop promptly (it is also set when the run fails). ``on_stage`` is
-    called with each name of :data:`STAGES`.
+    called with each name of :data:`STAGES` (``batch_landed`` from the landing thread; an
+    exception it raises fails the run like any landing error).
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be an integer >= 1, got {concurrency!r}")
