@@ -754,3 +754,20 @@ def test_a_landing_failure_is_the_error_the_run_raises(
     assert parquet_files(root) == [] and temp_files(root) == []
     listed = [e for e in server.sim.requests() if e.endpoint == "list"]
     assert len(listed) < 20  # of 30 pages: it stopped listing instead of reading to the end
+
+
+def test_a_duckdb_sync_does_not_import_sqlalchemy(tmp_path: Path) -> None:
+    """Its import is a sixth of a cold 2,000-check sync's fixed cost (docs/benchmarks.md)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from numberyo_provider.sync import run_sync\n"
+        "from numberyo_provider.warehouse import connect_warehouse\n"
+        f"with connect_warehouse('duckdb:///{tmp_path / 'wh.duckdb'}') as wh:\n"
+        "    wh.ensure_schema()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
