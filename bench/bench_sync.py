@@ -15,10 +15,10 @@ on such histories; the simulator runs in its own process, as the real API would.
    bare client with the same workers and nothing else.
 2. Peak memory: the RSS high-water mark (``VmHWM``) of a fresh process running one backfill per
    ``--memory-sizes`` (10,000 and 100,000 checks) at no latency, on default settings, against
-   the *import floor* measured in the same run: a fresh process that only imports what a sync
-   imports. The high-water mark just before the commit is reported too, the process's CPU time
-   per check (at no latency, imports included), and with ``--postgres-url`` the same runs into
-   PostgreSQL.
+   the *import floor* measured in the same run: a fresh process that only imports pyarrow,
+   duckdb, sqlalchemy, requests and the sync's modules (issue 13's floor). The high-water mark
+   just before the commit is reported too, the process's CPU time per check (at no latency,
+   imports included), and with ``--postgres-url`` the same runs into PostgreSQL.
 3. Files landed per table by every run above.
 
     .venv/bin/python bench/bench_sync.py [--checks 2000,10000] [--latency-ms 20] [--workers 16]
@@ -49,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 TOKEN = "bench-token"
-#: What a sync process imports before it does anything (the import floor's modules).
+#: The import floor's modules, as issue 13 defines the floor (pyarrow + duckdb + sqlalchemy +
+#: requests) plus the sync's own; a DuckDB sync itself no longer imports sqlalchemy.
 SYNC_IMPORTS = (
     "pyarrow",
     "pyarrow.parquet",
@@ -167,7 +168,7 @@ def child(command: list[str]) -> tuple[dict[str, Any], float]:
 
 
 def import_floor() -> dict[str, float]:
-    """Peak RSS and wall time of a fresh process that only imports what a sync imports."""
+    """Peak RSS and wall time of a fresh process that only imports :data:`SYNC_IMPORTS`."""
     result, wall = child([sys.executable, __file__, "--floor-child"])
     return {**result, "wall_s": wall}
 
@@ -372,7 +373,8 @@ def main() -> int:
         floor = import_floor()
         results["import_floor"] = floor
         print(
-            f"Import floor (a fresh process importing what a sync imports): "
+            f"Import floor (a fresh process importing pyarrow, duckdb, sqlalchemy, requests "
+            f"and the sync's modules): "
             f"{floor['maxrss_mb']:.1f} MB ({floor['with_duckdb_mb']:.1f} MB once a DuckDB file "
             f"was opened), {floor['wall_s']:.2f} s",
             flush=True,
