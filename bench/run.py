@@ -19,7 +19,9 @@ RESULTS = HERE / "results"
 BENCHMARKS: dict[str, list[str]] = {
     "sync": [
         "--checks",
-        "10000",
+        "2000,10000",
+        "--span-days",
+        "1825",
         "--latency-ms",
         "20",
         "--workers",

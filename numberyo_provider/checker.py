@@ -1387,7 +1387,11 @@ def commit_check_run(
 def discover_landed_files(
     parquet_root: str, load_id: str, storage_options: Mapping[str, Any] | None = None
 ) -> list[LandedFile]:
-    """Every file landed under ``parquet_root`` for ``load_id`` (all shards, all tries)."""
+    """Every file landed under ``parquet_root`` for ``load_id`` (all shards, all tries).
+
+    Both layouts: ``type=*/landed_date=*`` (this version) and ``type=*/created_date=*`` (files a
+    run of an older version landed before an upgrade, then resumed by this one).
+    """
     from urllib.parse import unquote
 
     import fsspec
@@ -1400,8 +1404,12 @@ def discover_landed_files(
     local = "file" in ([fs.protocol] if isinstance(fs.protocol, str) else list(fs.protocol))
     out: list[LandedFile] = []
     for table in schema.DATA_TABLES:
-        pattern = f"{root}/{table.name}/type=*/created_date=*/{load_id}-*.parquet"
-        for path in sorted(fs.glob(pattern)):
+        paths = {
+            str(p)
+            for partition in ("landed_date", "created_date")
+            for p in fs.glob(f"{root}/{table.name}/type=*/{partition}=*/{load_id}-*.parquet")
+        }
+        for path in sorted(paths):
             partition = {
                 key: unquote(value)
                 for key, _, value in (p.partition("=") for p in str(path).split("/")[-3:-1])

@@ -9,7 +9,6 @@ import sys
 
 import pyarrow as pa
 
-from numberyo_provider.land import NULL_PARTITION
 from numberyo_provider.privacy import PERSONAL_COLUMNS, PERSONAL_EXTRA_KEYS
 from numberyo_provider.schema import ALL_TABLES, SCHEMA_NAME, Table, description
 from numberyo_provider.warehouse import ddl
@@ -59,9 +58,9 @@ def render_table(table: Table) -> str:
     lines.append(f"- Primary key: {key}")
     if table.landed:
         lines.append(
-            f"- Parquet: `<root>/{table.name}/type=<type>/created_date=<YYYY-MM-DD>/"
-            f"<load_id>-<seq>.parquet` (`created_date` is `{NULL_PARTITION}` when `created_at` "
-            "is null)"
+            f"- Parquet: `<root>/{table.name}/type=<type>/landed_date=<YYYY-MM-DD>/"
+            "<load_id>-<seq>.parquet` (`landed_date`: the UTC day the load started; older "
+            "versions wrote `created_date=<YYYY-MM-DD>` instead, see sync.md)"
         )
     lines.append(f"- Merge: {_merge_rule(table)}")
     lines += [

@@ -1,21 +1,37 @@
 """Parquet landing: the data of a load, as files a reader can trust, before it reaches a warehouse.
 
-Layout (Hive-style, readable with ``read_parquet(..., hive_partitioning=true)`` in DuckDB or
-``pyarrow.dataset(..., partitioning="hive")``)::
+Layout (Hive-style, readable with ``read_parquet('<root>/<table>/**/*.parquet',
+hive_partitioning=true)`` in DuckDB or ``pyarrow.dataset(..., partitioning="hive")``)::
 
-    <root>/<table>/type=<HLR|Verify>/created_date=<YYYY-MM-DD>/<load_id>-<seq>.parquet
+    <root>/<table>/type=<HLR|Verify>/landed_date=<YYYY-MM-DD>/<load_id>-<seq>.parquet
 
-``type`` is the check type (the ``type`` column of ``checks``, the table's own type for the
-results tables); ``created_date`` is the UTC date of the row's ``created_at``
-(``__HIVE_DEFAULT_PARTITION__`` when it is null). Partition values are percent-encoded when they
-hold anything but letters, digits, ``_`` and ``-`` (Hive readers decode them), so the path key
-always equals the ``type`` column kept inside the ``checks`` files. Every file carries the table's
-exact Arrow schema (descriptions included) and zstd compression.
+Partitioned by load, not by the data's own dates: ``landed_date`` is the UTC date the load
+started (every file of a load shares it, even one finished after midnight), and ``type`` the check
+type (the ``type`` column of ``checks``, the table's own type for the results tables). A load
+therefore writes one file per table and type, plus one more per ``rows_per_file`` rows, however
+many days or years its rows were created over: a three-year backfill is a handful of files, not
+one per created day (which made the warehouse merge of a first backfill run out of memory on
+thousands of tiny files). Files of one load are sorted as the rows came (the sync lists newest
+first), so Parquet's row-group statistics on ``created_at`` still let readers skip by date.
+Partition values are percent-encoded when they hold anything but letters, digits, ``_`` and
+``-`` (Hive readers decode them), so the path key always equals the ``type`` column kept inside
+the ``checks`` files. Every file carries the table's exact Arrow schema (descriptions included)
+and zstd compression.
 
-No reader ever sees half a file:
+Older versions wrote ``.../type=<type>/created_date=<YYYY-MM-DD>/...`` (one directory per day).
+Their files stay valid: the warehouse loads files by explicit path, clean-up deletes them by path,
+and :func:`numberyo_provider.checker.discover_landed_files` finds both layouts. A Hive reader over
+a root holding both must read one layout at a time (DuckDB refuses mixed partition keys); see
+docs/sync.md.
 
-* local directories: written to a hidden ``.<name>.tmp`` next to the target, fsynced, then
-  ``os.replace``-d into place (atomic rename within one directory), then the directory is fsynced;
+No reader ever sees half a file, and memory stays flat however much a load holds: each
+(table, type) has one open file, fed a row group at a time from a small buffer; when all buffers
+together exceed ``max_buffered_rows`` the largest is written early (as a smaller row group of the
+same file, not as another file). A file is finished at ``rows_per_file`` rows or at ``flush()``:
+
+* local directories: written under a hidden ``.<name>.tmp`` next to the target, fsynced once
+  when finished, then ``os.replace``-d into place (atomic rename within one directory); each
+  directory written to (and the parent of each one created) is fsynced once per ``flush()``;
 * object stores whose PUT is atomic (S3, GCS, Azure Blob): the file is written to a local spool
   file, then uploaded in one ``put_file`` to its final key. The object only becomes visible when
   the upload completes (single PUT or CompleteMultipartUpload); a failed upload leaves no object
@@ -24,9 +40,8 @@ No reader ever sees half a file:
 * any other fsspec filesystem: uploaded to ``<root>/_tmp/<load_id>/<name>`` (outside every table
   directory), then moved to its final path.
 
-Memory stays flat however much a load holds: rows are buffered per partition and written as soon as
-a partition reaches ``rows_per_file``; when all buffers together exceed ``max_buffered_rows`` the
-largest ones are written early (as smaller files).
+A process killed while landing (kill -9, OOM) may leave its unfinished ``.<name>.tmp`` files;
+``*.parquet`` globs never match them, and they can be deleted at any time once no sync runs.
 """
 
 from __future__ import annotations
@@ -55,7 +70,8 @@ from numberyo_provider.schema import CHECKS, HLR_RESULTS, OTHER_RESULTS, VERIFY_
 
 log = logging.getLogger(__name__)
 
-#: Partition value for a null ``created_at`` (the Hive convention; DuckDB reads it as NULL).
+#: The Hive convention for a null partition value (DuckDB reads it as NULL); the old
+#: ``created_date=`` layout used it for a null ``created_at``.
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 #: Rows per Parquet row group: DuckDB's own row-group size, so its scans parallelise per group.
@@ -160,11 +176,19 @@ def encode_partition_value(value: str) -> str:
 
 
 @dataclass
-class _Buffer:
+class _Partition:
+    """One (table, type) of a load: its row buffer and the file being written, if any."""
+
     table: Table
-    partition: tuple[str, str]
+    type: str
+    directory: str
     chunks: list[pa.Table] = field(default_factory=list)
     rows: int = 0
+    #: The open file: its final name, where its bytes go meanwhile, and the rows it holds.
+    name: str | None = None
+    temp: str | None = None
+    writer: pq.ParquetWriter | None = None
+    file_rows: int = 0
 
 
 class ParquetLander:
@@ -172,6 +196,8 @@ class ParquetLander:
 
     ``root`` is a local directory or an fsspec URL (``s3://bucket/prefix``), ``storage_options``
     the fsspec options for it (credentials, ``client_kwargs={"endpoint_url": ...}``).
+    ``rows_per_file`` caps a file; ``max_buffered_rows`` caps the rows held in memory (the rest
+    is in the open files' written row groups).
     """
 
     def __init__(
@@ -201,11 +227,15 @@ class ParquetLander:
         self._fs, self._root = _filesystem(root, self.storage_options)
         self._local = isinstance(self._fs, LocalFileSystem)
         self._atomic_put = bool(_protocols(self._fs) & ATOMIC_PUT_PROTOCOLS)
-        self._buffers: dict[tuple[str, str, str], _Buffer] = {}
+        self._partitions: dict[tuple[str, str], _Partition] = {}
         self._buffered_rows = 0
         self._seq = 0
         self._landed_at = datetime.now(timezone.utc)
+        #: Every file of the load lands under this date, whenever it is finished.
+        self.landed_date = self._landed_at.date().isoformat()
         self._aborted = False
+        #: Local directories with a renamed file or a new entry, fsynced once at ``flush()``.
+        self._dirty_dirs: set[str] = set()
         self.files: list[LandedFile] = []
 
     # -- public ---------------------------------------------------------------------------
@@ -217,7 +247,7 @@ class ParquetLander:
         return self._buffered_rows
 
     def write(self, table: Table, data: pa.Table | pa.RecordBatch) -> None:
-        """Buffer ``data`` for ``table``; files are written as partitions fill up."""
+        """Buffer ``data`` for ``table``; row groups and files are written as buffers fill up."""
         self._check_open()
         if not table.landed or table.name not in (*_TYPED_BY_COLUMN, *_TYPE_OF_RESULTS_TABLE):
             raise ConfigurationError(
@@ -227,16 +257,18 @@ class ParquetLander:
         conformed = conform(table, data, load_id=self.load_id, loaded_at=self._landed_at)
         if conformed.num_rows == 0:
             return
-        for partition, part in self._split(table, conformed):
-            self._append(table, partition, part)
+        for check_type, part in self._split(table, conformed):
+            self._append(self._partition(table, check_type), part)
 
     def flush(self) -> list[LandedFile]:
-        """Write everything buffered; return every file of this load so far."""
+        """Write everything buffered and finish every open file; return every file of this load
+        so far. Files are visible (and durable) only from here on, or once full."""
         self._check_open()
-        for buf in list(self._buffers.values()):
-            while buf.rows:
-                self._write_from(buf, min(buf.rows, self.rows_per_file))
-        self._buffers.clear()
+        for part in list(self._partitions.values()):
+            self._write_row_group(part, part.rows)
+            if part.writer is not None:
+                self._finish(part)
+        self._sync_dirs()
         return list(self.files)
 
     def abort(self) -> None:
@@ -245,8 +277,12 @@ class ParquetLander:
         ``files`` keeps listing what the load wrote, so a caller can still record them.
         """
         self._aborted = True
-        self._buffers.clear()
         self._buffered_rows = 0
+        for part in self._partitions.values():
+            part.chunks.clear()
+            part.rows = 0
+            self._discard_open_file(part)
+        self._partitions.clear()
         for f in self.files:
             try:
                 _remove_one(self._fs, self._local, self._root, f.path)
@@ -266,113 +302,156 @@ class ParquetLander:
         if self._aborted:
             raise ConfigurationError(f"load {self.load_id} was aborted; start a new lander")
 
-    def _split(self, table: Table, data: pa.Table) -> Iterator[tuple[tuple[str, str], pa.Table]]:
-        # Partition key as one integer per row: type code * number of dates + date code. The
-        # UTC date comes from a cast (the timestamps are UTC), much cheaper than strftime.
-        utc_dates = pc.cast(pc.cast(data.column("created_at"), pa.timestamp("us")), pa.date32())
-        date_codes, dates = _codes(utc_dates)
-        date_names = [d.isoformat() for d in dates] + [NULL_PARTITION]
-        date_codes = pc.fill_null(date_codes, len(dates))
-        if table.name in _TYPED_BY_COLUMN:
-            type_codes, type_names = _codes(data.column("type"))
-            keys = pc.add(pc.multiply(type_codes, len(date_names)), date_codes)
-        else:
-            type_names = [_TYPE_OF_RESULTS_TABLE[table.name]]
-            keys = date_codes
-
-        def name(code: int) -> tuple[str, str]:
-            return str(type_names[code // len(date_names)]), date_names[code % len(date_names)]
-
-        distinct = pc.unique(keys).to_pylist()
-        if len(distinct) == 1:
-            yield name(distinct[0]), data
+    def _split(self, table: Table, data: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+        if table.name not in _TYPED_BY_COLUMN:
+            yield _TYPE_OF_RESULTS_TABLE[table.name], data
             return
-        # Stable sort by partition, then one compact copy per partition (no slice keeps the
-        # whole batch alive in a buffer).
-        order = pc.sort_indices(keys)
-        runs = pc.run_end_encode(keys.take(order))
-        start = 0
-        for end, code in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
-            yield name(code), data.take(order.slice(start, end - start))
-            start = end
+        codes, names = _codes(data.column("type"))
+        if len(names) == 1:
+            yield str(names[0]), data
+            return
+        # One compact copy per type (no slice keeps the whole batch alive in a buffer).
+        for code, name in enumerate(names):
+            yield str(name), data.filter(pc.equal(codes, code))
 
-    def _append(self, table: Table, partition: tuple[str, str], part: pa.Table) -> None:
-        key = (table.name, *partition)
-        buf = self._buffers.get(key)
-        if buf is None:
-            buf = self._buffers[key] = _Buffer(table, partition)
-        buf.chunks.append(part)
-        buf.rows += part.num_rows
-        self._buffered_rows += part.num_rows
-        while buf.rows >= self.rows_per_file:
-            self._write_from(buf, self.rows_per_file)
+    def _partition(self, table: Table, check_type: str) -> _Partition:
+        key = (table.name, check_type)
+        part = self._partitions.get(key)
+        if part is None:
+            rel = posixpath.join(
+                table.name,
+                f"type={encode_partition_value(check_type)}",
+                f"landed_date={self.landed_date}",
+            )
+            if self._local:
+                directory = os.path.join(self._root, *rel.split("/"))
+            else:
+                directory = posixpath.join(self._root, rel)
+            part = self._partitions[key] = _Partition(table, check_type, directory)
+        return part
+
+    def _append(self, part: _Partition, data: pa.Table) -> None:
+        part.chunks.append(data)
+        part.rows += data.num_rows
+        self._buffered_rows += data.num_rows
+        while part.rows >= ROW_GROUP_ROWS:
+            self._write_row_group(part, ROW_GROUP_ROWS)
         while self._buffered_rows > self.max_buffered_rows:
-            largest = max(self._buffers.values(), key=lambda b: b.rows)
-            self._write_from(largest, largest.rows)
+            largest = max(self._partitions.values(), key=lambda p: p.rows)
+            self._write_row_group(largest, largest.rows)
 
-    def _write_from(self, buf: _Buffer, rows: int) -> None:
-        combined = pa.concat_tables(buf.chunks)
-        head = combined.slice(0, rows)
+    def _write_row_group(self, part: _Partition, rows: int) -> None:
+        """Move ``rows`` buffered rows into the partition's open file(s), finishing full ones."""
+        if rows <= 0:
+            return
+        combined = pa.concat_tables(part.chunks) if len(part.chunks) > 1 else part.chunks[0]
         rest = combined.slice(rows)
-        buf.chunks = [rest] if rest.num_rows else []
-        buf.rows -= rows
+        part.chunks = [rest] if rest.num_rows else []
+        part.rows -= rows
         self._buffered_rows -= rows
-        self._write_file(buf.table, buf.partition, head)
+        offset = 0
+        while offset < rows:
+            if part.writer is None:
+                self._open(part)
+            assert part.writer is not None
+            take = min(rows - offset, self.rows_per_file - part.file_rows)
+            _write_rows(part.writer, combined.slice(offset, take))
+            part.file_rows += take
+            offset += take
+            if part.file_rows >= self.rows_per_file:
+                self._finish(part)
 
-    def _write_file(self, table: Table, partition: tuple[str, str], data: pa.Table) -> None:
+    def _open(self, part: _Partition) -> None:
         self._seq += 1
-        name = f"{self.load_id}-{self._seq:05d}.parquet"
-        typ, date = partition
-        rel = posixpath.join(
-            table.name,
-            f"type={encode_partition_value(typ)}",
-            f"created_date={encode_partition_value(date)}",
-        )
+        part.name = f"{self.load_id}-{self._seq:05d}.parquet"
         if self._local:
-            path = self._write_local(os.path.join(self._root, *rel.split("/")), name, data)
+            self._makedirs_local(part.directory)
+            part.temp = os.path.join(part.directory, f".{part.name}.tmp")
+            create_private_file(part.temp)  # numbers in clear: 0600; pyarrow keeps the mode
         else:
-            path = self._write_remote(posixpath.join(self._root, rel), name, data)
+            fd, part.temp = tempfile.mkstemp(prefix="numberyo-", suffix=".parquet")
+            os.close(fd)
+        part.file_rows = 0
+        try:
+            part.writer = pq.ParquetWriter(part.temp, part.table.schema, compression="zstd")
+        except BaseException:
+            _unlink_quietly(part.temp)
+            part.temp = part.name = None
+            raise
+
+    def _finish(self, part: _Partition) -> None:
+        """Close the open file and move it into place; on failure nothing of it remains."""
+        writer, temp, name = part.writer, part.temp, part.name
+        assert writer is not None and temp is not None and name is not None
+        part.writer = part.temp = part.name = None
+        rows, part.file_rows = part.file_rows, 0
+        try:
+            writer.close()
+            if self._local:
+                path = self._publish_local(part.directory, temp, name)
+            else:
+                path = self._publish_remote(part.directory, temp, name)
+        finally:
+            _unlink_quietly(temp)
         self.files.append(
-            LandedFile(table.name, path, data.num_rows, {"type": typ, "created_date": date})
+            LandedFile(
+                part.table.name,
+                path,
+                rows,
+                {"type": part.type, "landed_date": self.landed_date},
+            )
         )
 
-    def _write_local(self, directory: str, name: str, data: pa.Table) -> str:
-        make_private_dirs(directory)
+    def _discard_open_file(self, part: _Partition) -> None:
+        writer, temp = part.writer, part.temp
+        part.writer = part.temp = part.name = None
+        part.file_rows = 0
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        if temp is not None:
+            _unlink_quietly(temp)
+
+    def _makedirs_local(self, directory: str) -> None:
+        """Create ``directory``; note each new entry's parent for the fsync at ``flush()``."""
+        missing: list[str] = []
+        current = directory
+        while not os.path.isdir(current) and os.path.normpath(current) != os.path.dirname(current):
+            missing.append(current)
+            current = os.path.dirname(current)
+        make_private_dirs(directory)  # 0700: the files below hold numbers in clear
+        for created in missing:
+            self._dirty_dirs.add(os.path.dirname(created))
+
+    def _publish_local(self, directory: str, temp: str, name: str) -> str:
         final = os.path.join(directory, name)
-        tmp = os.path.join(directory, f".{name}.tmp")
+        fd = os.open(temp, os.O_RDONLY)
         try:
-            create_private_file(tmp)  # numbers in clear: 0600; pyarrow keeps the mode
-            _write_parquet(data, tmp)
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
-        _fsync_dir(directory)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, final)
+        self._dirty_dirs.add(directory)
         return final
 
-    def _write_remote(self, directory: str, name: str, data: pa.Table) -> str:
+    def _publish_remote(self, directory: str, spool: str, name: str) -> str:
         final = posixpath.join(directory, name)
-        fd, spool = tempfile.mkstemp(prefix="numberyo-", suffix=".parquet")
-        os.close(fd)
-        try:
-            _write_parquet(data, spool)
-            if self._atomic_put:
-                self._fs.put_file(spool, final)
-            else:
-                tmp_dir = posixpath.join(self._root, "_tmp", self.load_id)
-                tmp = posixpath.join(tmp_dir, name)
-                self._fs.makedirs(tmp_dir, exist_ok=True)
-                self._fs.makedirs(directory, exist_ok=True)
-                self._fs.put_file(spool, tmp)
-                self._fs.mv(tmp, final)
-        finally:
-            _unlink_quietly(spool)
+        if self._atomic_put:
+            self._fs.put_file(spool, final)
+        else:
+            tmp_dir = posixpath.join(self._root, "_tmp", self.load_id)
+            tmp = posixpath.join(tmp_dir, name)
+            self._fs.makedirs(tmp_dir, exist_ok=True)
+            self._fs.makedirs(directory, exist_ok=True)
+            self._fs.put_file(spool, tmp)
+            self._fs.mv(tmp, final)
         return str(self._fs.unstrip_protocol(final))
+
+    def _sync_dirs(self) -> None:
+        # Deepest first: a new directory's own entries are durable before its parent's entry.
+        for directory in sorted(self._dirty_dirs, key=len, reverse=True):
+            _fsync_dir(directory)
+        self._dirty_dirs.clear()
 
 
 def remove_files(
@@ -422,8 +501,9 @@ def _codes(values: pa.ChunkedArray) -> tuple[pa.Array, list[Any]]:
     return encoded.indices.cast(pa.int64()), encoded.dictionary.to_pylist()
 
 
-def _write_parquet(data: pa.Table, where: str) -> None:
-    pq.write_table(data, where, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+def _write_rows(writer: pq.ParquetWriter, data: pa.Table) -> None:
+    """The one place landed rows reach a file (disk-fault tests inject ENOSPC here)."""
+    writer.write_table(data, row_group_size=ROW_GROUP_ROWS)
 
 
 def _unlink_quietly(path: str) -> None:

@@ -7,8 +7,11 @@ One run, in order:
 2. Stream in batches of ``batch_size`` checks: list pages newest first (see
    :mod:`numberyo_provider.extract` for how page drift is made harmless), ask the warehouse which
    of the batch it already has (short session), fetch the results of the others concurrently,
-   normalise (privacy applied there) and hand the rows to the Parquet lander. Two batches at most
-   are in memory; the set of listed ids is the only state that grows with the account.
+   normalise (privacy applied there) and hand the rows to the Parquet lander. Three stages
+   overlap: the main thread lists pages and dispatches batches, ``concurrency`` workers run the
+   requests (list pages before any queued result fetch, so the next batch is known early), and a
+   landing thread waits for each batch's results, normalises and lands it. Three batches at most
+   are in flight; the set of listed ids is the only state that grows with the account.
 3. Flush the lander, then ONE ``commit_load``: every file merged by key, the ``_loads`` manifest
    row and the new watermark in a single transaction. The watermark therefore moves only when
    everything the run read is visible.
@@ -26,16 +29,17 @@ reads the same checks again and the merge by key makes the reload exact. Stage n
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import queue
 import tempfile
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Executor, Future
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -66,9 +70,11 @@ log = logging.getLogger("numberyo_provider.sync")
 
 KIND = "sync"
 STREAM = "checks"
-#: Checks listed, filtered, fetched and landed together; two batches are in memory at most.
+#: Checks listed, filtered, fetched and landed together; three batches are in flight at most.
 DEFAULT_BATCH_SIZE = 1000
-#: Rows the lander may buffer before writing a file (bounds memory, not file size).
+#: Rows the lander holds in memory before writing a row group to its open file (bounds memory,
+#: not the number of files: a run lands one file per table and check type, and one more per
+#: ``DEFAULT_ROWS_PER_FILE`` rows, however many days its checks span).
 DEFAULT_MAX_BUFFERED_ROWS = 20_000
 DEFAULT_ROWS_PER_FILE = 250_000
 #: How many per-check errors the summary lists (all of them go to ``_loads.errors``).
@@ -217,6 +223,161 @@ def cancellable_sleep(stop: threading.Event) -> Callable[[float], None]:
             raise SyncCancelled("the sync was cancelled")
 
     return sleep
+
+
+#: Priorities of the shared request workers: a list page before any result fetch.
+_PAGES, _RESULTS = 0, 1
+_STOP_WORKER = 99
+#: Seconds the landing thread gets to stop after a failure before the run goes on failing.
+_LANDING_JOIN_S = 30.0
+
+
+class _RequestPool:
+    """``workers`` threads running queued calls lowest priority first, FIFO within a priority.
+
+    One pool bounds the requests in flight to ``concurrency``; :meth:`lane` gives the lister and
+    the result fetcher each an :class:`Executor` of its own priority, so a list page never waits
+    behind a batch of result fetches (at most for a worker to finish its current request).
+    """
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def lane(self, priority: int) -> Executor:
+        return _Lane(self, priority)
+
+    def submit(
+        self, priority: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[Any]:
+        if self._closed:
+            raise RuntimeError("the request pool is shut down")
+        future: Future[Any] = Future()
+        self._queue.put((priority, next(self._order), (future, fn, args, kwargs)))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            priority, _, task = self._queue.get()
+            if priority == _STOP_WORKER:
+                return
+            future, fn, args, kwargs = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def shutdown(self, *, wait: bool, cancel_futures: bool) -> None:
+        self._closed = True
+        if cancel_futures:
+            kept = []
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item[0] == _STOP_WORKER:
+                    kept.append(item)
+                else:
+                    item[2][0].cancel()
+            for item in kept:
+                self._queue.put(item)
+        for _ in self._threads:
+            self._queue.put((_STOP_WORKER, next(self._order), None))
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+
+class _Lane(Executor):
+    """One priority of a :class:`_RequestPool`, as the Executor the lister or fetcher expects."""
+
+    def __init__(self, pool: _RequestPool, priority: int) -> None:
+        self._pool = pool
+        self._priority = priority
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return self._pool.submit(self._priority, fn, args, kwargs)
+
+
+class _LandingThread:
+    """Waits for each dispatched batch's results, then normalises and lands it, off the main
+    thread, which meanwhile lists and dispatches the next batches. ``put`` blocks while one
+    batch waits (bounding memory); the first exception stops the run and is re-raised by the
+    main thread (``check``/``finish``), not a cancellation it caused."""
+
+    _DONE = None
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+        self._queue: queue.Queue[tuple[list[Check], int, PendingResults] | None] = queue.Queue(1)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._loop, name=f"numberyo-{run.load_id}-landing", daemon=True
+        )
+        self._thread.start()
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is self._DONE:
+                    return
+                self._run._land(*item)
+        except BaseException as exc:
+            self.error = exc
+            self._run.stop.set()  # the main thread stops listing, then raises ``error``
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, item: tuple[list[Check], int, PendingResults]) -> None:
+        while True:
+            self.check()
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Land what was put, then return (or raise the landing error)."""
+        while True:
+            self.check()
+            try:
+                self._queue.put(self._DONE, timeout=0.2)
+                break
+            except queue.Full:
+                continue
+        while self._thread.is_alive():
+            self._thread.join(0.2)
+        self.check()
+
+    def abandon(self) -> None:
+        """After a failure: stop, and wait for the thread so nothing lands behind the clean-up."""
+        self._run.stop.set()
+        while True:  # unblock it if it waits for a batch
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        with suppress(queue.Full):
+            self._queue.put_nowait(self._DONE)
+        self._thread.join(_LANDING_JOIN_S)
+        if self._thread.is_alive():
+            log.warning("sync %s: the landing thread did not stop in time", self._run.load_id)
 
 
 class _Run:
@@ -399,38 +560,41 @@ class _Run:
                 rows_per_file=self.rows_per_file,
                 max_buffered_rows=self.max_buffered_rows,
             )
-        executor = ThreadPoolExecutor(
-            max_workers=self.concurrency, thread_name_prefix=f"numberyo-{self.load_id}"
-        )
+        pool = _RequestPool(self.concurrency, f"numberyo-{self.load_id}")
         clean_exit = False
+        landing = _LandingThread(self)
         try:
             lister = CheckLister(
                 self.client,
-                executor,
+                pool.lane(_PAGES),
                 watermark=watermark,
                 concurrent=True,
                 max_in_flight=self.concurrency,
                 cancel=self.stop,
                 on_page=self._on_page if self.progress is not None else None,
             )
-            fetcher = ResultFetcher(self.client, executor, cancel=self.stop)
-            in_flight: deque[tuple[list[Check], int, PendingResults]] = deque()
+            fetcher = ResultFetcher(self.client, pool.lane(_RESULTS), cancel=self.stop)
             batch: list[Check] = []
             for fresh in lister:
                 batch.extend(fresh)
                 if len(batch) >= self.batch_size:
-                    in_flight.append(self._dispatch(batch, fetcher))
+                    landing.put(self._dispatch(batch, fetcher))
                     batch = []
-                    while len(in_flight) > 1:
-                        self._land(*in_flight.popleft())
             if batch:
-                in_flight.append(self._dispatch(batch, fetcher))
-            while in_flight:
-                self._land(*in_flight.popleft())
+                landing.put(self._dispatch(batch, fetcher))
+            landing.finish()
             self._check_stop()
             clean_exit = True
+        except BaseException as exc:
+            # A landing failure stops the run (the lister then sees a cancellation): report the
+            # failure itself. Read it before abandon(), which cancels the landing thread too.
+            first = landing.error
+            landing.abandon()
+            if first is not None and first is not exc:
+                raise first from None
+            raise
         finally:
-            executor.shutdown(wait=clean_exit, cancel_futures=True)
+            pool.shutdown(wait=clean_exit, cancel_futures=True)
 
         stats = lister.stats
         self.summary.checks_seen = stats.checks_seen
@@ -665,7 +829,8 @@ def run_sync(
     ``duckdb:///file.duckdb`` or SQLAlchemy URL, ``parquet_path`` the landing root (local path or
     fsspec URL, ``storage_options`` for it). ``full_refresh`` re-reads every check and its results.
     ``cancel``: set it to stop promptly (it is also set when the run fails). ``on_stage`` is
-    called with each name of :data:`STAGES`.
+    called with each name of :data:`STAGES` (``batch_landed`` from the landing thread; an
+    exception it raises fails the run like any landing error).
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be an integer >= 1, got {concurrency!r}")

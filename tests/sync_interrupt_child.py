@@ -47,13 +47,13 @@ def install(point: str, ready: Path) -> None:
 
         extract.PendingResults.wait = paused_wait  # type: ignore[method-assign]
     elif point == "landing":
-        write = land._write_parquet
+        write = land._write_rows
 
-        def paused_write(data: Any, where: str) -> None:
-            write(data, where)
+        def paused_write(writer: Any, data: Any) -> None:
+            write(writer, data)
             pause(ready)
 
-        land._write_parquet = paused_write
+        land._write_rows = paused_write
     elif point == "commit":
         merge = duckdb_warehouse.DuckDBWarehouse._merge_files
 

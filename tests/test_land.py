@@ -15,7 +15,6 @@ import pytest
 
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.land import (
-    NULL_PARTITION,
     LandedFile,
     ParquetLander,
     SchemaMismatchError,
@@ -44,6 +43,7 @@ def parquet_files(root: Path) -> list[Path]:
 
 
 def test_layout_schema_and_compression(tmp_path: Path) -> None:
+    before = datetime.now(UTC).date().isoformat()
     lander = ParquetLander(str(tmp_path), "load-1")
     lander.write(
         CHECKS,
@@ -62,17 +62,19 @@ def test_layout_schema_and_compression(tmp_path: Path) -> None:
     )
     files = lander.flush()
 
+    # Partitioned by load (the day it landed), not by the rows' own dates: one file per table
+    # and type, whatever the days the rows were created on.
+    today = lander.landed_date
+    assert today in {before, datetime.now(UTC).date().isoformat()}
     dirs = sorted(str(Path(f.path).parent.relative_to(tmp_path)) for f in files)
     assert dirs == [
-        "checks/type=HLR/created_date=2025-03-30",
-        "checks/type=HLR/created_date=2025-03-31",
-        "checks/type=Verify/created_date=2025-03-30",
-        "hlr_results/type=HLR/created_date=2025-03-30",
-        f"hlr_results/type=HLR/created_date={NULL_PARTITION}",
+        f"checks/type=HLR/landed_date={today}",
+        f"checks/type=Verify/landed_date={today}",
+        f"hlr_results/type=HLR/landed_date={today}",
     ]
     # <load_id>-<seq>.parquet, unique within the load.
     assert sorted(Path(f.path).name for f in files) == [
-        f"load-1-{seq:05d}.parquet" for seq in range(1, 6)
+        f"load-1-{seq:05d}.parquet" for seq in range(1, 4)
     ]
     assert files == lander.files
     assert sum(f.rows for f in files if f.table == "checks") == 3
@@ -80,7 +82,7 @@ def test_layout_schema_and_compression(tmp_path: Path) -> None:
         rel = Path(f.path).parent.relative_to(tmp_path)
         assert rel.parts[1:] == (
             f"type={f.partition['type']}",
-            f"created_date={f.partition['created_date']}",
+            f"landed_date={f.partition['landed_date']}",
         )
     for f in files:
         table = CHECKS if f.table == "checks" else HLR_RESULTS
@@ -125,15 +127,16 @@ def test_hive_readers_see_partitions_and_columns_agree(tmp_path: Path) -> None:
     )
     lander.flush()
     con = duckdb.connect()
+    today = lander.landed_date
     rows = con.execute(
-        "SELECT check_id, type, created_date FROM read_parquet(?, hive_partitioning = true) "
-        "ORDER BY check_id",
+        "SELECT check_id, type, created_at::DATE, landed_date FROM read_parquet(?, "
+        "hive_partitioning = true) ORDER BY check_id",
         [str(tmp_path / "checks" / "**" / "*.parquet")],
     ).fetchall()
-    assert [(r[0], r[1], str(r[2])) for r in rows] == [
-        (1, "HLR", "2025-03-30"),
-        (2, "Verify", "2025-03-30"),
-        (3, "HLR", "2025-03-31"),
+    assert [(r[0], r[1], str(r[2]), str(r[3])) for r in rows] == [
+        (1, "HLR", "2025-03-30", today),
+        (2, "Verify", "2025-03-30", today),
+        (3, "HLR", "2025-03-31", today),
     ]
     # Filtering on the partition key prunes and still agrees with the in-file column.
     assert con.execute(
@@ -141,7 +144,7 @@ def test_hive_readers_see_partitions_and_columns_agree(tmp_path: Path) -> None:
         [str(tmp_path / "checks" / "**" / "*.parquet")],
     ).fetchone() == (1,)
     verify = con.execute(
-        "SELECT check_id, type, created_date FROM read_parquet(?, hive_partitioning = true)",
+        "SELECT check_id, type, created_at FROM read_parquet(?, hive_partitioning = true)",
         [str(tmp_path / "verify_results" / "**" / "*.parquet")],
     ).fetchall()
     assert verify == [(2, "Verify", None)]
@@ -248,7 +251,7 @@ def test_memory_is_bounded_and_files_respect_rows_per_file(tmp_path: Path) -> No
         n = 37
         ids = list(range(next_id, next_id + n))
         next_id += n
-        # Spread every batch over three days and two types: six partitions fill in parallel.
+        # Every batch spans three days and two types: the days make no partition, the types do.
         created = [DAY1 + timedelta(days=i % 3) for i in ids]
         types = ["HLR" if i % 2 else "Verify" for i in ids]
         lander.write(CHECKS, checks_table(ids, types, created))
@@ -257,23 +260,70 @@ def test_memory_is_bounded_and_files_respect_rows_per_file(tmp_path: Path) -> No
     files = lander.flush()
     assert lander.buffered_rows == 0
     assert peak > 0
-    assert all(0 < f.rows <= 100 for f in files)
+    # 555 rows of each type: five full files and one of 55 each, nothing smaller.
+    assert sorted(f.rows for f in files) == [55, 55] + [100] * 10
     assert len({f.path for f in files}) == len(files)
     landed = pa.concat_tables([pq.read_table(f.path) for f in files])
     assert sorted(landed.column("check_id").to_pylist()) == list(range(next_id))
-    # Every file holds exactly the rows of its own partition.
     for f in files:
         t = pq.read_table(f.path)
+        # Every file holds exactly the rows of its own partition, in the order they came.
         assert set(t.column("type").to_pylist()) == {f.partition["type"]}
-        dates = {d.strftime("%Y-%m-%d") for d in t.column("created_at").to_pylist()}
-        assert dates == {f.partition["created_date"]}
+        ids = t.column("check_id").to_pylist()
+        assert ids == sorted(ids)
+        # Memory was bounded by writing row groups early, not by writing more files.
+        meta = pq.ParquetFile(f.path).metadata
+        assert all(meta.row_group(i).num_rows <= 150 for i in range(meta.num_row_groups))
+
+
+def test_a_history_of_many_days_lands_few_files(tmp_path: Path) -> None:
+    """The old layout wrote a file per created day: a 3-year backfill made thousands of files,
+    whose merge ran out of memory. Now the number of days does not matter."""
+    lander = ParquetLander(str(tmp_path), "load-1", max_buffered_rows=500)
+    for start in range(0, 3000, 100):
+        ids = list(range(start, start + 100))
+        created = [DAY1 - timedelta(days=i % 1095, seconds=i) for i in ids]
+        types = ["HLR" if i % 3 else "Verify" for i in ids]
+        lander.write(CHECKS, checks_table(ids, types, created))
+    files = lander.flush()
+    assert sorted((f.partition["type"], f.rows) for f in files) == [("HLR", 2000), ("Verify", 1000)]
+    rows = duckdb.execute(
+        "SELECT count(*), count(DISTINCT created_at::DATE) FROM read_parquet(?, "
+        "hive_partitioning = true)",
+        [str(tmp_path / "checks" / "**" / "*.parquet")],
+    ).fetchone()
+    assert rows == (3000, 1095)
+
+
+def test_files_are_invisible_until_finished(tmp_path: Path) -> None:
+    lander = ParquetLander(str(tmp_path), "load-1", max_buffered_rows=2)
+    lander.write(CHECKS, checks_table([1, 2, 3], ["HLR"] * 3, [DAY1] * 3))
+    # Rows went to disk (memory stays bounded) but only as a hidden temp file, which no reader
+    # globbing *.parquet sees.
+    assert lander.buffered_rows <= 2
+    assert parquet_files(tmp_path) == []
+    assert [p.name for p in tmp_path.rglob(".*.tmp")] == [".load-1-00001.parquet.tmp"]
+    (f,) = lander.flush()
+    assert [str(p) for p in parquet_files(tmp_path)] == [f.path]
+    assert list(tmp_path.rglob("*.tmp")) == []
+    assert pq.read_table(f.path).column("check_id").to_pylist() == [1, 2, 3]
+
+
+def test_abort_removes_unfinished_files(tmp_path: Path) -> None:
+    lander = ParquetLander(str(tmp_path), "load-1", max_buffered_rows=1)
+    lander.write(CHECKS, checks_table([1, 2], ["HLR", "Verify"], [DAY1, DAY1]))
+    assert list(tmp_path.rglob("*.tmp"))
+    lander.abort()
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert lander.files == []
 
 
 def test_a_failed_write_leaves_no_file_and_no_temp(tmp_path: Path) -> None:
     lander = ParquetLander(str(tmp_path), "load-1")
     lander.write(CHECKS, checks_table([1], ["HLR"], [DAY1]))
     # A real fault at the final rename: the target name is taken by a non-empty directory.
-    blocker = tmp_path / "checks" / "type=HLR" / "created_date=2025-03-30" / "load-1-00001.parquet"
+    partition = tmp_path / "checks" / "type=HLR" / f"landed_date={lander.landed_date}"
+    blocker = partition / "load-1-00001.parquet"
     blocker.mkdir(parents=True)
     (blocker / "occupied").write_text("x")
     with pytest.raises(OSError):
@@ -329,8 +379,8 @@ def test_other_fsspec_filesystems_go_through_a_temp_key(tmp_path: Path) -> None:
         lander.write(CHECKS, checks_table([1, 2], ["HLR", "HLR"], [DAY1, DAY1]))
         (f,) = lander.flush()
         assert f.path == (
-            "memory:///numberyo-land-test/checks/type=HLR/created_date=2025-03-30/"
-            "load-1-00001.parquet"
+            "memory:///numberyo-land-test/checks/type=HLR/"
+            f"landed_date={lander.landed_date}/load-1-00001.parquet"
         )
         with fs.open(f.path, "rb") as handle:
             assert pq.read_table(handle).num_rows == 2
@@ -344,5 +394,61 @@ def test_other_fsspec_filesystems_go_through_a_temp_key(tmp_path: Path) -> None:
 
 
 def test_landed_file_is_a_plain_record() -> None:
-    f = LandedFile("checks", "/x/a-00001.parquet", 3, {"type": "HLR", "created_date": "2025-01-01"})
+    f = LandedFile("checks", "/x/a-00001.parquet", 3, {"type": "HLR", "landed_date": "2025-01-01"})
     assert f.rows == 3 and f.partition["type"] == "HLR"
+
+
+def test_files_of_both_layouts_are_discovered_for_a_load(tmp_path: Path) -> None:
+    """A check run started by an older version (one directory per created day) and resumed by
+    this one: its commit must find the files of both layouts."""
+    from numberyo_provider.checker import discover_landed_files
+
+    old_dir = tmp_path / "checks" / "type=HLR" / "created_date=2025-03-30"
+    old_dir.mkdir(parents=True)
+    old = conform(
+        CHECKS, checks_table([1, 2], ["HLR"] * 2, [DAY1] * 2), load_id="run-a", loaded_at=DAY2
+    )
+    pq.write_table(old, old_dir / "run-a-try1-00001.parquet")
+    lander = ParquetLander(str(tmp_path), "run-a-try2")
+    lander.write(CHECKS, checks_table([3], ["HLR"], [DAY2]))
+    (new,) = lander.flush()
+    found = discover_landed_files(str(tmp_path), "run-a")
+    assert [(f.table, f.rows, f.partition) for f in found] == [
+        ("checks", 2, {"type": "HLR", "created_date": "2025-03-30"}),
+        ("checks", 1, {"type": "HLR", "landed_date": lander.landed_date}),
+    ]
+    assert found[1] == new
+
+
+def test_one_fsync_per_finished_file_and_per_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from numberyo_provider import land
+
+    file_syncs: list[int] = []
+    dir_syncs: list[str] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (file_syncs.append(fd), real_fsync(fd))[1])
+    monkeypatch.setattr(land, "_fsync_dir", dir_syncs.append)
+    lander = ParquetLander(str(tmp_path / "land"), "load-1", max_buffered_rows=40)
+    for start in range(0, 600, 60):  # many batches over many days: row groups, not files
+        ids = list(range(start, start + 60))
+        created = [DAY1 - timedelta(days=i) for i in ids]
+        lander.write(
+            CHECKS, checks_table(ids, ["HLR" if i % 2 else "Verify" for i in ids], created)
+        )
+        lander.write(
+            HLR_RESULTS,
+            pa.table({"check_id": ids, "result_index": [0] * 60, "msisdn": ["32"] * 60}),
+        )
+    assert file_syncs == [] and dir_syncs == []  # nothing is durable (or visible) yet
+    files = lander.flush()
+    assert len(files) == 3 and len(file_syncs) == 3
+    assert len(dir_syncs) == len(set(dir_syncs))  # each directory once
+    # Every partition directory, and the parent of every directory the load created.
+    partitions = {str(Path(f.path).parent) for f in files}
+    assert partitions <= set(dir_syncs)
+    assert str(tmp_path) in dir_syncs and str(tmp_path / "land" / "checks") in dir_syncs
+    # Deepest first: a directory's entries are durable before its own entry in its parent.
+    depths = [d.count(os.sep) for d in dir_syncs]
+    assert depths == sorted(depths, reverse=True)

@@ -73,9 +73,10 @@ def test_files_land_at_their_final_keys_only(s3: tuple[str, dict[str, Any], Any]
     lander.write(CHECKS, checks([1, 2, 3]))
     files = lander.flush()
     bucket = root.split("/")[2]
+    partition = f"s3://{bucket}/landing/checks/type=HLR/landed_date={lander.landed_date}"
     assert [f.path for f in files] == [
-        f"s3://{bucket}/landing/checks/type=HLR/created_date=2025-03-30/load-1-00001.parquet",
-        f"s3://{bucket}/landing/checks/type=HLR/created_date=2025-03-30/load-1-00002.parquet",
+        f"{partition}/load-1-00001.parquet",
+        f"{partition}/load-1-00002.parquet",
     ]
     fs.invalidate_cache()
     keys = fs.find(bucket)
@@ -143,13 +144,13 @@ def test_duckdb_loads_and_reads_landed_s3_files(
     con = duckdb.connect()
     con.register_filesystem(fs)
     rows = con.execute(
-        "SELECT check_id, type, created_date FROM read_parquet(?, hive_partitioning = true) "
+        "SELECT check_id, type, landed_date FROM read_parquet(?, hive_partitioning = true) "
         "ORDER BY 1",
         [f"{root}/checks/*/*/*.parquet"],
     ).fetchall()
     assert [(r[0], r[1], str(r[2])) for r in rows] == [
-        (1, "HLR", "2025-03-30"),
-        (2, "HLR", "2025-03-30"),
+        (1, "HLR", lander.landed_date),
+        (2, "HLR", lander.landed_date),
     ]
 
 

@@ -156,6 +156,43 @@ def test_list_is_newest_first_with_id_breaking_ties(
     assert items == [t["check"] for t in sim.truth()]
 
 
+def test_a_spanned_history_covers_years_with_bursts_and_ties(
+    numberyo_simulator_factory: Factory,
+) -> None:
+    from collections import Counter
+    from datetime import datetime, timezone
+    from itertools import pairwise
+
+    server = numberyo_simulator_factory(seed_checks=3000, seed_span_days=1095, random_seed=7)
+    truth = server.sim.truth()
+    stamps = [t["check"]["created_at"] for t in truth]
+    when = [datetime.fromisoformat(s.replace("Z", "+00:00")) for s in stamps]
+    now = datetime.now(timezone.utc)
+    assert all((now - w).total_seconds() > 59 for w in when)  # nothing in the future
+    assert (now - min(when)).days in range(900, 1096)  # three years back
+    assert len({w.date() for w in when}) > 600  # hundreds of distinct days
+    per_second = Counter(stamps)
+    assert max(per_second.values()) >= 5  # bulk jobs: several checks in one second
+    assert sum(n for n in per_second.values() if n > 1) > 600
+    weekdays = Counter(w.weekday() for w in when)
+    assert weekdays[6] < weekdays[2] / 2  # quiet Sundays
+    years = Counter(w.year for w in when)
+    assert years[now.year - 1] > years[now.year - 2]  # a growing account
+    # Ids follow creation: the list (newest first, id breaking ties) is the truth's order.
+    keys = [(s, t["check"]["id"]) for s, t in zip(stamps, truth, strict=True)]
+    assert keys == sorted(keys, reverse=True)
+    # Reproducible from the seed (the history ends "now": compare the gaps, not the times).
+    again = Simulator(seed_checks=3000, seed_span_days=1095, random_seed=7).truth()
+    other = [datetime.fromisoformat(t["check"]["created_at"].replace("Z", "+00:00")) for t in again]
+    assert [a - b for a, b in pairwise(other)] == [a - b for a, b in pairwise(when)]
+
+
+@pytest.mark.parametrize("span", [0, -3, 1.5, True])
+def test_a_bad_span_is_refused(span: Any) -> None:
+    with pytest.raises(ValueError, match="span_days"):
+        Simulator().seed_checks(3, span_days=span)
+
+
 # ------------------------------------------------------------------------------------- results
 
 

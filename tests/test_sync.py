@@ -146,6 +146,11 @@ def parquet_files(root: Path) -> list[str]:
     return sorted(glob.glob(str(root / "**" / "*.parquet"), recursive=True))
 
 
+def temp_files(root: Path) -> list[str]:
+    """Unfinished files (hidden ``.<name>.tmp``), which ``*.parquet`` globs do not show."""
+    return sorted(str(p) for p in root.rglob("*") if p.is_file() and p.name.endswith(".tmp"))
+
+
 def sync(server: Any, url: str, root: Path, **kwargs: Any) -> SyncSummary:
     kwargs.setdefault("concurrency", 4)
     client = kwargs.pop("client", None)
@@ -383,6 +388,53 @@ def test_privacy_mask_reaches_files_and_warehouse(
                 assert all(v is None or "*" in v for v in table.column(column).to_pylist())
 
 
+# --- histories spanning years: few files, a merge whose memory does not grow with the days ---
+
+
+def files_per_table(summary: SyncSummary) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for path in summary.files:
+        table = Path(path).parts[-4]
+        counts[table] = counts.get(table, 0) + 1
+    return counts
+
+
+def test_a_history_of_three_years_lands_a_file_per_table_and_type(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=400, seed_span_days=1095)
+    summary = sync(server, wh_url, root, batch_size=50)
+    days = {c["check"]["created_at"][:10] for c in server.sim.truth()}
+    assert len(days) > 200  # the rows were created over hundreds of days...
+    # ...and land as one file per table and check type (the old layout: one per day).
+    assert files_per_table(summary) == {"checks": 2, "hlr_results": 1, "verify_results": 1}
+    assert sorted(parquet_files(root)) == sorted(summary.files)
+    assert_matches_truth(wh_url, server.sim)
+
+
+@pytest.mark.slow
+def test_a_multi_year_backfill_commits_within_a_small_memory_limit(
+    numberyo_simulator_factory: Callable[..., Any], tmp_path: Path, root: Path
+) -> None:
+    """Issue 13: a first backfill of a multi-year account failed with DuckDB's Out of Memory
+    Error, merging thousands of one-day files at once. Here the same shape, scaled down (3,000
+    checks over three years, a 16 MB limit instead of the default 64 MB): the old layout landed
+    about 470 files per results table and could not merge them."""
+    server = numberyo_simulator_factory(seed_checks=3000, seed_span_days=1095)
+    wh_url = f"duckdb:///{tmp_path / 'wh.duckdb'}?memory_limit=16MB"
+    summary = sync(server, wh_url, root, concurrency=8)
+    assert summary.checks_new == 3000
+    assert files_per_table(summary) == {"checks": 2, "hlr_results": 1, "verify_results": 1}
+    assert sum(summary.rows_committed.values()) > 3000
+    assert_matches_truth(wh_url, server.sim)
+    # An incremental run on top of it stays as small.
+    for t in ("HLR", "Verify") * 3:
+        server.sim.create_check(server.token, NUMBER, t)
+    again = sync(server, wh_url, root)
+    assert again.checks_new == 6
+    assert files_per_table(again) == {"checks": 2, "hlr_results": 1, "verify_results": 1}
+
+
 # --- failures: nothing becomes visible, a rerun is exact ----------------------------------------
 
 
@@ -402,11 +454,15 @@ def test_fatal_error_fails_cleanly_then_rerun_is_exact(
     sim.before_request = hook
     client = NumberYoClient(server.token, server.url, max_retries=1, sleep=lambda s: None)
     with pytest.raises(ServerError), client:
-        sync(server, wh_url, root, client=client, batch_size=10, max_buffered_rows=5)
+        # Small files, so some are finished (visible) before the failure, others still open.
+        sync(
+            server, wh_url, root, client=client, batch_size=10, max_buffered_rows=5, rows_per_file=7
+        )
     assert warehouse_rows(wh_url)["checks"] == []
     [failed] = loads(wh_url)
     assert failed["status"] == "failed" and failed["files"]
     assert parquet_files(root) == []  # the failed load's files were deleted
+    assert temp_files(root) == []  # and so were its unfinished ones
     sim.before_request = None
     sync(server, wh_url, root)
     assert_matches_truth(wh_url, sim)
@@ -447,6 +503,7 @@ def test_crash_between_landing_and_loading_then_rerun(
     assert loads(wh_url)[-1]["status"] == "failed"
     committed = {p for h in loads(wh_url) if h["status"] == "committed" for p in h["files"]}
     assert set(parquet_files(root)) == committed  # its files were deleted
+    assert temp_files(root) == []
     sync(server, wh_url, root)
     assert_matches_truth(wh_url, sim)
 
@@ -606,7 +663,7 @@ def test_cancel_stops_promptly_and_leaves_nothing(
             max_buffered_rows=2,
         )
     assert warehouse_rows(wh_url)["checks"] == []
-    assert parquet_files(root) == []
+    assert parquet_files(root) == [] and temp_files(root) == []
     results = len(results_requested(server.sim))
     assert results < 80  # it did not go on fetching everything
 
@@ -628,3 +685,89 @@ def test_watermark_moves_only_on_commit(
         wm = wh.get_watermark()
     assert wm is not None and first.watermark_after is not None
     assert wm.check_id == first.watermark_after["check_id"]
+
+
+# --- the stages overlap: list pages never wait behind result fetches ----------------------------
+
+
+def test_list_pages_run_before_queued_result_fetches() -> None:
+    from numberyo_provider.sync import _PAGES, _RESULTS, _RequestPool
+
+    pool = _RequestPool(1, "test-pool")
+    release = threading.Event()
+    order: list[str] = []
+    try:
+        busy = pool.lane(_RESULTS).submit(release.wait, 5)
+        results = [pool.lane(_RESULTS).submit(order.append, f"result-{i}") for i in range(3)]
+        page = pool.lane(_PAGES).submit(order.append, "page")
+        cancelled = pool.lane(_RESULTS).submit(order.append, "cancelled")
+        assert cancelled.cancel()
+        release.set()
+        for future in (busy, page, *results):
+            future.result(5)
+        # Submitted last, run first among the waiting; FIFO within a lane; cancelled never run.
+        assert order == ["page", "result-0", "result-1", "result-2"]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def test_shutdown_cancels_what_is_queued() -> None:
+    from numberyo_provider.sync import _RESULTS, _RequestPool
+
+    pool = _RequestPool(1, "test-pool")
+    release = threading.Event()
+    running = pool.lane(_RESULTS).submit(release.wait, 5)
+    queued = [pool.lane(_RESULTS).submit(lambda: None) for _ in range(3)]
+    threading.Timer(0.2, release.set).start()
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert running.result() is True
+    assert all(f.cancelled() for f in queued)
+    with pytest.raises(RuntimeError):
+        pool.lane(_RESULTS).submit(lambda: None)
+
+
+def test_a_landing_failure_is_the_error_the_run_raises(
+    numberyo_simulator_factory: Callable[..., Any],
+    wh_url: str,
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Normalising and landing run on their own thread: a failure there stops the listing and is
+    raised as itself (not as the cancellation it causes), and nothing is visible."""
+    import numberyo_provider.sync as sync_module
+
+    server = numberyo_simulator_factory(seed_checks=300, latency_ms=2)
+    calls = [0]
+    real = sync_module.normalize_checks
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise OSError("disk full while landing")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sync_module, "normalize_checks", failing)
+    with pytest.raises(OSError, match="disk full"):
+        sync(server, wh_url, root, batch_size=10)
+    assert warehouse_rows(wh_url)["checks"] == []
+    assert loads(wh_url)[-1]["status"] == "failed"
+    assert parquet_files(root) == [] and temp_files(root) == []
+    listed = [e for e in server.sim.requests() if e.endpoint == "list"]
+    assert len(listed) < 20  # of 30 pages: it stopped listing instead of reading to the end
+
+
+def test_a_duckdb_sync_does_not_import_sqlalchemy(tmp_path: Path) -> None:
+    """Its import is a sixth of a cold 2,000-check sync's fixed cost (docs/benchmarks.md)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from numberyo_provider.sync import run_sync\n"
+        "from numberyo_provider.warehouse import connect_warehouse\n"
+        f"with connect_warehouse('duckdb:///{tmp_path / 'wh.duckdb'}') as wh:\n"
+        "    wh.ensure_schema()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

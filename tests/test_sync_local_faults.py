@@ -6,7 +6,7 @@ is visible.
 The faults are real where the machine allows it: permissions are enforced on a real directory
 (as root, the child process drops the capabilities that bypass them with ``setpriv``), a full disk
 is a 64 KiB tmpfs mounted for the test (needs root; skipped otherwise). The same ENOSPC is also
-injected at the file-write boundary (``land._write_parquet``) in-process, which runs everywhere.
+injected at the file-write boundary (``land._write_rows``) in-process, which runs everywhere.
 """
 
 from __future__ import annotations
@@ -193,14 +193,14 @@ def test_table_directory_not_writable_mid_run(synced: tuple[Any, Path], tmp_path
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 64 KiB tmpfs (root only)."""
+    """A real 8 KiB tmpfs (root only): two pages, less than one landed file of 600 checks."""
     mount = shutil.which("mount")
     if os.geteuid() != 0 or mount is None:
         pytest.skip("mounting a tmpfs needs root")
     where = tmp_path / "tiny"
     where.mkdir()
     done = subprocess.run(
-        [mount, "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)], capture_output=True
+        [mount, "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(where)], capture_output=True
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
@@ -214,7 +214,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 def test_disk_full_for_real(
     numberyo_simulator_factory: Callable[..., Any], tmp_path: Path, tiny_disk: Path
 ) -> None:
-    """ENOSPC from a real full file system (a 64 KiB tmpfs): 600 checks do not fit."""
+    """ENOSPC from a real full file system (an 8 KiB tmpfs): 600 checks do not fit."""
     server = numberyo_simulator_factory(seed_checks=40)
     wh = tmp_path / "wh.duckdb"
     assert sync_cli(server, wh, tmp_path / "good").returncode == 0
@@ -234,8 +234,8 @@ def test_disk_full_injected_at_the_write(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """ENOSPC injected at the file-write boundary (``land._write_parquet``, monkeypatched): the
-    third file gets half its bytes written, then the disk is "full". Runs without root."""
+    """ENOSPC injected at the file-write boundary (``land._write_rows``, monkeypatched): the
+    third write of rows into a landing file fails as a full disk would. Runs without root."""
     server = numberyo_simulator_factory(seed_checks=40)
     wh = tmp_path / "wh.duckdb"
     landing = tmp_path / "landing"
@@ -246,19 +246,17 @@ def test_disk_full_injected_at_the_write(
     assert main([*args, "--no-progress"]) == 0
     before = snapshot(wh, committed_only=True)
     server.sim.seed_checks(30)
-    real_write = land._write_parquet
+    real_write = land._write_rows
     calls = {"n": 0}
 
-    def write_until_full(data: Any, where: str) -> None:
+    def write_until_full(writer: Any, data: Any) -> None:
         calls["n"] += 1
         if calls["n"] < 3:
-            real_write(data, where)
+            real_write(writer, data)
             return
-        with open(where, "wb") as half:
-            half.write(b"PAR1" + b"\0" * 100)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), where)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(landing))
 
-    monkeypatch.setattr(land, "_write_parquet", write_until_full)
+    monkeypatch.setattr(land, "_write_rows", write_until_full)
     capsys.readouterr()
     code = main([*args, "--no-progress", "--full-refresh"])
     err = capsys.readouterr().err

@@ -281,6 +281,54 @@ def test_a_key_twice_in_one_load_merges_in_landing_order(wh: Warehouse, tmp_path
     assert [r[5] for r in rows(wh, "hlr_results")] == ["second"]
 
 
+def test_many_files_merge_group_by_group_exactly_like_one_statement(
+    wh: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from numberyo_provider.warehouse import duckdb as duckdb_warehouse
+
+    monkeypatch.setattr(duckdb_warehouse, "MAX_FILES_PER_MERGE", 2)
+    files = land(
+        tmp_path / "land",
+        "dup",
+        checks=[check(1, source="API", user_cost="1.00"), check(2), check(1, type="Verify")],
+        hlr=[hlr(3, 0, msisdn="first"), hlr(4, 0), hlr(3, 0, msisdn="second"), hlr(5, 0)],
+        rows_per_file=1,  # a file per row: the key's occurrences fall in different groups
+    )
+    assert len(files) == 7
+    result = wh.commit_load(commit("dup", files))
+    # Counted once per key, as in one statement.
+    assert result.rows["checks"] == 2 and result.rows["hlr_results"] == 3
+    got = {r[0]: r[1:4] for r in rows(wh, "checks")}
+    assert got[1] == ("Verify", "API", pytest.approx(1))  # later wins, NULL never erases
+    assert {r[0]: r[5] for r in rows(wh, "hlr_results")}[3] == "second"
+
+
+@pytest.mark.slow
+def test_the_merge_memory_does_not_grow_with_the_number_of_files(tmp_path: Path) -> None:
+    """500 one-row files per table (what the old one-file-per-day layout made of a multi-year
+    backfill) commit under a 16 MB limit; read in one statement they ran out of memory."""
+    ids = range(1, 501)
+    files = land(
+        tmp_path / "land",
+        "many",
+        checks=[check(i) for i in ids],
+        hlr=[hlr(i) for i in ids],
+        rows_per_file=1,
+    )
+    assert len(files) == 1000
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}?memory_limit=16MB"
+    with connect_warehouse(url) as small:
+        small.ensure_schema()
+        result = small.commit_load(commit("many", files))
+        assert result.rows == {
+        "checks": 500,
+        "hlr_results": 500,
+        "verify_results": 0,
+        "other_results": 0,
+    }
+        assert small.query("SELECT count(*) FROM numberyo.hlr_results") == [(500,)]
+
+
 def test_an_empty_load_still_records_manifest_and_watermark(wh: Warehouse) -> None:
     result = wh.commit_load(commit("nothing-new", [], Watermark(5, T0)))
     assert result.rows == {"checks": 0, "hlr_results": 0, "verify_results": 0, "other_results": 0}

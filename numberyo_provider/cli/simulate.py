@@ -58,6 +58,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _non_negative_int(text)
     if value > 65535:
@@ -113,6 +120,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_non_negative_int,
         default=250,
         help="existing checks in the account's history, free of charge (250)",
+    )
+    parser.add_argument(
+        "--seed-span-days",
+        type=_positive_int,
+        default=None,
+        metavar="DAYS",
+        help="spread the seeded history over DAYS days (e.g. 1095 for three years) with growing "
+        "activity, quiet weekends and bulk jobs that create several checks a second; without "
+        "it, checks are spread evenly over the past 30 days",
     )
     parser.add_argument(
         "--latency-ms",
@@ -192,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
         "credits": args.credits,
         "costs": dict(args.cost) or None,
         "seed_checks": args.seed_checks,
+        "seed_span_days": args.seed_span_days,
         "latency_ms": args.latency_ms,
         "rate_limit_share": args.rate_limit_share,
         "retry_after_s": args.retry_after_s,

@@ -577,3 +577,62 @@ def seed_numbers(n: int, rng: random.Random) -> list[str]:
             number = number[:-3]
         append(number)
     return out
+
+
+#: Shape of a seeded multi-year history (:func:`seed_history_offsets`). Activity grows over the
+#: span (an account that gained customers): the newest day is ``_GROWTH`` times busier than the
+#: oldest. Weekend days keep ``_WEEKEND_KEEP`` of a weekday's single checks; ``_OFFICE_SHARE`` of
+#: them fall within 08:00-18:00 UTC. A share of the history comes from bulk jobs (a list uploaded
+#: and checked in one go): ``_BULK_JOB_CHANCE`` of draws start a job of on average
+#: ``_BULK_MEAN_SIZE`` checks at ``_BULK_PER_SECOND`` a second, so many checks share a second.
+_GROWTH = 4.0
+_WEEKEND_KEEP = 0.3
+_OFFICE_SHARE = 0.75
+_BULK_JOB_CHANCE = 0.03
+_BULK_MEAN_SIZE = 40
+_BULK_PER_SECOND = 4.0
+_DAY = 86_400
+
+
+def seed_history_times(n: int, start: int, span_s: int, rng: random.Random) -> list[int]:
+    """``n`` creation times (Unix seconds) in ``[start, start + span_s)``, sorted.
+
+    Realistic rather than uniform: growing activity, quiet weekends and nights (UTC), and bulk
+    jobs (about half the checks) in which several checks are created in the same second (ties on
+    ``created_at``, which the list orders by id).
+    """
+    if span_s < _DAY:
+        raise ValueError(f"a spanned history needs at least one day, got {span_s} s")
+    out: list[int] = []
+    append = out.append
+    draw = rng.random
+    days = span_s // _DAY
+    first_day = start // _DAY
+    end = start + span_s - 1
+    # Inverse CDF of a linearly growing density a + t on [0, 1] (a = 1 / (growth - 1)).
+    a = 1.0 / (_GROWTH - 1.0)
+    norm = 2.0 * (a + 0.5)
+    while len(out) < n:
+        u = draw()
+        t = -a + (a * a + norm * u) ** 0.5
+        day = min(int(t * days), days - 1)
+        # 1970-01-01 was a Thursday: weekday 5 and 6 are Saturday and Sunday.
+        if (first_day + day + 3) % 7 >= 5 and draw() > _WEEKEND_KEEP:
+            continue
+        if draw() < _OFFICE_SHARE:
+            second = 8 * 3600 + int(draw() * 10 * 3600)
+        else:
+            second = int(draw() * _DAY)
+        moment = start - start % _DAY + day * _DAY + second
+        if not start <= moment <= end:  # the partial first and last days
+            continue
+        if draw() >= _BULK_JOB_CHANCE:
+            append(moment)
+            continue
+        size = min(n - len(out), 1 + int(rng.expovariate(1.0 / _BULK_MEAN_SIZE)))
+        when = float(moment)
+        for _ in range(size):
+            append(min(int(when), end))
+            when += rng.expovariate(_BULK_PER_SECOND)
+    out.sort()
+    return out

@@ -245,6 +245,7 @@ class Simulator:
         credits: Decimal | int | str = 1000,
         costs: Mapping[str, Decimal | str] | None = None,
         seed_checks: int = 0,
+        seed_span_days: int | None = None,
         latency_ms: float = 0,
         rate_limit_share: float = 0.0,
         retry_after_s: int = 1,
@@ -296,7 +297,7 @@ class Simulator:
 
         self.add_account(token, credits)
         if seed_checks:
-            self.seed_checks(seed_checks)
+            self.seed_checks(seed_checks, span_days=seed_span_days)
 
     # ----------------------------------------------------------------- accounts and history
 
@@ -334,26 +335,45 @@ class Simulator:
         return ix
 
     def seed_checks(
-        self, n: int, *, token: str | None = None, types: Sequence[str] = SUPPORTED_TYPES
+        self,
+        n: int,
+        *,
+        token: str | None = None,
+        types: Sequence[str] = SUPPORTED_TYPES,
+        span_days: int | None = None,
     ) -> list[int]:
-        """``n`` existing checks spread over the past 30 days, free of charge; returns their ids.
+        """``n`` existing checks, free of charge; returns their ids (oldest first).
+
+        Without ``span_days``: spread evenly over the past 30 days (what most tests want: small,
+        fast, few ties). With ``span_days``: a realistic history ending a minute ago, e.g. 1095
+        for three years, with growing activity, quiet weekends and nights, and bulk jobs that
+        create several checks in the same second (see ``catalog.seed_history_times``); this is
+        the shape that exposes costs growing with the number of days a load covers.
 
         Stored as a few bytes each; results are derived from the number when asked. ``types``
         may name types the API does not support (e.g. ``"CNAM"``) to provoke the 400 on results.
         """
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
+        if span_days is not None and (
+            isinstance(span_days, bool) or not isinstance(span_days, int) or span_days < 1
+        ):
+            raise ValueError(f"span_days must be a whole number of days >= 1, got {span_days!r}")
         if not types or any(not t or not isinstance(t, str) for t in types):
             raise ValueError("types must be a non-empty sequence of type names")
         if n == 0:
             return []
         rng = self._seed_rng
         numbers = catalog.seed_numbers(n, rng)
-        span = 30 * 86400
         now = int(time.time())
-        start = now - span
-        draw = rng.random
-        offsets = sorted([int(draw() * (span - 60)) for _ in range(n)])
+        if span_days is None:
+            span = 30 * 86400
+            start = now - span
+            draw = rng.random
+            times = [start + o for o in sorted([int(draw() * (span - 60)) for _ in range(n)])]
+        else:
+            span = span_days * 86400
+            times = catalog.seed_history_times(n, now - 60 - span, span, rng)
         type_choices = rng.choices(list(types), k=n)
         with self._lock:
             account = self._account(token)
@@ -361,7 +381,7 @@ class Simulator:
             type_ix = [self._type_index(t) for t in types]
             by_name = dict(zip(types, type_ix, strict=True))
             first = len(self._ts) + 1
-            self._ts.extend([start + o for o in offsets])
+            self._ts.extend(times)
             self._numbers.extend(map(int, numbers))
             self._number_len.extend(map(len, numbers))
             self._type_ix.extend(by_name[t] for t in type_choices)

@@ -9,9 +9,6 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl
 
-import sqlalchemy as sa
-from sqlalchemy.exc import ArgumentError
-
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.warehouse.base import (
     ACCEPTED_URLS,
@@ -28,6 +25,9 @@ from numberyo_provider.warehouse.base import (
 
 def mask_url(url: str) -> str:
     """``url`` with any password replaced by ``***`` (also for URLs SQLAlchemy cannot parse)."""
+    import sqlalchemy as sa  # here, not above: a DuckDB sync never needs SQLAlchemy
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError, TypeError):
@@ -50,6 +50,9 @@ def connect_warehouse(url: str, *, lock_timeout_s: float = 60.0) -> Warehouse:
             )
         config = dict(parse_qsl(match.group(2) or "", keep_blank_values=True))
         return DuckDBWarehouse(match.group(1), lock_timeout_s=lock_timeout_s, config=config)
+    import sqlalchemy as sa
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = sa.engine.make_url(url)
     except (ArgumentError, ValueError) as exc:

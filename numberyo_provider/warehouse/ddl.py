@@ -16,12 +16,10 @@ merges and live on disk).
 from __future__ import annotations
 
 import json
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Dialect
 
 from numberyo_provider.schema import (
     ALL_TABLES,
@@ -31,6 +29,9 @@ from numberyo_provider.schema import (
     Table,
     description,
 )
+
+if TYPE_CHECKING:  # imported where used: a DuckDB sync never loads SQLAlchemy (~0.15 s)
+    import sqlalchemy as sa
 
 #: Columns every data table carries that the loader, not the landed data, decides.
 LINEAGE_COLUMNS: tuple[str, ...] = ("_loaded_at", "_load_id")
@@ -135,32 +136,44 @@ def duckdb_ddl(table: Table) -> list[str]:
 # --- SQLAlchemy (PostgreSQL and the rest) --------------------------------------------------
 
 
-class JSONText(sa.types.TypeDecorator[Any]):
-    """A JSON column fed with JSON *text* (as landed); ``JSONB`` on PostgreSQL.
+@cache
+def json_text_type() -> type[sa.types.TypeDecorator[Any]]:
+    """The ``JSONText`` column type (made on first use, so that importing this module does not
+    import SQLAlchemy)."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.engine import Dialect
 
-    Binding parses the text so the dialect's JSON type serialises it once (never a JSON string of
-    a JSON string); SQL ``NULL`` stays ``NULL``, never the JSON literal ``null``.
-    """
+    class JSONText(sa.types.TypeDecorator[Any]):
+        """A JSON column fed with JSON *text* (as landed); ``JSONB`` on PostgreSQL.
 
-    impl = sa.JSON
-    cache_ok = True
+        Binding parses the text so the dialect's JSON type serialises it once (never a JSON
+        string of a JSON string); SQL ``NULL`` stays ``NULL``, never the JSON literal ``null``.
+        """
 
-    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.JSONB(none_as_null=True))
-        return dialect.type_descriptor(sa.JSON(none_as_null=True))
+        impl = sa.JSON
+        cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if isinstance(value, str):
-            return json.loads(value)
-        return value
+        def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+            if dialect.name == "postgresql":
+                return dialect.type_descriptor(postgresql.JSONB(none_as_null=True))
+            return dialect.type_descriptor(sa.JSON(none_as_null=True))
+
+        def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+            if isinstance(value, str):
+                return json.loads(value)
+            return value
+
+    return JSONText
 
 
 def sqlalchemy_type(field: pa.Field, *, key: bool = False) -> sa.types.TypeEngine[Any]:
+    import sqlalchemy as sa
+
     typ = field.type
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
         if is_json(field):
-            return JSONText()
+            return json_text_type()()
         text: sa.types.TypeEngine[Any] = sa.Text()
         if key:
             for dialect in _BOUNDED_KEY_DIALECTS:
@@ -193,6 +206,8 @@ def sql_table_name(table: Table, dialect_name: str) -> tuple[str | None, str]:
 
 
 def sqlalchemy_table(table: Table, metadata: sa.MetaData, dialect_name: str) -> sa.Table:
+    import sqlalchemy as sa
+
     schema, name = sql_table_name(table, dialect_name)
     columns = [
         sa.Column(
@@ -210,12 +225,17 @@ def sqlalchemy_table(table: Table, metadata: sa.MetaData, dialect_name: str) -> 
 
 def sqlalchemy_tables(dialect_name: str) -> dict[str, sa.Table]:
     """Every table of the model as SQLAlchemy Core objects, keyed by the model's table name."""
+    import sqlalchemy as sa
+
     metadata = sa.MetaData()
     return {t.name: sqlalchemy_table(t, metadata, dialect_name) for t in ALL_TABLES}
 
 
 def postgres_ddl(table: Table) -> list[str]:
     """PostgreSQL statements creating ``table`` (for docs and inspection)."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
+
     sa_table = sqlalchemy_tables("postgresql")[table.name]
     dialect = postgresql.dialect()
     out = [str(sa.schema.CreateTable(sa_table, if_not_exists=True).compile(dialect=dialect))]
@@ -228,8 +248,10 @@ def postgres_ddl(table: Table) -> list[str]:
 
 def postgres_type(field: pa.Field) -> str:
     """The PostgreSQL type name of ``field`` (for the data dictionary)."""
+    from sqlalchemy.dialects import postgresql
+
     dialect = postgresql.dialect()
     typ = sqlalchemy_type(field)
-    if isinstance(typ, JSONText):
+    if isinstance(typ, json_text_type()):
         return "JSONB"
     return str(typ.compile(dialect=dialect)).replace("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")
