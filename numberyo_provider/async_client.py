@@ -14,6 +14,8 @@ import httpx (about 0.1 s).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import os
 import ssl
 import time
@@ -159,8 +161,15 @@ class AsyncNumberYoClient(_ClientCore):
     async def open(
         cls, token: str, base_url: str = DEFAULT_BASE_URL, **kwargs: Any
     ) -> AsyncNumberYoClient:
-        """Build the client in a worker thread, so the loop never waits for its file I/O."""
-        return await asyncio.to_thread(cls, token, base_url, **kwargs)
+        """Build the client in a worker thread, so the loop never waits for its file I/O (the CA
+        bundle, and the asyncio backend anyio would otherwise import on the first request)."""
+
+        def build() -> AsyncNumberYoClient:
+            with contextlib.suppress(ImportError):  # a private path: only a head start if moved
+                importlib.import_module("anyio._backends._asyncio")
+            return cls(token, base_url, **kwargs)
+
+        return await asyncio.to_thread(build)
 
     def __repr__(self) -> str:
         return (
