@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -331,3 +334,47 @@ def test_the_rate_limit_waits_without_blocking() -> None:
 def test_repr_and_errors_never_show_the_token() -> None:
     client = AsyncNumberYoClient(TOKEN, "http://127.0.0.1:9")
     assert TOKEN not in repr(client) and TOKEN not in repr(client._http.auth)
+
+
+def test_a_large_answer_is_read_alike() -> None:
+    """Over 256 KiB the async path decodes in a worker thread; the page is the same."""
+    body = json.dumps(PAGE).encode()
+    padded = body[:-1] + b" " * (300 * 1024) + body[-1:]
+    with HostileServer(lambda req: Reply(200, padded)) as server:
+        (sync_page, _, _), (async_page, _, _) = _outcomes(server.url)
+    assert isinstance(async_page, CheckPage) and async_page == sync_page
+
+
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")  # urllib3's, for verify_ssl=False
+@pytest.mark.parametrize("trusted", ["bundle", "unverified", "no"])
+def test_tls_is_verified_alike(
+    trusted: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REQUESTS_CA_BUNDLE and verify_ssl mean the same; a rejected certificate is the same
+    error (not retried: nothing was sent and it would be rejected again)."""
+    from test_client_limits import _self_signed  # type: ignore[import-not-found]
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = HostileServer(lambda req: Reply.json(PAGE))
+    server._httpd.socket = context.wrap_socket(server._httpd.socket, server_side=True)
+    if trusted == "bundle":
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    kwargs = {"verify_ssl": False} if trusted == "unverified" else {}
+    with server:
+        url = server.url.replace("http://", "https://")
+        (sync_result, _, sync_sent), (async_result, _, async_sent) = _outcomes(
+            url, server.count, max_retries=2, **kwargs
+        )
+    if trusted == "no":
+        head = (
+            f"GET /api/checks?page=1: the TLS certificate of {url} was rejected (nothing was sent)"
+        )
+        assert type(async_result) is type(sync_result) is TransportError
+        assert str(sync_result).startswith(head) and str(async_result).startswith(head)
+        assert "gave up" not in str(async_result)
+        assert async_sent == sync_sent == 0  # the handshake failed: no request reached it
+    else:
+        assert async_sent == sync_sent == 1
+        assert isinstance(async_result, CheckPage) and async_result == sync_result

@@ -4,7 +4,8 @@
 warehouse connection at every poke (so a sync committing meanwhile is seen); an empty warehouse
 means any check is new. One free ``GET /api/checks?page=1`` per poke. ``deferrable=True`` hands the
 wait to :class:`~numberyo_provider.triggers.new_checks.NumberYoNewChecksTrigger` in the triggerer.
-The XCom value is ``{"newest_check_id": ..., "newest_created_at": ..., ...}``.
+The XCom value is ``{"newest_check_id": ..., "newest_created_at": ..., ...}``, built by
+:func:`~numberyo_provider.triggers.new_checks.new_checks_event`, the trigger's own decision.
 """
 
 from __future__ import annotations
