@@ -4,6 +4,10 @@ One :class:`NumberYoClient` owns one ``requests.Session``; share it between work
 ``pool_size`` to their number). Retry decisions live in :mod:`numberyo_provider.retry`, the rate
 limit in :mod:`numberyo_provider.ratelimit`; the behaviour is summarised in ``docs/client.md``.
 
+Every rule that decides behaviour (token and URL cleaning, headers, the size limit, decoding, the
+status -> exception mapping, what is retried) lives in :class:`_ClientCore`, which the asyncio path
+(:mod:`numberyo_provider.async_client`) shares: a transport only sends one attempt.
+
 The token never appears in a message, a log line, a ``repr`` or an exception chain: it lives only
 in the session's auth object, requests' own exceptions (which hold the request and its headers) are
 reduced to a redacted description before we raise, and our exceptions are raised outside of the
@@ -107,6 +111,11 @@ class _BearerAuth(requests.auth.AuthBase):
         request.headers["Authorization"] = self._header
         return request
 
+    @property
+    def header(self) -> str:
+        """The Authorization header's value, for a transport that sets headers itself."""
+        return self._header
+
     def __repr__(self) -> str:
         return f"<BearerAuth {_REDACTED}>"
 
@@ -142,6 +151,55 @@ class _TooLarge:
     status: int
     declared: int | None
     received: int
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What one attempt means: a 2xx answer's ``(status, body)``, or the wait before the next."""
+
+    status: int = 0
+    body: Any = None
+    retry_in: float | None = None
+
+
+class _Body:
+    """An answer's body as it arrives, under the size limit: the one reading rule of both the
+    sync and the async transport (a 2xx over the limit is refused, an error answer is cut)."""
+
+    __slots__ = ("content", "declared", "limit", "size", "status", "success")
+
+    def __init__(self, status: int, headers: Mapping[str, str], max_bytes: int) -> None:
+        self.status = status
+        self.success = 200 <= status < 300
+        self.limit = max_bytes if self.success else min(max_bytes, _MAX_ERROR_BODY)
+        self.declared = _content_length(headers)
+        # One piece (the usual, small answer) stays as it came; more are appended to one
+        # bytearray, which grows in place (no second copy of a large body at the end).
+        self.content: bytes | bytearray = b""
+        self.size = 0
+
+    def refused(self) -> _TooLarge | None:
+        """A 2xx announcing more than the limit: refused before a byte of its body is read."""
+        if self.success and self.declared is not None and self.declared > self.limit:
+            return _TooLarge(self.status, self.declared, 0)
+        return None
+
+    def add(self, chunk: bytes) -> _TooLarge | bool:
+        """Take one piece; ``True`` when reading must stop (an error answer cut at its limit),
+        a ``_TooLarge`` for a 2xx that grew past the limit, ``False`` to read on."""
+        self.size += len(chunk)
+        if self.size > self.limit:
+            if self.success:
+                return _TooLarge(self.status, self.declared, self.size)
+            self.content = bytes(self.content) + chunk[: len(chunk) - (self.size - self.limit)]
+            return True
+        if not self.content:
+            self.content = chunk
+        else:
+            if isinstance(self.content, bytes):
+                self.content = bytearray(self.content)
+            self.content += chunk
+        return False
 
 
 # --- input validation (all before any request: no money at risk) ----------------------------
@@ -264,9 +322,12 @@ def _positive_int(name: str, value: Any) -> int:
 # --- response helpers ------------------------------------------------------------------------
 
 
-def _snippet(content: bytes | bytearray) -> str:
-    text = " ".join(content.decode("utf-8", "replace").split())
+def _clip(text: str) -> str:
     return text if len(text) <= _MAX_SNIPPET else text[: _MAX_SNIPPET - 3] + "..."
+
+
+def _snippet(content: bytes | bytearray) -> str:
+    return _clip(" ".join(content.decode("utf-8", "replace").split()))
 
 
 def _error_body(content: bytes | bytearray) -> Any:
@@ -337,36 +398,27 @@ def _innermost(exc: BaseException) -> BaseException:
     return current
 
 
-class NumberYoClient:
-    """Client for the NumberYo API (``/api/checks``): list, read results, create paid checks.
-
-    ``timeout`` is the total seconds one attempt may take, from connect to the last byte of the
-    answer (a server dripping bytes is cut off there), or a ``(connect, total)`` pair; connecting
-    alone is capped at 5 s by default. An answer larger than ``max_response_mb`` MiB is refused
-    (``ResponseTooLargeError``) without being read whole. Failed requests are retried up to
-    ``max_retries`` times with exponential backoff and full jitter (``backoff_base`` doubling,
-    capped at ``backoff_max``); a ``Retry-After`` is obeyed up to ``retry_after_max`` seconds.
-    Paid POSTs are only resent when the server provably did nothing (see :meth:`create_check`).
-    ``requests_per_second`` turns on a client-side rate limit for every attempt (or pass a shared
-    ``rate_limiter``). ``sleep`` is how the client waits (inject a recorder in tests).
-    """
+class _ClientCore:
+    """Everything that decides behaviour, shared by :class:`NumberYoClient` (requests, threads)
+    and :class:`~numberyo_provider.async_client.AsyncNumberYoClient` (httpx, asyncio): the
+    cleaned token, base URL, timeouts and limits, the headers, the retry policy and rate limit,
+    and what an attempt's result means (:meth:`_settle`: decode, retry or which error). A
+    transport only sends one attempt and reads its body through :class:`_Body`."""
 
     def __init__(
         self,
         token: str,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str,
         *,
-        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
-        max_response_mb: float = DEFAULT_MAX_RESPONSE_MB,
-        max_retries: int = 5,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
-        retry_after_max: float = 300.0,
-        requests_per_second: float | None = None,
-        rate_limiter: RateLimiter | None = None,
-        pool_size: int = 10,
-        verify_ssl: bool = True,
-        sleep: Callable[[float], None] = time.sleep,
+        timeout: float | tuple[float, float],
+        max_response_mb: float,
+        max_retries: int,
+        backoff_base: float,
+        backoff_max: float,
+        retry_after_max: float,
+        requests_per_second: float | None,
+        rate_limiter: RateLimiter | None,
+        limiter_sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._auth = _BearerAuth(_clean_token(token))
         self._base_url = _clean_base_url(base_url)
@@ -382,39 +434,24 @@ class NumberYoClient:
         if rate_limiter is not None and requests_per_second is not None:
             raise ConfigurationError("pass requests_per_second or rate_limiter, not both")
         if requests_per_second is not None:
-            rate_limiter = RateLimiter(requests_per_second, sleep=sleep)
+            rate_limiter = RateLimiter(requests_per_second, sleep=limiter_sleep)
         self._limiter = rate_limiter
-        self._pool_size = _positive_int("pool_size", pool_size)
-        self._sleep = sleep
-
-        session = requests.Session()
-        session.auth = self._auth
-        # requests re-reads proxy and CA-bundle variables from the environment on every request
-        # (trust_env), a measurable share of the CPU a request costs at hundreds of requests a
-        # second: read them once here instead. (.netrc is not consulted: we authenticate by token.)
-        session.trust_env = False
-        session.proxies.update(requests.utils.get_environ_proxies(self._base_url))
-        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        self._verify: bool | str = (ca_bundle or True) if verify_ssl else False
-        session.verify = self._verify
         self._headers = {
             "Accept": "application/json",
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
         }
-        session.headers.update(self._headers)
-        # max_retries=0: urllib3 must not resend anything on its own; RetryPolicy decides.
-        # Its connections hand their socket to the attempt's Deadline (see _send).
-        adapter = DeadlineAdapter(
-            pool_connections=self._pool_size, pool_maxsize=self._pool_size, max_retries=0
-        )
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        self._session = session
         # The base URL as it goes on the wire (an international host name IDNA-encoded), once.
         wire = requests.PreparedRequest()
         wire.prepare_url(self._base_url, None)
         self._wire_base_url = str(wire.url).rstrip("/")
+
+    def _environment(self, verify_ssl: bool) -> tuple[dict[str, str], bool | str]:
+        """Proxies for base_url and the TLS verification setting, read from the environment
+        once (``HTTPS_PROXY``/``NO_PROXY``, ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``)."""
+        proxies = dict(requests.utils.get_environ_proxies(self._base_url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        return proxies, ((ca_bundle or True) if verify_ssl else False)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -447,194 +484,59 @@ class NumberYoClient:
         attempts = self._policy.max_retries + 1
         return attempts * self._timeout[1] + self._policy.longest_waits(retry_after=False)
 
-    def __repr__(self) -> str:
-        return (
-            f"NumberYoClient(base_url={self._base_url!r}, timeout={self._timeout!r}, "
-            f"max_response_mb={self._max_response_mb!r}, "
-            f"max_retries={self._policy.max_retries}, rate_limiter={self._limiter!r}, "
-            f"pool_size={self._pool_size})"
-        )
+    # --- the rules -----------------------------------------------------------------------------
 
-    def close(self) -> None:
-        self._session.close()
-
-    def __enter__(self) -> NumberYoClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _send(
-        self, method: str, url: str, params: Mapping[str, Any] | None, payload: Any
-    ) -> _Answer | _Failed | _TooLarge:
-        """One attempt, within the total timeout. Returns instead of raising, so that what we
-        raise later does not carry requests' exception (and the request headers it holds) as
-        ``__context__``."""
-        deadline = Deadline(self._timeout[1])
-        try:
-            with armed(deadline):
-                # Straight to the session's adapter (its pool, proxies and TLS settings): the
-                # Session.request layer re-merges settings, cookies and hooks on every call,
-                # about a third of the CPU a request costs, and we need none of it. Redirects
-                # are never followed, so the token goes nowhere but base_url.
-                # The request is built by hand: ``url`` is already ASCII (the host was encoded
-                # once in __init__), the only parameter is an integer page and the body our own
-                # JSON, so PreparedRequest.prepare's generic URL and body handling has nothing
-                # to do.
-                session = self._session
-                prepared = requests.PreparedRequest()
-                prepared.method = method
-                prepared.url = f"{url}?{urlencode(params)}" if params else url
-                prepared.headers = CaseInsensitiveDict(self._headers)
-                if payload is not None:
-                    prepared.body = json.dumps(payload, allow_nan=False).encode("utf-8")
-                    prepared.headers["Content-Length"] = str(len(prepared.body))
-                self._auth(prepared)
-                # stream=True: the body is read by _receive, under the deadline and the limit.
-                response = session.get_adapter(url).send(
-                    prepared,
-                    stream=True,
-                    timeout=self._timeout,
-                    verify=self._verify,
-                    proxies=session.proxies,
-                )
-                return self._receive(response, deadline)
-        except _TRANSPORT_ERRORS as exc:
-            failure = classify_failure(exc)
-            if deadline.finish() and failure is not Failure.CONNECT_FAILED:
-                # The watchdog shut the socket: what surfaced is an "end of stream".
-                return _Failed(Failure.READ_TIMEOUT, "the client closed the connection")
-            inner = _innermost(exc)
-            # urllib3 puts the connection object first and the human sentence last.
-            texts = [a for a in inner.args if isinstance(a, str)]
-            detail = f"{type(inner).__name__}: {texts[-1] if texts else inner}"
-            if len(detail) > _MAX_SNIPPET:
-                detail = detail[: _MAX_SNIPPET - 3] + "..."
-            return _Failed(failure, self._auth.redact(detail))
-        finally:
-            deadline.finish()
-
-    def _receive(
-        self, response: requests.Response, deadline: Deadline
-    ) -> _Answer | _Failed | _TooLarge:
-        """Read the body streamed, at most the size limit (64 KiB of an error answer), and give
-        the connection back to the pool only when the answer was read whole in time."""
-        raw = response.raw
-        attach_response(raw)
-        status = response.status_code
-        success = 200 <= status < 300
-        limit = self._max_bytes if success else min(self._max_bytes, _MAX_ERROR_BODY)
-        declared = _content_length(response.headers)
-        reusable = False
-        try:
-            if success and declared is not None and declared > limit:
-                return _TooLarge(status, declared, 0)
-            # One piece (the usual, small answer) stays as it came; more are appended to one
-            # bytearray, which grows in place (no second copy of a large body at the end).
-            body: bytes | bytearray = b""
-            size = 0
-            for chunk in raw.stream(_CHUNK, decode_content=True):
-                size += len(chunk)
-                if size > limit:
-                    if success:
-                        return _TooLarge(status, declared, size)
-                    body = bytes(body) + chunk[: len(chunk) - (size - limit)]
-                    break
-                if not body:
-                    body = chunk
-                else:
-                    if isinstance(body, bytes):
-                        body = bytearray(body)
-                    body += chunk
-                if deadline.remaining() <= 0:
-                    return _Failed(
-                        Failure.READ_TIMEOUT, f"cut off after {size:,} bytes of the answer"
-                    )
-            else:
-                reusable = True
-            if deadline.finish():
-                # The watchdog shut the socket: an answer "ended" by that is not trustworthy
-                # (a body read to the end of the stream, headers cut short).
-                return _Failed(Failure.READ_TIMEOUT, "the client closed the connection")
-            return _Answer(
-                status,
-                response.reason or "",
-                CaseInsensitiveDict(response.headers),
-                body,
-            )
-        finally:
-            if deadline.finish() or not reusable:
-                raw.close()  # a half-read or cut-off connection must not serve another request
-            raw.release_conn()
-
-    def _request(
+    def _settle(
         self,
         method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        payload: Any = None,
-    ) -> tuple[int, Any]:
-        """Send with retries; returns ``(status, JSON body)`` of a 2xx answer or raises."""
-        shown = f"{path}?{urlencode(params)}" if params else path
-        url = self._wire_base_url + path
-        attempts = self._policy.max_retries + 1
-        attempt = 0
-        while True:
-            attempt += 1
-            if self._limiter is not None:
-                self._limiter.acquire()
-            started = time.perf_counter()
-            result = self._send(method, url, params, payload)
-            elapsed_ms = (time.perf_counter() - started) * 1000.0
-
-            retry_after: float | None = None
-            if isinstance(result, _TooLarge):
-                log.debug("%s %s -> %d, too large", method, shown, result.status)
-                raise ResponseTooLargeError(
-                    self._max_bytes,
-                    declared=result.declared,
-                    received=result.received,
-                    method=method,
-                    path=shown,
-                    status=result.status,
-                )
-            if isinstance(result, _Answer):
-                log.debug("%s %s -> %d in %.1f ms", method, shown, result.status, elapsed_ms)
-                if 200 <= result.status < 300:
-                    return result.status, self._decode(method, shown, result)
-                outcome: int | Failure = result.status
-                what = f"{result.status} {result.reason}".strip()
-                if result.status == 429 or result.status >= 500:
-                    retry_after = parse_retry_after(result.headers.get("Retry-After"))
-            else:
-                log.debug("%s %s -> %s in %.1f ms", method, shown, result.failure.value, elapsed_ms)
-                outcome = result.failure
-                what = f"{result.failure.value} ({result.detail})"
-
-            delay = self._policy.delay(attempt, retry_after) if may_retry(method, outcome) else None
-            if delay is None:
-                break
-            log.warning(
-                "%s %s -> %s (attempt %d/%d); retrying in %.2f s",
-                method,
-                shown,
-                what,
-                attempt,
-                attempts,
-                delay,
+        shown: str,
+        result: _Answer | _Failed | _TooLarge,
+        attempt: int,
+        elapsed_ms: float,
+    ) -> _Step:
+        """What attempt number ``attempt`` came to: a 2xx answer's decoded body, or the wait
+        before the next attempt; raises the error when the request is over. Called outside any
+        ``except`` block, so what it raises carries no transport exception as ``__context__``."""
+        retry_after: float | None = None
+        if isinstance(result, _TooLarge):
+            log.debug("%s %s -> %d, too large", method, shown, result.status)
+            raise ResponseTooLargeError(
+                self._max_bytes,
+                declared=result.declared,
+                received=result.received,
+                method=method,
+                path=shown,
+                status=result.status,
             )
-            self._sleep(delay)
-
-        tried = f"gave up after {attempt} attempts" if attempt > 1 else None
         if isinstance(result, _Answer):
-            raise self._status_error(method, shown, result, retry_after, tried)
-        raise self._transport_error(method, shown, result, tried)
+            log.debug("%s %s -> %d in %.1f ms", method, shown, result.status, elapsed_ms)
+            if 200 <= result.status < 300:
+                return _Step(result.status, self._decode(method, shown, result))
+            outcome: int | Failure = result.status
+            what = f"{result.status} {result.reason}".strip()
+            if result.status == 429 or result.status >= 500:
+                retry_after = parse_retry_after(result.headers.get("Retry-After"))
+        else:
+            log.debug("%s %s -> %s in %.1f ms", method, shown, result.failure.value, elapsed_ms)
+            outcome = result.failure
+            what = f"{result.failure.value} ({result.detail})"
+
+        delay = self._policy.delay(attempt, retry_after) if may_retry(method, outcome) else None
+        if delay is None:
+            tried = f"gave up after {attempt} attempts" if attempt > 1 else None
+            if isinstance(result, _Answer):
+                raise self._status_error(method, shown, result, retry_after, tried)
+            raise self._transport_error(method, shown, result, tried)
+        log.warning(
+            "%s %s -> %s (attempt %d/%d); retrying in %.2f s",
+            method,
+            shown,
+            what,
+            attempt,
+            self._policy.max_retries + 1,
+            delay,
+        )
+        return _Step(retry_in=delay)
 
     def _decode(self, method: str, shown: str, answer: _Answer) -> Any:
         if not answer.content:
@@ -741,16 +643,223 @@ class NumberYoClient:
             f"again ({detail})",
         )
 
+    def _page(self, status: int, body: Any, page: int) -> CheckPage:
+        try:
+            return CheckPage.from_api(body)
+        except BadResponseError as exc:
+            raise exc.with_context("GET", f"{CHECKS_PATH}?page={page}", status) from None
+
+
+class NumberYoClient(_ClientCore):
+    """Client for the NumberYo API (``/api/checks``): list, read results, create paid checks.
+
+    ``timeout`` is the total seconds one attempt may take, from connect to the last byte of the
+    answer (a server dripping bytes is cut off there), or a ``(connect, total)`` pair; connecting
+    alone is capped at 5 s by default. An answer larger than ``max_response_mb`` MiB is refused
+    (``ResponseTooLargeError``) without being read whole. Failed requests are retried up to
+    ``max_retries`` times with exponential backoff and full jitter (``backoff_base`` doubling,
+    capped at ``backoff_max``); a ``Retry-After`` is obeyed up to ``retry_after_max`` seconds.
+    Paid POSTs are only resent when the server provably did nothing (see :meth:`create_check`).
+    ``requests_per_second`` turns on a client-side rate limit for every attempt (or pass a shared
+    ``rate_limiter``). ``sleep`` is how the client waits (inject a recorder in tests).
+    """
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        max_response_mb: float = DEFAULT_MAX_RESPONSE_MB,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        retry_after_max: float = 300.0,
+        requests_per_second: float | None = None,
+        rate_limiter: RateLimiter | None = None,
+        pool_size: int = 10,
+        verify_ssl: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(
+            token,
+            base_url,
+            timeout=timeout,
+            max_response_mb=max_response_mb,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            retry_after_max=retry_after_max,
+            requests_per_second=requests_per_second,
+            rate_limiter=rate_limiter,
+            limiter_sleep=sleep,
+        )
+        self._pool_size = _positive_int("pool_size", pool_size)
+        self._sleep = sleep
+
+        session = requests.Session()
+        session.auth = self._auth
+        # requests re-reads proxy and CA-bundle variables from the environment on every request
+        # (trust_env), a measurable share of the CPU a request costs at hundreds of requests a
+        # second: read them once here instead. (.netrc is not consulted: we authenticate by token.)
+        session.trust_env = False
+        proxies, self._verify = self._environment(verify_ssl)
+        session.proxies.update(proxies)
+        session.verify = self._verify
+        session.headers.update(self._headers)
+        # max_retries=0: urllib3 must not resend anything on its own; RetryPolicy decides.
+        # Its connections hand their socket to the attempt's Deadline (see _send).
+        adapter = DeadlineAdapter(
+            pool_connections=self._pool_size, pool_maxsize=self._pool_size, max_retries=0
+        )
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        self._session = session
+
+    def __repr__(self) -> str:
+        return (
+            f"NumberYoClient(base_url={self._base_url!r}, timeout={self._timeout!r}, "
+            f"max_response_mb={self._max_response_mb!r}, "
+            f"max_retries={self._policy.max_retries}, rate_limiter={self._limiter!r}, "
+            f"pool_size={self._pool_size})"
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> NumberYoClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- one attempt over requests -----------------------------------------------------------
+
+    def _send(
+        self, method: str, url: str, params: Mapping[str, Any] | None, payload: Any
+    ) -> _Answer | _Failed | _TooLarge:
+        """One attempt, within the total timeout. Returns instead of raising, so that what we
+        raise later does not carry requests' exception (and the request headers it holds) as
+        ``__context__``."""
+        deadline = Deadline(self._timeout[1])
+        try:
+            with armed(deadline):
+                # Straight to the session's adapter (its pool, proxies and TLS settings): the
+                # Session.request layer re-merges settings, cookies and hooks on every call,
+                # about a third of the CPU a request costs, and we need none of it. Redirects
+                # are never followed, so the token goes nowhere but base_url.
+                # The request is built by hand: ``url`` is already ASCII (the host was encoded
+                # once in __init__), the only parameter is an integer page and the body our own
+                # JSON, so PreparedRequest.prepare's generic URL and body handling has nothing
+                # to do.
+                session = self._session
+                prepared = requests.PreparedRequest()
+                prepared.method = method
+                prepared.url = f"{url}?{urlencode(params)}" if params else url
+                prepared.headers = CaseInsensitiveDict(self._headers)
+                if payload is not None:
+                    prepared.body = json.dumps(payload, allow_nan=False).encode("utf-8")
+                    prepared.headers["Content-Length"] = str(len(prepared.body))
+                self._auth(prepared)
+                # stream=True: the body is read by _receive, under the deadline and the limit.
+                response = session.get_adapter(url).send(
+                    prepared,
+                    stream=True,
+                    timeout=self._timeout,
+                    verify=self._verify,
+                    proxies=session.proxies,
+                )
+                return self._receive(response, deadline)
+        except _TRANSPORT_ERRORS as exc:
+            failure = classify_failure(exc)
+            if deadline.finish() and failure is not Failure.CONNECT_FAILED:
+                # The watchdog shut the socket: what surfaced is an "end of stream".
+                return _Failed(Failure.READ_TIMEOUT, "the client closed the connection")
+            inner = _innermost(exc)
+            # urllib3 puts the connection object first and the human sentence last.
+            texts = [a for a in inner.args if isinstance(a, str)]
+            detail = _clip(f"{type(inner).__name__}: {texts[-1] if texts else inner}")
+            return _Failed(failure, self._auth.redact(detail))
+        finally:
+            deadline.finish()
+
+    def _receive(
+        self, response: requests.Response, deadline: Deadline
+    ) -> _Answer | _Failed | _TooLarge:
+        """Read the body streamed, at most the size limit (64 KiB of an error answer), and give
+        the connection back to the pool only when the answer was read whole in time."""
+        raw = response.raw
+        attach_response(raw)
+        status = response.status_code
+        body = _Body(status, response.headers, self._max_bytes)
+        reusable = False
+        try:
+            refused = body.refused()
+            if refused is not None:
+                return refused
+            for chunk in raw.stream(_CHUNK, decode_content=True):
+                stop = body.add(chunk)
+                if isinstance(stop, _TooLarge):
+                    return stop
+                if stop:
+                    break
+                if deadline.remaining() <= 0:
+                    return _Failed(
+                        Failure.READ_TIMEOUT, f"cut off after {body.size:,} bytes of the answer"
+                    )
+            else:
+                reusable = True
+            if deadline.finish():
+                # The watchdog shut the socket: an answer "ended" by that is not trustworthy
+                # (a body read to the end of the stream, headers cut short).
+                return _Failed(Failure.READ_TIMEOUT, "the client closed the connection")
+            return _Answer(
+                status,
+                response.reason or "",
+                CaseInsensitiveDict(response.headers),
+                body.content,
+            )
+        finally:
+            if deadline.finish() or not reusable:
+                raw.close()  # a half-read or cut-off connection must not serve another request
+            raw.release_conn()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        payload: Any = None,
+    ) -> tuple[int, Any]:
+        """Send with retries; returns ``(status, JSON body)`` of a 2xx answer or raises."""
+        shown = f"{path}?{urlencode(params)}" if params else path
+        url = self._wire_base_url + path
+        attempt = 0
+        while True:
+            attempt += 1
+            if self._limiter is not None:
+                self._limiter.acquire()
+            started = time.perf_counter()
+            result = self._send(method, url, params, payload)
+            elapsed_ms = (time.perf_counter() - started) * 1000.0
+            step = self._settle(method, shown, result, attempt, elapsed_ms)
+            if step.retry_in is None:
+                return step.status, step.body
+            self._sleep(step.retry_in)
+
     # --- the API ------------------------------------------------------------------------------
 
     def list_checks(self, page: int = 1) -> CheckPage:
         """One page of the account's checks, newest first (10 a page). Free."""
         page = _positive_int("page", page)
         status, body = self._request("GET", CHECKS_PATH, params={"page": page})
-        try:
-            return CheckPage.from_api(body)
-        except BadResponseError as exc:
-            raise exc.with_context("GET", f"{CHECKS_PATH}?page={page}", status) from None
+        return self._page(status, body, page)
 
     def iter_pages(self, start_page: int = 1) -> Iterator[CheckPage]:
         """Pages from ``start_page`` to the last (as each page's own pagination says) or the first

@@ -321,11 +321,11 @@ def test_the_merge_memory_does_not_grow_with_the_number_of_files(tmp_path: Path)
         small.ensure_schema()
         result = small.commit_load(commit("many", files))
         assert result.rows == {
-        "checks": 500,
-        "hlr_results": 500,
-        "verify_results": 0,
-        "other_results": 0,
-    }
+            "checks": 500,
+            "hlr_results": 500,
+            "verify_results": 0,
+            "other_results": 0,
+        }
         assert small.query("SELECT count(*) FROM numberyo.hlr_results") == [(500,)]
 
 

@@ -6,18 +6,38 @@ The hook only wires configuration; every behaviour (retries, errors, rate limit)
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
+from asgiref.sync import sync_to_async
 
+from numberyo_provider.async_client import AsyncNumberYoClient
 from numberyo_provider.client import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_MB,
     DEFAULT_TIMEOUT,
     NumberYoClient,
+    _clean_token,
 )
 from numberyo_provider.coercion import as_bool, as_decimal, as_int
 from numberyo_provider.errors import ConfigurationError, NumberYoError
+
+# The async half of the Task SDK, imported here rather than on first use: an import inside a
+# trigger's run() is file I/O on the event loop.
+try:
+    from airflow.providers.common.compat.connection import (
+        get_async_connection,
+        get_async_extra_dejson,
+    )
+except ImportError:  # pragma: no cover - an older common-compat provider
+    get_async_connection = get_async_extra_dejson = None  # type: ignore[assignment]
+try:
+    from airflow.sdk.log import amask_secret
+except ImportError:  # pragma: no cover - task SDKs before the async masker
+    amask_secret = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
 
 #: Connection extras the hook understands, with how to coerce them (they may arrive as strings
 #: from a URI-form connection): "positive" (a number > 0), "count" or "flag".
@@ -48,6 +68,36 @@ def _coerce(name: str, value: Any, kind: str) -> Any:
     return float(amount)
 
 
+def _cleaned(token: str) -> str:
+    """The token as the client sends it (a pasted ``Bearer`` prefix removed): Airflow masks the
+    password as stored, which would leave the bare token visible in a log line."""
+    try:
+        return _clean_token(token)
+    except ConfigurationError:
+        return token  # the client will refuse it with a clear message
+
+
+async def _aget_connection(hook: BaseHook, conn_id: str) -> Connection:
+    """The connection without blocking the loop: the Task SDK's async lookup where it masks
+    asynchronously (via common-compat), else the sync lookup in a worker thread."""
+    if get_async_connection is None:  # pragma: no cover - an older common-compat provider
+        return await sync_to_async(hook.get_connection)(conn_id)
+    return await get_async_connection(conn_id, hook=hook)
+
+
+async def _aextra(conn: Connection) -> dict[str, Any]:
+    if get_async_extra_dejson is None:  # pragma: no cover - an older common-compat provider
+        return await sync_to_async(lambda: conn.extra_dejson)() or {}
+    return await get_async_extra_dejson(conn) or {}
+
+
+async def _amask(secret: str) -> None:
+    if amask_secret is None:  # pragma: no cover - task SDKs before the async masker
+        await sync_to_async(NumberYoHook._mask)(secret)
+    else:
+        await amask_secret(secret)
+
+
 class NumberYoHook(BaseHook):
     """Connection to the NumberYo API.
 
@@ -71,14 +121,37 @@ class NumberYoHook(BaseHook):
     def settings(self) -> dict[str, Any]:
         """Client keyword arguments from the connection (token included: never log this)."""
         conn = self.get_connection(self.numberyo_conn_id)
+        token = self._token(conn)
+        self._mask(token)
+        self._mask(_cleaned(token))
+        extra = conn.extra_dejson or {}
+        if extra.get("privacy_secret"):
+            self._mask(str(extra["privacy_secret"]))
+        return self._client_kwargs(conn, token, extra)
+
+    async def asettings(self) -> dict[str, Any]:
+        """:attr:`settings` for code on an event loop (a trigger): the connection is read and the
+        secrets are masked through the Task SDK's async calls, never blocking the loop."""
+        conn = await _aget_connection(self, self.numberyo_conn_id)
+        token = self._token(conn)
+        await _amask(token)
+        await _amask(_cleaned(token))
+        extra = await _aextra(conn)
+        if extra.get("privacy_secret"):
+            await _amask(str(extra["privacy_secret"]))
+        return self._client_kwargs(conn, token, extra)
+
+    def _token(self, conn: Connection) -> str:
         token = conn.password or ""
         if not token:
             raise ConfigurationError(
                 f"connection {self.numberyo_conn_id!r} has no API token: put the token in the "
                 "connection's password field (labelled 'API token')"
             )
-        self._mask(token)
-        extra = conn.extra_dejson or {}
+        return token
+
+    def _client_kwargs(self, conn: Connection, token: str, extra: dict[str, Any]) -> dict[str, Any]:
+        """The one reading of a connection, for the sync and the async path alike."""
         unknown = sorted(set(extra) - set(_EXTRA_TYPES) - {"privacy_secret"})
         if unknown:
             self.log.warning(
@@ -103,8 +176,6 @@ class NumberYoHook(BaseHook):
         for key in ("max_retries", "requests_per_second", "verify_ssl"):
             if opts[key] is not None:
                 kwargs[key] = opts[key]
-        if extra.get("privacy_secret"):
-            self._mask(str(extra["privacy_secret"]))
         return kwargs
 
     @property
@@ -130,6 +201,12 @@ class NumberYoHook(BaseHook):
 
     def get_conn(self) -> NumberYoClient:
         return self.get_client()
+
+    async def aget_async_client(self, **overrides: Any) -> AsyncNumberYoClient:
+        """An :class:`AsyncNumberYoClient` from the connection, for a trigger: the connection
+        is read asynchronously and the client built in a worker thread (it loads the CA bundle),
+        so the event loop never blocks. Close it with ``async with`` or ``await aclose()``."""
+        return await AsyncNumberYoClient.open(**{**await self.asettings(), **overrides})
 
     def test_connection(self) -> tuple[bool, str]:
         """Used by the UI's Test button: one cheap, free request (``GET /api/checks?page=1``)."""

@@ -4,7 +4,8 @@
 warehouse connection at every poke (so a sync committing meanwhile is seen); an empty warehouse
 means any check is new. One free ``GET /api/checks?page=1`` per poke. ``deferrable=True`` hands the
 wait to :class:`~numberyo_provider.triggers.new_checks.NumberYoNewChecksTrigger` in the triggerer.
-The XCom value is ``{"newest_check_id": ..., "newest_created_at": ..., ...}``.
+The XCom value is ``{"newest_check_id": ..., "newest_created_at": ..., ...}``, built by
+:func:`~numberyo_provider.triggers.new_checks.new_checks_event`, the trigger's own decision.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from numberyo_provider.errors import AuthenticationError, NumberYoError
 from numberyo_provider.hooks.numberyo import NumberYoHook
-from numberyo_provider.triggers.new_checks import NumberYoNewChecksTrigger, newer_checks
+from numberyo_provider.triggers.new_checks import NumberYoNewChecksTrigger, new_checks_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -85,29 +86,19 @@ class NumberYoNewChecksSensor(BaseSensorOperator):
                 page = client.list_checks(1)
         except AuthenticationError as exc:
             raise AirflowException(str(exc)) from None  # waiting will not fix a bad token
-        found = newer_checks(
+        event = new_checks_event(
             page,
             watermark.check_id if watermark else None,
             watermark.created_at if watermark else None,
         )
-        if not found:
+        if event is None:
             self.log.info(
                 "No check newer than the watermark %s yet (account holds %d)",
                 f"{watermark.check_id}" if watermark else "(none: empty warehouse)",
                 page.pagination.total,
             )
             return False
-        newest = max(found, key=lambda c: (c.created_at, c.id))
-        return PokeReturnValue(
-            is_done=True,
-            xcom_value={
-                "status": "success",
-                "newest_check_id": newest.id,
-                "newest_created_at": newest.created_at.isoformat(),
-                "new_checks_on_first_page": len(found),
-                "account_total": page.pagination.total,
-            },
-        )
+        return PokeReturnValue(is_done=True, xcom_value=event)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:

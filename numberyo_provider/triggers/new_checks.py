@@ -1,8 +1,11 @@
 """Trigger that waits, in the triggerer, until the account has a check newer than a watermark.
 
-It polls ``GET /api/checks?page=1`` (free) with ``httpx.AsyncClient``. Its serialised kwargs hold
-the connection id and the watermark only, never the token: the connection is loaded inside the
-triggerer, so no secret lands in the metadata database.
+It polls ``GET /api/checks?page=1`` (free) through the client's async path
+(:class:`~numberyo_provider.async_client.AsyncNumberYoClient`), so token cleaning, timeouts, size
+limits, retries and error classes are the sync client's. Nothing in :meth:`run` blocks the event
+loop: the connection is read with the Task SDK's async lookup and the client is built in a worker
+thread. Its serialised kwargs hold the connection id and the watermark only, never the token: the
+connection is loaded inside the triggerer, so no secret lands in the metadata database.
 """
 
 from __future__ import annotations
@@ -14,12 +17,21 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from numberyo_provider.client import CHECKS_PATH, USER_AGENT
-from numberyo_provider.errors import BadResponseError
+from numberyo_provider.errors import (
+    AuthenticationError,
+    BadResponseError,
+    NumberYoError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+from numberyo_provider.hooks.numberyo import NumberYoHook
 from numberyo_provider.models import Check, CheckPage, parse_timestamp
 
 #: After this many failed polls in a row (5xx, 429, network), the trigger gives up with an error.
 DEFAULT_MAX_FAILURES = 5
+#: Failures that waiting may fix: counted, and the next poll comes after ``poll_interval``.
+_TRANSIENT = (RateLimitedError, ServerError, TransportError, BadResponseError)
 
 
 def newer_checks(
@@ -38,10 +50,29 @@ def newer_checks(
     return out
 
 
+def new_checks_event(
+    page: CheckPage, watermark_check_id: int | None, watermark_created_at: datetime | None
+) -> dict[str, Any] | None:
+    """The success event (and the sensor's XCom) for ``page``, or ``None`` while nothing is new:
+    the one decision the sensor's ``poke`` and the trigger share."""
+    found = newer_checks(page, watermark_check_id, watermark_created_at)
+    if not found:
+        return None
+    newest = max(found, key=lambda c: (c.created_at, c.id))
+    return {
+        "status": "success",
+        "newest_check_id": newest.id,
+        "newest_created_at": newest.created_at.isoformat(),
+        "new_checks_on_first_page": len(found),
+        "account_total": page.pagination.total,
+    }
+
+
 class NumberYoNewChecksTrigger(BaseTrigger):
     """Fires ``{"status": "success", "newest_check_id": ..., ...}`` once page 1 of the account's
     checks holds one newer than ``(watermark_created_at, watermark_check_id)``, or
-    ``{"status": "error", "message": ...}`` on a bad token or after ``max_failures`` failed polls.
+    ``{"status": "error", "message": ...}`` on a bad token or configuration, another 4xx, or
+    after ``max_failures`` failed polls in a row.
     """
 
     def __init__(
@@ -72,108 +103,51 @@ class NumberYoNewChecksTrigger(BaseTrigger):
             },
         )
 
-    async def _settings(self) -> dict[str, Any]:
-        """The hook's client settings (base URL, token, timeouts), loaded in the triggerer."""
-        from asgiref.sync import sync_to_async
-
-        from numberyo_provider.hooks.numberyo import NumberYoHook
-
-        def load() -> dict[str, Any]:
-            return dict(NumberYoHook(self.numberyo_conn_id).settings)
-
-        return await sync_to_async(load)()
+    def _error(self, message: str) -> TriggerEvent:
+        return TriggerEvent({"status": "error", "message": message})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        import httpx
-
-        from numberyo_provider.client import DEFAULT_BASE_URL
-
+        conn_id = self.numberyo_conn_id
         try:
-            settings = await self._settings()
-        except Exception as exc:
-            yield TriggerEvent({"status": "error", "message": f"connection: {exc}"})
+            client = await NumberYoHook(conn_id).aget_async_client()
+        except NumberYoError as exc:
+            yield self._error(f"connection {conn_id!r}: {exc}")
             return
-        base_url = str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        timeout = settings.get("timeout", (5.0, 30.0))
-        connect_s, read_s = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        except Exception as exc:  # not found, unreadable: the event carries the message
+            yield self._error(f"connection {conn_id!r}: {type(exc).__name__}: {exc}")
+            return
         watermark_at = (
             parse_timestamp(self.watermark_created_at) if self.watermark_created_at else None
         )
-        headers = {
-            "Authorization": f"Bearer {settings['token']}",
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-        }
         failures = 0
-        async with httpx.AsyncClient(
-            base_url=base_url,
-            headers=headers,
-            timeout=httpx.Timeout(read_s, connect=connect_s),
-            verify=bool(settings.get("verify_ssl", True)),
-            follow_redirects=False,
-        ) as http:
+        async with client:
             while True:
-                where = f"GET {CHECKS_PATH}?page=1"
-                problem: str | None = None
                 try:
-                    response = await http.get(CHECKS_PATH, params={"page": 1})
-                except httpx.HTTPError as exc:
-                    problem = f"{where}: {type(exc).__name__}"
-                else:
-                    status = response.status_code
-                    if status in (401, 403):
-                        yield TriggerEvent(
-                            {
-                                "status": "error",
-                                "message": f"{where} -> {status}: the API token was refused; "
-                                f"check the password of connection {self.numberyo_conn_id!r}",
-                            }
-                        )
-                        return
-                    if status == 200:
-                        try:
-                            page = CheckPage.from_api(response.json())
-                        except (ValueError, BadResponseError) as exc:
-                            problem = f"{where}: unexpected response: {exc}"
-                        else:
-                            found = newer_checks(page, self.watermark_check_id, watermark_at)
-                            if found:
-                                newest = max(found, key=lambda c: (c.created_at, c.id))
-                                yield TriggerEvent(
-                                    {
-                                        "status": "success",
-                                        "newest_check_id": newest.id,
-                                        "newest_created_at": newest.created_at.isoformat(),
-                                        "new_checks_on_first_page": len(found),
-                                        "account_total": page.pagination.total,
-                                    }
-                                )
-                                return
-                            failures = 0
-                    elif status == 429 or status >= 500:
-                        problem = f"{where} -> {status}"
-                    else:
-                        yield TriggerEvent(
-                            {
-                                "status": "error",
-                                "message": f"{where} -> {status}: {response.text[:200]}",
-                            }
-                        )
-                        return
-                if problem is not None:
+                    page = await client.list_checks(1)
+                except AuthenticationError as exc:  # waiting will not fix a refused token
+                    yield self._error(
+                        f"{exc} The API token was refused: check the password of connection "
+                        f"{conn_id!r}"
+                    )
+                    return
+                except _TRANSIENT as exc:
                     failures += 1
                     self.log.warning(
-                        "NumberYo poll failed (%d/%d): %s", failures, self.max_failures, problem
+                        "NumberYo poll failed (%d/%d): %s", failures, self.max_failures, exc
                     )
                     if failures >= self.max_failures:
-                        yield TriggerEvent(
-                            {
-                                "status": "error",
-                                "message": f"{failures} polls in a row failed; last: {problem}",
-                            }
-                        )
+                        yield self._error(f"{failures} polls in a row failed; last: {exc}")
                         return
+                except NumberYoError as exc:  # another 4xx, or bad settings: will not heal
+                    yield self._error(str(exc))
+                    return
+                else:
+                    event = new_checks_event(page, self.watermark_check_id, watermark_at)
+                    if event is not None:
+                        yield TriggerEvent(event)
+                        return
+                    failures = 0
                 await asyncio.sleep(self.poll_interval)
 
 
-__all__ = ["NumberYoNewChecksTrigger", "newer_checks"]
+__all__ = ["NumberYoNewChecksTrigger", "new_checks_event", "newer_checks"]
