@@ -42,5 +42,14 @@ bench: $(STAMP)
 constraints:
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^airflow-provider-numberyo' > constraints.txt
 
+## What the walk-throughs in README.md, docs/getting-started.md and docs/cli.md create when followed
+## from the repository root (tests/test_docs.py checks this list against what they really create).
+## The warehouse's check ledger goes with it (the checks stay in the account's history: a sync reloads them).
+WALKTHROUGH_FILES := warehouse.duckdb warehouse.duckdb.ledger.sqlite contacts.duckdb sample-contacts.duckdb \
+	parquet numberyo-parquet dbt/target dbt/logs
+
+## Remove the environment, caches, `make demo`'s .demo/ and what the docs' walk-throughs create.
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(WALKTHROUGH_FILES) $(addsuffix .wal,$(filter %.duckdb,$(WALKTHROUGH_FILES))) \
+		$(addsuffix -journal,$(filter %.sqlite,$(WALKTHROUGH_FILES)))

@@ -307,6 +307,37 @@ def page_runner(
     return run
 
 
+def assert_make_clean_removes_all(workspace: Path) -> None:
+    """``make clean``, run where the reader followed the page, leaves nothing the page made.
+
+    The page's ``dbt build`` (getting-started.md; run by tests/test_dbt.py, not here) writes
+    ``dbt/target`` and ``dbt/logs`` under the project: made here as dbt would.
+    """
+    import shutil
+    import subprocess
+
+    made = sorted(p.name for p in workspace.iterdir())
+    assert made, "the page created nothing?"
+    for sub in ("target", "logs"):
+        (workspace / "dbt" / sub).mkdir(parents=True)
+        (workspace / "dbt" / sub / "leftover").write_text("x")
+    shutil.copy(REPO / "Makefile", workspace / "Makefile")
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "clean"],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    left = sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*"))
+    assert left in (["Makefile"], ["Makefile", "dbt"]), (
+        f"make clean leaves {left} of what the page made ({made}): add them to the Makefile's "
+        "WALKTHROUGH_FILES"
+    )
+
+
 def _sql(path: Path, sql: str) -> list[tuple[Any, ...]]:
     con = duckdb.connect(str(path), read_only=True)
     try:
@@ -335,6 +366,7 @@ def test_getting_started_runs_and_its_story_is_true(
     # The SQL of step 5 ran and printed a country breakdown that includes the checked numbers.
     printed = "".join(out for label, _, out in run.outputs if label.startswith("python"))
     assert "Belgium" in printed and "reachable_pct" in printed
+    assert_make_clean_removes_all(run.workspace)
 
 
 @pytest.mark.slow
@@ -355,6 +387,7 @@ def test_readme_quick_start_runs(page_runner: Callable[[str], PageRun]) -> None:
     statuses = dict(_sql(wh, "SELECT status, count(*) FROM numberyo.check_requests GROUP BY 1"))
     assert statuses["created"] == 50, statuses
     assert sum(statuses.values()) == truth["distinct_valid_numbers"], statuses
+    assert_make_clean_removes_all(run.workspace)
 
 
 def test_cli_page_runs(page_runner: Callable[[str], PageRun]) -> None:
@@ -374,6 +407,7 @@ def test_cli_page_runs(page_runner: Callable[[str], PageRun]) -> None:
     masked = _sql(wh, "SELECT count(*) FROM numberyo.hlr_results WHERE msisdn LIKE '%*%'")[0][0]
     assert masked > 0
     assert _sql(wh, "SELECT count(*) FROM numberyo.verify_results")[0][0] > 0
+    assert_make_clean_removes_all(run.workspace)
 
 
 @pytest.mark.slow
