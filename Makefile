@@ -6,6 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+## Parallel test processes (pytest-xdist): one per core by default; PYTEST_WORKERS=0 runs them in
+## this process, one at a time. Tests that must not overlap share an xdist_group (--dist loadgroup).
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
 
 .PHONY: venv demo test test-fast lint typecheck bench constraints clean
 
@@ -26,11 +30,11 @@ typecheck: $(STAMP)
 
 ## Everything CI runs: lint, format check, mypy, the whole pytest suite.
 test: lint typecheck
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 ## Quick feedback while developing: skips the tests marked slow.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" -x $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" -x $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
