@@ -3,7 +3,8 @@
 ``numberyo simulate --write-contacts PATH`` writes it for the README's quick start, and
 ``make demo`` (``scripts/demo.py``) for its pipeline: national and international formats, spaces,
 dashes, ``00`` prefixes, duplicates written differently, and values that are no phone number.
-Numbers are variations of ``phonenumbers``' example mobile numbers, so none is a real person's.
+The numbers are synthetic (``phonenumbers``' example mobile numbers with other last digits) but
+valid, so some may be in service: check them on the simulator, not on the paid API.
 """
 
 from __future__ import annotations
