@@ -6,6 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+## Parallel test processes (pytest-xdist): one per core by default; PYTEST_WORKERS=0 runs them in
+## this process, one at a time. Tests that must not overlap share an xdist_group (--dist loadgroup).
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
 
 .PHONY: venv demo test test-fast lint typecheck bench constraints clean
 
@@ -26,11 +30,11 @@ typecheck: $(STAMP)
 
 ## Everything CI runs: lint, format check, mypy, the whole pytest suite.
 test: lint typecheck
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 ## Quick feedback while developing: skips the tests marked slow.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" -x $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" -x $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
@@ -42,5 +46,14 @@ bench: $(STAMP)
 constraints:
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^airflow-provider-numberyo' > constraints.txt
 
+## What the walk-throughs in README.md, docs/getting-started.md and docs/cli.md create when followed
+## from the repository root (tests/test_docs.py checks this list against what they really create).
+## The warehouse's check ledger goes with it (the checks stay in the account's history: a sync reloads them).
+WALKTHROUGH_FILES := warehouse.duckdb warehouse.duckdb.ledger.sqlite contacts.duckdb sample-contacts.duckdb \
+	parquet numberyo-parquet dbt/target dbt/logs
+
+## Remove the environment, caches, `make demo`'s .demo/ and what the docs' walk-throughs create.
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(WALKTHROUGH_FILES) $(addsuffix .wal,$(filter %.duckdb,$(WALKTHROUGH_FILES))) \
+		$(addsuffix -journal,$(filter %.sqlite,$(WALKTHROUGH_FILES)))

@@ -1,5 +1,10 @@
 """What Airflow's ProvidersManager learns about this package (entry point
-``apache_airflow_provider``). Kept import-light: Airflow calls it at start-up."""
+``apache_airflow_provider``). Kept import-light: Airflow calls it at start-up.
+
+The connection form's labels and extra fields come from ``conn-fields`` and ``ui-field-behaviour``,
+which Airflow reads only from 3.2 on; the floor is the oldest version CI tests
+(:data:`MIN_AIRFLOW_VERSION`, the ``apache-airflow`` floor of pyproject.toml).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from typing import Any
 from numberyo_provider import __version__
 
 _INTEGRATION = "NumberYo"
+#: The oldest Airflow this provider is tested on (pyproject.toml's floor; tests check they agree).
+MIN_AIRFLOW_VERSION = "3.3.2"
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -58,9 +65,12 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "NumberYo",
                 "connection-type": "numberyo",
                 "ui-field-behaviour": {
-                    "hidden-fields": ["login", "schema", "port"],
+                    # Port stays visible although the base URL can carry it: on Airflow 3.3.2 the
+                    # UI's Test button works only for a connection with a stored port (it sends
+                    # port 0 for an empty one; apache/airflow#73298). See docs/connection.md.
+                    "hidden-fields": ["login", "schema"],
                     "relabeling": {"host": "Base URL", "password": "API token"},
-                    "placeholders": {"host": "https://www.numberyo.tech"},
+                    "placeholders": {"host": "https://www.numberyo.tech", "port": "443"},
                 },
                 "conn-fields": {
                     "timeout": {

@@ -3,7 +3,8 @@
 1. start the NumberYo simulator (a subprocess on a free loopback port: token ``demo-token``,
    1000 credits, 250 checks of history);
 2. write a table of messy contacts (national and international formats, spaces, dashes, ``00``
-   prefixes, duplicates, invalid values) to ``contacts.duckdb``;
+   prefixes, duplicates, invalid values) to ``contacts.duckdb``, with the generator of
+   ``numberyo simulate --write-contacts`` (``numberyo_provider/simulator/contacts.py``);
 3. ``airflow db migrate`` into a private ``AIRFLOW_HOME`` (SQLite);
 4. ``airflow dags test numberyo_sync``: deferrable sensor, then the history backfill;
 5. ``airflow dags test numberyo_check_numbers``: hygiene, paid checks (never twice), load;
@@ -28,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -41,6 +41,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
+
+# The generator is shared with `numberyo simulate --write-contacts` (one definition).
+from numberyo_provider.simulator.contacts import DEFAULT_REGION, make_contacts, write_contacts
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WORKDIR = REPO / ".demo"
@@ -62,29 +65,6 @@ SYNC_DAG = "numberyo_sync"
 CHECK_DAG = "numberyo_check_numbers"
 DBT_DAG = "numberyo_dbt"
 
-#: The contacts' default region: national numbers ("0450 ...") are Belgian.
-DEFAULT_REGION = "BE"
-CONTACT_REGIONS = ("BE", "NL", "FR", "DE", "GB", "ES", "IT", "US", "CH", "IE")
-CONTACT_SEED = 20250330
-#: Values no phone number can be read from (each is rejected, never sent).
-INVALID_VALUES = (
-    "n/a",
-    "",
-    "   ",
-    "unknown",
-    "12345",
-    "+32 12",
-    "0450 12",
-    "call me",
-    "+1 201 555",
-    "0000000000",
-    "+999 1234 5678",
-    "3.24568E+10",
-    "+32 450 00 12 34 56 78 90",
-    "-",
-    "tel:",
-)
-
 #: Airflow cluster policy of the demo's Airflow home: no task retries, so that a failing step is
 #: reported at once instead of after the example DAGs' retry delays (minutes each).
 NO_RETRIES_POLICY = '''"""Written by scripts/demo.py: fail fast in the demo (no task retries)."""
@@ -105,122 +85,6 @@ class StepFailed(Exception):
     def __init__(self, message: str, log: Path | None = None) -> None:
         super().__init__(message)
         self.log = log
-
-
-# --------------------------------------------------------------------------------------------
-# The contacts: deterministic, messy, with a known truth
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Contacts:
-    """The generated source rows and what a correct pipeline must make of them."""
-
-    rows: list[tuple[int, str, str | None]]  # (contact_id, name, phone)
-    valid_numbers: list[str] = field(default_factory=list)  # distinct, E.164 digits
-    invalid_rows: int = 0
-    duplicate_rows: int = 0
-
-    def truth(self) -> dict[str, Any]:
-        return {
-            "rows": len(self.rows),
-            "invalid_rows": self.invalid_rows,
-            "duplicate_rows": self.duplicate_rows,
-            "distinct_valid_numbers": len(self.valid_numbers),
-        }
-
-
-def _valid_variants(region: str, count: int, rng: random.Random) -> list[Any]:
-    """``count`` distinct valid mobile numbers of ``region``: the example number with its last
-    digits replaced."""
-    import phonenumbers
-    from phonenumbers import PhoneNumberType
-
-    example = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
-    if example is None:
-        raise RuntimeError(f"phonenumbers has no example mobile number for {region}")
-    national = str(example.national_number)
-    found: dict[str, Any] = {}
-    for _ in range(count * 50):
-        if len(found) == count:
-            break
-        tail = "".join(rng.choice("0123456789") for _ in range(4))
-        candidate = phonenumbers.parse(f"+{example.country_code}{national[:-4]}{tail}")
-        if phonenumbers.is_valid_number(candidate) and phonenumbers.number_type(candidate) in (
-            PhoneNumberType.MOBILE,
-            PhoneNumberType.FIXED_LINE_OR_MOBILE,
-        ):
-            found.setdefault(phonenumbers.format_number(candidate, 0)[1:], candidate)
-    return list(found.values())
-
-
-def _render(number: Any, region: str, rng: random.Random) -> str:
-    """One way people write ``number`` in a CRM (every one parses back to the same number)."""
-    import phonenumbers
-    from phonenumbers import PhoneNumberFormat
-
-    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
-    intl = phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
-    styles = [
-        e164,
-        intl,
-        intl.replace(" ", "-"),
-        "00" + e164[1:],
-        "00" + intl[1:],
-        f"  {intl}  ",
-        intl.replace(" ", "."),
-    ]
-    if region == DEFAULT_REGION:  # national formats only where the default region says whose
-        national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
-        styles += [national, national.replace(" ", ""), national.replace(" ", "/", 1), e164[1:]]
-    if region == "US":
-        styles.append(f"+1 ({str(number.national_number)[:3]}) {str(number.national_number)[3:]}")
-    return rng.choice(styles)
-
-
-def make_contacts(rows: int = 300, seed: int = CONTACT_SEED) -> Contacts:
-    """About 75% distinct valid numbers, 15% the same numbers written again differently, 10%
-    values that are not phone numbers; shuffled, deterministic for a seed."""
-    rng = random.Random(seed)
-    n_invalid = max(1, rows // 10)
-    n_duplicates = max(1, rows * 15 // 100)
-    n_valid = rows - n_invalid - n_duplicates
-    per_region = -(-n_valid // len(CONTACT_REGIONS))
-    pool: list[tuple[str, Any]] = []
-    for region in CONTACT_REGIONS:
-        pool += [(region, n) for n in _valid_variants(region, per_region, rng)]
-    rng.shuffle(pool)
-    chosen = pool[:n_valid]
-    if len(chosen) < n_valid:
-        raise RuntimeError("could not generate enough distinct valid numbers")
-    phones: list[str | None] = [_render(n, region, rng) for region, n in chosen]
-    phones += [_render(n, region, rng) for region, n in rng.choices(chosen, k=n_duplicates)]
-    invalid: list[str | None] = [INVALID_VALUES[i % len(INVALID_VALUES)] for i in range(n_invalid)]
-    invalid[0] = None  # a NULL too
-    phones += invalid
-    rng.shuffle(phones)
-    import phonenumbers
-
-    digits = sorted({phonenumbers.format_number(n, 0)[1:] for _, n in chosen})
-    return Contacts(
-        rows=[(i + 1, f"Contact {i + 1:03d}", p) for i, p in enumerate(phones)],
-        valid_numbers=digits,
-        invalid_rows=n_invalid,
-        duplicate_rows=n_duplicates,
-    )
-
-
-def write_contacts(path: Path, contacts: Contacts) -> None:
-    import duckdb
-
-    con = duckdb.connect(str(path))
-    try:
-        con.execute(
-            "CREATE TABLE contacts (contact_id INTEGER PRIMARY KEY, name VARCHAR, phone VARCHAR)"
-        )
-        con.executemany("INSERT INTO contacts VALUES (?, ?, ?)", contacts.rows)
-    finally:
-        con.close()
 
 
 # --------------------------------------------------------------------------------------------

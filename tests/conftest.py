@@ -17,14 +17,15 @@ import pytest
 
 # Airflow reads its configuration at import time: point it at a private, throwaway home before any
 # test module imports it, so tests never touch ~/airflow and never load the example DAGs.
+# The metadata DB is always this process's own SQLite file, never one from the environment:
+# `airflow_db` resets it, which must not hit a real deployment's DB, nor another pytest-xdist
+# worker's (workers inherit the environment of the process that started them).
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="numberyo-airflow-home-"))
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).parents[1] / "dags"))
-os.environ.setdefault(
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
-)
 
 PG_ADMIN_URL = os.environ.get(
     "NUMBERYO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -75,8 +76,12 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
-    """An initialised Airflow metadata DB (SQLite) in the private Airflow home, made once."""
+    """An initialised Airflow metadata DB (SQLite) in the private Airflow home, made once per
+    process (each pytest-xdist worker has its own)."""
+    from airflow.configuration import conf
     from airflow.utils import db
 
+    url = conf.get("database", "sql_alchemy_conn")
+    assert url == f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}", f"not this process's DB: {url}"
     db.resetdb()
     return _AIRFLOW_HOME

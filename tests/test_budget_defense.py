@@ -56,7 +56,13 @@ def test_a_lying_cost_never_loosens_max_credits(cost: Any, tmp_path: Path) -> No
         run = run_check(
             client=client,
             options=CheckOptions(
-                check_type="HLR", run_id="lie", max_credits=Decimal(2), max_workers=4
+                check_type="HLR",
+                run_id="lie",
+                max_credits=Decimal(2),
+                max_workers=4,
+                # An unreadable cost leaves outcomes unknown; reconciling them waits this long
+                # (30 s by default) for nothing here: the server answers at once.
+                reconcile_settle=timedelta(seconds=1),
             ),
             chunks=[NUMBERS],
             warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}",

@@ -504,8 +504,20 @@ def test_models_use_only_portable_sql() -> None:
             assert token not in text, f"{path.name} uses {token!r}"
 
 
+def _dbt_dirs_in_tree() -> dict[str, float]:
+    """Files under dbt/target and dbt/logs with their mtimes (a reader's own ``dbt build`` may
+    have left some: the test must neither need nor touch them)."""
+    return {
+        str(p): p.stat().st_mtime
+        for sub in ("target", "logs")
+        for p in (DBT_DIR / sub).rglob("*")
+        if p.is_file()
+    }
+
+
 @pytest.mark.slow
 def test_dbt_build_on_a_synced_duckdb(synced_duckdb: Warehouse, tmp_path: Path) -> None:
+    tree_before = _dbt_dirs_in_tree()
     env = {"NUMBERYO_DUCKDB_PATH": str(synced_duckdb.path), "TZ": "America/New_York"}
     build = run_dbt(["build"], tmp_path, env)
     assert build.returncode == 0, build.output
@@ -549,7 +561,7 @@ def test_dbt_build_on_a_synced_duckdb(synced_duckdb: Warehouse, tmp_path: Path) 
         assert types[MART, "last_checked_at"] == "TIMESTAMP"
     finally:
         con.close()
-    assert not (DBT_DIR / "target").exists() and not (DBT_DIR / "logs").exists()
+    assert _dbt_dirs_in_tree() == tree_before, "dbt wrote into the work tree"
 
 
 @pytest.mark.slow

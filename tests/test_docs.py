@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import json
 import os
 import re
 import shlex
@@ -198,7 +199,7 @@ def _substitute(text: str, sim_url: str) -> str:
 
 
 def _runnable(argv: list[str]) -> tuple[bool, str]:
-    if argv[1:2] == ["simulate"]:
+    if argv[1:2] == ["simulate"] and not any(a.startswith("--write-contacts") for a in argv):
         return False, "serves in the foreground; the test's simulator stands in"
     joined = " ".join(argv)
     if "postgresql" in joined or "s3://" in joined:
@@ -220,14 +221,20 @@ def _env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _write_contacts(path: Path) -> None:
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE contacts (name VARCHAR, phone VARCHAR)")
-    con.execute(
-        "INSERT INTO contacts VALUES ('Ann', '+32 470 12 34 56'), ('Ann', '0470/12.34.56'), "
-        "('Bruno', '0033 6 12 34 56 78'), ('Claire', '+33 6 98 76 54 32'), ('Eve', 'n/a')"
-    )
-    con.close()
+def _getting_started_contacts(workspace: Path) -> None:
+    """Make the contacts table of getting-started.md (its python block) in ``workspace``: the
+    other pages' examples (cli.md's ``--sql``) assume a reader who made it there."""
+    [block] = [
+        b
+        for b in blocks(REPO / "docs" / "getting-started.md")
+        if b.lang == "python" and "contacts.duckdb" in b.text
+    ]
+    cwd = Path.cwd()
+    os.chdir(workspace)
+    try:
+        exec(compile(block.text, f"getting-started.md:{block.line}", "exec"), {})
+    finally:
+        os.chdir(cwd)
 
 
 @dataclass
@@ -293,10 +300,42 @@ def page_runner(
         doc = (REPO / "docs" / name).resolve()
         workspace = tmp_path / doc.stem
         workspace.mkdir()
-        _write_contacts(workspace / "contacts.duckdb")
+        if doc.name not in ("README.md", "getting-started.md"):  # those two make their own
+            _getting_started_contacts(workspace)
         return run_page(doc, workspace, server.url, monkeypatch)
 
     return run
+
+
+def assert_make_clean_removes_all(workspace: Path) -> None:
+    """``make clean``, run where the reader followed the page, leaves nothing the page made.
+
+    The page's ``dbt build`` (getting-started.md; run by tests/test_dbt.py, not here) writes
+    ``dbt/target`` and ``dbt/logs`` under the project: made here as dbt would.
+    """
+    import shutil
+    import subprocess
+
+    made = sorted(p.name for p in workspace.iterdir())
+    assert made, "the page created nothing?"
+    for sub in ("target", "logs"):
+        (workspace / "dbt" / sub).mkdir(parents=True)
+        (workspace / "dbt" / sub / "leftover").write_text("x")
+    shutil.copy(REPO / "Makefile", workspace / "Makefile")
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "clean"],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    left = sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*"))
+    assert left in (["Makefile"], ["Makefile", "dbt"]), (
+        f"make clean leaves {left} of what the page made ({made}): add them to the Makefile's "
+        "WALKTHROUGH_FILES"
+    )
 
 
 def _sql(path: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -327,15 +366,28 @@ def test_getting_started_runs_and_its_story_is_true(
     # The SQL of step 5 ran and printed a country breakdown that includes the checked numbers.
     printed = "".join(out for label, _, out in run.outputs if label.startswith("python"))
     assert "Belgium" in printed and "reachable_pct" in printed
+    assert_make_clean_removes_all(run.workspace)
 
 
 @pytest.mark.slow
 def test_readme_quick_start_runs(page_runner: Callable[[str], PageRun]) -> None:
+    # The page makes its own source (no contacts.duckdb is prepared for it), then checks it.
     run = page_runner("../README.md")
     ran = [command for command, _, _ in run.outputs]
+    assert ran[0].startswith("numberyo simulate --write-contacts"), ran
     assert any(c.startswith("numberyo sync") for c in ran)
     assert any(c.startswith("numberyo check") for c in ran)
-    assert (run.workspace / "warehouse.duckdb").exists()
+    from numberyo_provider.simulator.contacts import make_contacts
+
+    truth = make_contacts().truth()
+    source = run.workspace / "contacts.duckdb"
+    assert _sql(source, "SELECT count(*) FROM contacts") == [(truth["rows"],)]
+    wh = run.workspace / "warehouse.duckdb"
+    # --max-credits 50 at 1 credit per HLR check: exactly 50 created, the rest not checked.
+    statuses = dict(_sql(wh, "SELECT status, count(*) FROM numberyo.check_requests GROUP BY 1"))
+    assert statuses["created"] == 50, statuses
+    assert sum(statuses.values()) == truth["distinct_valid_numbers"], statuses
+    assert_make_clean_removes_all(run.workspace)
 
 
 def test_cli_page_runs(page_runner: Callable[[str], PageRun]) -> None:
@@ -343,11 +395,20 @@ def test_cli_page_runs(page_runner: Callable[[str], PageRun]) -> None:
     ran = [cmd for cmd, _, _ in run.outputs]
     assert any("--full-refresh" in c for c in ran) and any("--sql" in c for c in ran)
     assert any(c.startswith("numberyo status") for c in ran)  # and it exited 0: all well
+    # The --sql example finds the French number of the getting-started contacts and checks it.
+    [sql_out] = [out for cmd, _, out in run.outputs if "--sql" in cmd]
+    summary = json.loads(sql_out)
+    assert summary["read"] >= 1 and summary["created"] >= 1, summary
+    # --write-contacts wrote the sample table next to the reader's own contacts.
+    assert _sql(run.workspace / "sample-contacts.duckdb", "SELECT count(*) FROM contacts") == [
+        (300,)
+    ]
     wh = run.workspace / "warehouse.duckdb"
     # --full-refresh --privacy mask replaced the numbers of the synced checks by masked ones.
     masked = _sql(wh, "SELECT count(*) FROM numberyo.hlr_results WHERE msisdn LIKE '%*%'")[0][0]
     assert masked > 0
     assert _sql(wh, "SELECT count(*) FROM numberyo.verify_results")[0][0] > 0
+    assert_make_clean_removes_all(run.workspace)
 
 
 @pytest.mark.slow

@@ -111,3 +111,38 @@ def test_token_is_registered_with_airflow_secret_masker(
     with caplog.at_level(logging.DEBUG):
         logging.getLogger("numberyo_provider").info("no token here")
     assert token not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "base_url"),
+    [
+        ("http://127.0.0.1:8089", None, "http://127.0.0.1:8089"),
+        ("http://127.0.0.1", 8089, "http://127.0.0.1:8089"),
+        ("http://127.0.0.1:8089", 8089, "http://127.0.0.1:8089"),  # both: they must agree
+        ("https://api.example/", 8443, "https://api.example:8443/"),
+        ("www.numberyo.tech", 443, "https://www.numberyo.tech:443"),
+        (None, 443, None),  # production, with the port filled in for the Test button
+        (None, None, None),
+    ],
+)
+def test_port_field_merges_into_the_base_url(
+    monkeypatch: pytest.MonkeyPatch, host: str | None, port: int | None, base_url: str | None
+) -> None:
+    _set_conn(monkeypatch, "ny_port", host=host, port=port, password="token-123456")
+    assert NumberYoHook("ny_port").settings.get("base_url") == base_url
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "needle"),
+    [
+        ("http://127.0.0.1:8089", 443, "Port 443 differs from the port of the Base URL"),
+        (None, 8089, "Port 8089 but no Base URL"),
+    ],
+)
+def test_a_port_that_contradicts_the_base_url_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, host: str | None, port: int, needle: str
+) -> None:
+    _set_conn(monkeypatch, "ny_port", host=host, port=port, password="token-123456")
+    with pytest.raises(ConfigurationError, match=needle) as info:
+        _ = NumberYoHook("ny_port").settings
+    assert "\n" not in str(info.value) and "token-123456" not in str(info.value)

@@ -56,7 +56,10 @@ def test_connection_form_metadata() -> None:
 
     pm = ProvidersManager()
     behaviour = pm.field_behaviours["numberyo"]
-    assert set(behaviour["hidden_fields"]) == {"login", "schema", "port"}
+    # Port stays visible: the Test button of Airflow 3.3.2 needs a stored port (see
+    # tests/test_connection_test_button.py).
+    assert set(behaviour["hidden_fields"]) == {"login", "schema"}
+    assert behaviour["placeholders"]["port"] == "443"
     assert behaviour["relabeling"]["password"] == "API token"
     widgets = pm.connection_form_widgets
     for extra in ("timeout", "max_retries", "requests_per_second", "verify_ssl"):
@@ -68,3 +71,27 @@ def test_connection_form_metadata() -> None:
 def test_provider_info_names_modules_of_this_package(kind: str) -> None:
     for entry in get_provider_info()[kind]:
         assert all(m.startswith("numberyo_provider.") for m in entry["python-modules"])
+
+
+def test_the_airflow_floor_is_the_tested_version_everywhere() -> None:
+    """pyproject's floor is the Airflow CI installs (constraints.txt), and the docs say so: the
+    connection form's metadata needs >= 3.2, and older versions are not tested."""
+    import re
+
+    from packaging.version import Version
+
+    from numberyo_provider.provider_info import MIN_AIRFLOW_VERSION
+
+    repo = Path(__file__).resolve().parents[1]
+    pyproject = (repo / "pyproject.toml").read_text()
+    [airflow_dep] = re.findall(r'^\s*"(apache-airflow[<>=].*)",', pyproject, flags=re.MULTILINE)
+    assert airflow_dep == f"apache-airflow>={MIN_AIRFLOW_VERSION},<4"
+    pins = dict(
+        line.split("==", 1)
+        for line in (repo / "constraints.txt").read_text().splitlines()
+        if "==" in line
+    )
+    assert pins["apache-airflow"] == MIN_AIRFLOW_VERSION, "CI tests the floor"
+    assert Version(MIN_AIRFLOW_VERSION) >= Version("3.2"), "conn-fields need Airflow 3.2"
+    for doc in ("README.md", "docs/connection.md"):
+        assert f"Airflow >= {MIN_AIRFLOW_VERSION}" in (repo / doc).read_text(), doc

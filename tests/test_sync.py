@@ -448,8 +448,10 @@ def test_fatal_error_fails_cleanly_then_rerun_is_exact(
     def hook(endpoint: str, info: Any) -> None:
         if endpoint == "results":
             calls[0] += 1
-            if calls[0] == 40:  # after some batches were landed as files
-                sim.fail_next(10, 500, endpoint="results")
+            # From the 40th on (after some batches were landed as files) every results request
+            # answers 500, however the concurrent requests interleave: the run must fail.
+            if calls[0] >= 40:
+                sim.fail_next(1, 500, endpoint="results")
 
     sim.before_request = hook
     client = NumberYoClient(server.token, server.url, max_retries=1, sleep=lambda s: None)
@@ -463,7 +465,9 @@ def test_fatal_error_fails_cleanly_then_rerun_is_exact(
     assert failed["status"] == "failed" and failed["files"]
     assert parquet_files(root) == []  # the failed load's files were deleted
     assert temp_files(root) == []  # and so were its unfinished ones
+    # The outage is over: no fault of the first run may be left queued for the rerun.
     sim.before_request = None
+    sim.clear_faults()
     sync(server, wh_url, root)
     assert_matches_truth(wh_url, sim)
 

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from numberyo_provider.config import TOKEN_ENV
@@ -160,6 +161,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="seed of the history and of the random faults, for reproducible runs (0)",
     )
+    parser.add_argument(
+        "--write-contacts",
+        metavar="PATH",
+        default=None,
+        help="write a sample table of 300 messy phone numbers (DuckDB file, table contacts, "
+        "column phone; national numbers are Belgian) to PATH and exit, without serving",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,8 +202,46 @@ def _token(args: argparse.Namespace) -> tuple[str, str]:
     return DEFAULT_TOKEN, f"{DEFAULT_TOKEN} (default)"
 
 
+def write_sample_contacts(path: str) -> int:
+    """The quick start's source table; 0 when written, 2 when ``path`` cannot be written."""
+    import duckdb
+
+    from numberyo_provider.simulator.contacts import DEFAULT_REGION, make_contacts, write_contacts
+
+    contacts = make_contacts()
+    try:
+        write_contacts(Path(path), contacts)
+    except FileExistsError:
+        print(
+            f"numberyo simulate: {path} already exists; give --write-contacts a new file name "
+            "(it never overwrites a file)",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"numberyo simulate: cannot write {path}: {exc.strerror or exc}{where}",
+            file=sys.stderr,
+        )
+        return 2
+    except duckdb.Error as exc:  # e.g. a directory it may not write to
+        print(f"numberyo simulate: cannot write {path}: {exc}", file=sys.stderr)
+        return 2
+    truth = contacts.truth()
+    print(
+        f"Wrote {truth['rows']} contacts to {path} (table contacts, column phone): "
+        f"{truth['distinct_valid_numbers']} distinct numbers, {truth['duplicate_rows']} written "
+        f"twice, {truth['invalid_rows']} not phone numbers; national numbers are "
+        f"of region {DEFAULT_REGION} (check them with that default region)"
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; 0 on a clean stop, 2 when the server cannot start."""
+    if args.write_contacts is not None:
+        return write_sample_contacts(args.write_contacts)
     try:
         from numberyo_provider.simulator.server import SimulatorServer
     except ImportError as exc:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
 from asgiref.sync import sync_to_async
 
 from numberyo_provider.async_client import AsyncNumberYoClient
 from numberyo_provider.client import (
+    DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_MB,
     DEFAULT_TIMEOUT,
@@ -38,6 +40,8 @@ except ImportError:  # pragma: no cover - task SDKs before the async masker
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+
+_HTTPS_PORT = 443
 
 #: Connection extras the hook understands, with how to coerce them (they may arrive as strings
 #: from a URI-form connection): "positive" (a number > 0), "count" or "flag".
@@ -159,13 +163,9 @@ class NumberYoHook(BaseHook):
             )
         opts = {k: _coerce(k, extra.get(k), t) for k, t in _EXTRA_TYPES.items()}
         kwargs: dict[str, Any] = {"token": token}
-        host = (conn.host or "").strip()
-        if host:
-            if "://" not in host:
-                host = f"https://{host}"
-            if conn.port and host.count(":") < 2:
-                host = f"{host.rstrip('/')}:{conn.port}"
-            kwargs["base_url"] = host
+        base_url = self._base_url(conn.host, conn.port)
+        if base_url:
+            kwargs["base_url"] = base_url
         if opts["timeout"] is not None or opts["connect_timeout"] is not None:
             kwargs["timeout"] = (
                 opts["connect_timeout"] or DEFAULT_CONNECT_TIMEOUT,
@@ -177,6 +177,39 @@ class NumberYoHook(BaseHook):
             if opts[key] is not None:
                 kwargs[key] = opts[key]
         return kwargs
+
+    def _base_url(self, host: str | None, port: int | None) -> str | None:
+        """The Base URL field, with the Port field merged in (None: production).
+
+        The form shows Port so that Airflow 3.3.2's Test button works (docs/connection.md); a
+        Port that contradicts the Base URL is an error rather than silently ignored.
+        """
+        host = (host or "").strip()
+        if not host:
+            if port and port != _HTTPS_PORT:
+                raise ConfigurationError(
+                    f"connection {self.numberyo_conn_id!r} has Port {port} but no Base URL: "
+                    f"production is {DEFAULT_BASE_URL} (port {_HTTPS_PORT}); set the Base URL "
+                    "or empty the Port"
+                )
+            return None
+        if "://" not in host:
+            host = f"https://{host}"
+        if not port:
+            return host
+        parts = urlsplit(host)
+        try:
+            url_port = parts.port
+        except ValueError:  # a malformed port in the URL: the client names it
+            return host
+        if url_port is None:
+            return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{port}"))
+        if url_port != port:
+            raise ConfigurationError(
+                f"connection {self.numberyo_conn_id!r}: Port {port} differs from the port of the "
+                f"Base URL {host!r} ({url_port}); make them equal or empty the Port"
+            )
+        return host
 
     @property
     def privacy_secret(self) -> str | None:
