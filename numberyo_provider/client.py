@@ -226,6 +226,21 @@ def _clean_token(token: Any) -> str:
     return text
 
 
+def _likely_scheme(host_and_port: str) -> str:
+    """``http`` for a loopback or private address (a simulator, a local proxy), else ``https``."""
+    import ipaddress
+
+    host = host_and_port.split("/", 1)[0]
+    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host.strip("[]")
+    if host.lower() == "localhost":
+        return "http"
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return "https"
+    return "http" if address.is_loopback or address.is_private else "https"
+
+
 def _clean_base_url(base_url: Any) -> str:
     if not isinstance(base_url, str) or not base_url.strip():
         raise ConfigurationError(
@@ -243,7 +258,7 @@ def _clean_base_url(base_url: Any) -> str:
             "token instead"
         )
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        hint = f"; did you mean 'https://{text}'?" if "://" not in text else ""
+        hint = f"; did you mean '{_likely_scheme(text)}://{text}'?" if "://" not in text else ""
         raise ConfigurationError(
             f"base_url {base_url!r} needs an http:// or https:// scheme and a host, e.g. "
             f"{DEFAULT_BASE_URL!r}{hint}"

@@ -76,6 +76,7 @@ __all__ = [
     "LedgerRow",
     "Outcome",
     "default_ledger_url",
+    "existing_ledger",
     "new_owner",
     "owner_is_dead",
     "request_id",
@@ -191,6 +192,19 @@ def default_ledger_url(warehouse_url: str) -> str:
             "(e.g. sqlite:////tmp/numberyo.ledger.sqlite) or use a DuckDB file"
         )
     return f"sqlite:///{Path(path).expanduser().resolve()}.ledger.sqlite"
+
+
+def existing_ledger(url: str) -> bool:
+    """False for a SQLite ledger file that does not exist yet (opening it would create it);
+    True otherwise (a server database is asked, not guessed)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:
+        return False
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    database = parsed.database or ""
+    return bool(database) and Path(database).expanduser().exists()
 
 
 def _safe_url(url: str) -> str:

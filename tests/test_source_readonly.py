@@ -466,7 +466,7 @@ def test_mariadb_caller_connection_with_an_open_transaction_is_refused(mariadb: 
         (["--table", "victm", "--column", "phone"], "did you mean 'victim'?"),
         (["--table", "victim", "--column", "phon"], "did you mean 'phone'?"),
         (["--table", "victim", "--column", "phone", "--schema", "nope"], "schema 'nope'"),
-        (["--sql", "SELECT phone FROM nope"], "sql= failed in the source database"),
+        (["--sql", "SELECT phone FROM nope"], "--sql failed in the source database"),
         (["--sql", "SELECT id, phone FROM victim"], "returns 2 columns"),
         (["--sql", "DELETE FROM victim"], "read-only query"),
     ],

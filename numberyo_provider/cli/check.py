@@ -36,7 +36,6 @@ import signal
 import sys
 import threading
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
 from types import FrameType
 from typing import Any
 
@@ -48,9 +47,19 @@ from numberyo_provider.cli.errors import (
     check_warehouse_url,
     report,
 )
+from numberyo_provider.cli.options import (
+    add_api_options,
+    add_output_options,
+    amount,
+    client_options,
+    configure_logging,
+    count,
+    days,
+    positive_int,
+    seconds,
+)
 from numberyo_provider.config import (
     BASE_URL_ENV,
-    PARQUET_DEFAULT_TEXT,
     TOKEN_ENV,
     default_parquet_dir,
     resolve_base_url,
@@ -58,61 +67,13 @@ from numberyo_provider.config import (
     resolve_token,
 )
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.privacy import MODES as PRIVACY_MODES
 from numberyo_provider.private_files import private_umask
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
 def _workers(text: str) -> int:
-    value = _count(text)
-    if not 1 <= value <= 256:
+    value = positive_int(text)
+    if value > 256:
         raise argparse.ArgumentTypeError(f"expected 1 to 256 workers, got {text!r}")
-    return value
-
-
-def _amount(text: str) -> Decimal:
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"expected a number of credits, got {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of credits >= 0, got {text!r}")
-    return value
-
-
-def _days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of days >= 0, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = _days(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
-
-
-def _mebibytes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of MiB, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of MiB > 0, got {text!r}")
     return value
 
 
@@ -152,12 +113,12 @@ def register(subparsers: Any) -> None:
         help="ISO country code for numbers written without a country code, e.g. BE",
     )
     what.add_argument(
-        "--max-credits", type=_amount, metavar="N", help="stop before spending more than this"
+        "--max-credits", type=amount, metavar="N", help="stop before spending more than this"
     )
-    what.add_argument("--max-checks", type=_count, metavar="N", help="create at most N checks")
+    what.add_argument("--max-checks", type=count, metavar="N", help="create at most N checks")
     what.add_argument(
         "--cost-estimate",
-        type=_amount,
+        type=amount,
         default=None,
         metavar="N",
         help="credits assumed for the first check of the type while its price is unknown "
@@ -165,7 +126,7 @@ def register(subparsers: Any) -> None:
     )
     what.add_argument(
         "--max-age-days",
-        type=_days,
+        type=days,
         default=30.0,
         metavar="D",
         help="reuse results newer than this (default 30)",
@@ -187,64 +148,21 @@ def register(subparsers: Any) -> None:
     )
     what.add_argument(
         "--reconcile-settle",
-        type=_seconds,
+        type=seconds,
         default=30.0,
         metavar="SECONDS",
         help="before looking up requests whose outcome is unknown (a crash, a timeout), wait "
         "until they are this old, so one the server is still processing is not missed "
         "(default 30)",
     )
-    out = parser.add_argument_group("output")
-    out.add_argument(
-        "--warehouse",
-        required=True,
-        metavar="URL",
-        help="duckdb:///path/file.duckdb or a SQLAlchemy URL (e.g. postgresql+psycopg://...)",
-    )
-    out.add_argument(
-        "--parquet-dir",
-        default=None,
-        metavar="DIR",
-        help=f"where results are landed before loading (default: {PARQUET_DEFAULT_TEXT})",
-    )
+    add_api_options(parser)
+    out = add_output_options(parser, what="results")
     out.add_argument(
         "--ledger",
         metavar="URL",
         help="SQLite or PostgreSQL URL of the request ledger (default: <warehouse file>"
         ".ledger.sqlite for DuckDB, the warehouse itself for PostgreSQL)",
     )
-    out.add_argument(
-        "--privacy",
-        choices=PRIVACY_MODES,
-        default=None,
-        help="what to do with phone numbers in the warehouse: keep, mask or hmac (secret from "
-        "NUMBERYO_PRIVACY_SECRET). Default: NUMBERYO_PRIVACY_MODE, else keep",
-    )
-    out.add_argument("--base-url", metavar="URL", help=f"API address (default: {BASE_URL_ENV})")
-    out.add_argument(
-        "--lock-timeout",
-        type=_seconds,
-        default=60.0,
-        metavar="SECONDS",
-        help="how long to wait for another writer of a DuckDB file (default 60)",
-    )
-    out.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="the longest one API request may take, connect plus the whole answer (default "
-        "30). A POST cut off is never sent again: it is looked up in the account's history",
-    )
-    out.add_argument(
-        "--max-response-mb",
-        type=_mebibytes,
-        default=None,
-        metavar="MB",
-        help="refuse an API answer larger than this many MiB (default 32)",
-    )
-    out.add_argument("--json", action="store_true", help="print the summary as JSON")
-    out.add_argument("--no-progress", action="store_true", help="never draw the progress line")
     parser.set_defaults(func=handle)
 
 
@@ -258,6 +176,27 @@ def _source_spec(args: argparse.Namespace) -> Any:
     return SourceSpec(
         url=args.source, table=args.table, column=args.column, sql=args.sql, schema=args.schema
     )
+
+
+def _say_if_resuming(ledger_url: str, run_id: str) -> None:
+    """The default run id is per day: a second run of the same command the same day resumes the
+    first. Say so, or its summary would read as if the results were fresh."""
+    from numberyo_provider.ledger import Ledger, existing_ledger
+
+    if not existing_ledger(ledger_url):
+        return
+    try:
+        with Ledger(ledger_url, create=False) as book:
+            counts = book.counts(run_id)
+    except Exception:  # no tables yet, or the database is down: run_check reports it
+        return
+    if counts:
+        created = counts.get("created", 0)
+        print(
+            f"numberyo check: resuming today's run {run_id} ({created:,} number(s) it already "
+            "created are not sent again); pass --run-id NAME to start a separate run",
+            file=sys.stderr,
+        )
 
 
 def _default_run_id(args: argparse.Namespace, check_type: str) -> str:
@@ -315,25 +254,22 @@ def _run(args: argparse.Namespace) -> int:
     base_url = resolve_base_url(args.base_url)
     parquet_dir = args.parquet_dir or default_parquet_dir(args.warehouse)
     stop = threading.Event()
-    limits: dict[str, Any] = {}
-    if args.timeout is not None:
-        limits["timeout"] = args.timeout
-    if args.max_response_mb is not None:
-        limits["max_response_mb"] = args.max_response_mb
+    configure_logging(args.verbose)
     client = NumberYoClient(
         token or "dry-run",
         base_url,
         pool_size=args.workers,
         sleep=cancellable_sleep(stop),
-        **limits,
+        **client_options(args),
     )
     try:  # usage errors are found before anything is written (warehouse, ledger, landing)
         check_warehouse_url(args.warehouse)
-        if args.ledger is None:
-            default_ledger_url(args.warehouse)
+        ledger_url = args.ledger or default_ledger_url(args.warehouse)
     except BaseException:
         client.close()
         raise
+    if args.run_id is None and not args.dry_run:
+        _say_if_resuming(ledger_url, options.run_id)
     progress = Progress("check", unit="checks", enabled=False if args.no_progress else None)
     holder: dict[str, Any] = {}
 

@@ -22,6 +22,7 @@ the API token.
 
 from __future__ import annotations
 
+import re
 import sys
 
 from numberyo_provider.errors import ConfigurationError, InsufficientCreditsError
@@ -55,12 +56,36 @@ def exit_code(exc: BaseException) -> int:
     return EXIT_FAILURE
 
 
+#: Core messages name settings by their Python keyword (``sql=``, ``base_url``): on the command
+#: line they are flags. Plain words (table, column) count only with their ``=``.
+_KEYWORD_AS_FLAG = re.compile(
+    r"(?<![\w-])(?:(sql|table|column|schema|ledger|warehouse)=|"
+    r"(base_url|max_checks|max_credits|max_workers|cost_estimate|parquet_path)\b=?)"
+    r"(?P<value>['\"\w])?"
+)
+_FLAG_NAMES = {"max_workers": "workers", "parquet_path": "parquet-dir"}
+
+
+def _as_flag(match: re.Match[str]) -> str:
+    name = match.group(1) or match.group(2)
+    flag = "--" + _FLAG_NAMES.get(name, name).replace("_", "-")
+    value = match.group("value")
+    return f"{flag} {value}" if value else flag
+
+
+def flags_for_keywords(text: str) -> str:
+    """``sql=`` -> ``--sql``, ``table='x'`` -> ``--table 'x'``, ``base_url`` -> ``--base-url``."""
+    return _KEYWORD_AS_FLAG.sub(_as_flag, text)
+
+
 def one_line(exc: BaseException) -> str:
-    """``exc`` as one line: our errors by their message, anyone else's (a database driver's, a
-    bug) prefixed by the exception's type."""
-    from numberyo_provider.errors import NumberYoError
+    """``exc`` as one line: our errors by their message (settings named as the flags that set
+    them), anyone else's (a database driver's, a bug) prefixed by the exception's type."""
+    from numberyo_provider.errors import ConfigurationError, NumberYoError
 
     text = " ".join(str(exc).split())
+    if isinstance(exc, ConfigurationError):
+        text = flags_for_keywords(text)
     if isinstance(exc, NumberYoError):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

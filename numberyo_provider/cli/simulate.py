@@ -162,6 +162,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seed of the history and of the random faults, for reproducible runs (0)",
     )
     parser.add_argument(
+        "-v",
+        "--access-log",
+        action="store_true",
+        help="log every request (client, method, path, status) to stderr: handy when wiring a "
+        "DAG; the token is never logged",
+    )
+    parser.add_argument(
         "--write-contacts",
         metavar="PATH",
         default=None,
@@ -245,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from numberyo_provider.simulator.server import SimulatorServer
     except ImportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"numberyo simulate: error: {exc}", file=sys.stderr)
         return 2
 
     token, token_note = _token(args)
@@ -262,14 +269,21 @@ def run(args: argparse.Namespace) -> int:
         "random_seed": args.random_seed,
     }
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    server = SimulatorServer(host=args.host, port=args.port, **kwargs)
+    if args.access_log:
+        access = logging.getLogger("uvicorn.access")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("numberyo simulate: %(message)s"))
+        access.handlers = [handler]
+        access.setLevel(logging.INFO)
+        access.propagate = False
+    server = SimulatorServer(host=args.host, port=args.port, access_log=args.access_log, **kwargs)
     try:
         server.start()
     except OSError as exc:
-        print(f"error: {exc.strerror or exc}", file=sys.stderr)
+        print(f"numberyo simulate: error: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"numberyo simulate: error: {exc}", file=sys.stderr)
         return 2
 
     stop = threading.Event()
@@ -280,8 +294,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(
-                f"warning: listening on {args.host}: anyone who can reach this address can use "
-                "the simulator with its token",
+                f"numberyo simulate: warning: listening on {args.host}: anyone who can reach "
+                "this address can use the simulator with its token",
                 file=sys.stderr,
             )
         print(
@@ -291,7 +305,9 @@ def run(args: argparse.Namespace) -> int:
         )
         while not stop.wait(0.5):
             if not server.running:
-                print("error: the simulator stopped unexpectedly", file=sys.stderr)
+                print(
+                    "numberyo simulate: error: the simulator stopped unexpectedly", file=sys.stderr
+                )
                 return 1
     except KeyboardInterrupt:
         pass

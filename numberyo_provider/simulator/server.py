@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+import logging
 import socket
 import threading
 import time
@@ -41,6 +42,7 @@ class SimulatorServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        access_log: bool = False,
         **sim_kwargs: Any,
     ) -> None:
         if sim is not None and sim_kwargs:
@@ -50,6 +52,8 @@ class SimulatorServer:
         self.sim = sim if sim is not None else Simulator(**sim_kwargs)
         self.host = host
         self.port = port
+        #: Log each request (``uvicorn.access``: client, method, path, status; never the token).
+        self.access_log = access_log
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -99,13 +103,15 @@ class SimulatorServer:
                 build_app(self.sim),
                 http="httptools" if importlib.util.find_spec("httptools") else "h11",
                 log_config=None,
-                log_level="warning",
-                access_log=False,
+                log_level="info" if self.access_log else "warning",
+                access_log=self.access_log,
                 lifespan="off",
                 server_header=False,
                 timeout_graceful_shutdown=1,
                 backlog=2048,
             )
+            if self.access_log:  # the request lines only, not uvicorn's start/stop chatter
+                logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
             server = uvicorn.Server(config)
             thread = threading.Thread(
                 target=server.run,

@@ -1,0 +1,202 @@
+"""The options every working subcommand shares, defined once: same names, same defaults, same help.
+
+``numberyo sync`` and ``numberyo check`` both talk to the API and write a warehouse; before this
+module each defined its own flags and they drifted (``check`` had no ``-v`` nor
+``--max-retries``). A subcommand adds the groups it needs and reads them back with
+:func:`client_options` and :func:`configure_logging`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from numberyo_provider.config import BASE_URL_ENV, PARQUET_DEFAULT_TEXT
+from numberyo_provider.privacy import MODES as PRIVACY_MODES
+
+__all__ = [
+    "add_api_options",
+    "add_output_options",
+    "amount",
+    "client_options",
+    "configure_logging",
+    "count",
+    "days",
+    "mebibytes",
+    "positive_int",
+    "seconds",
+]
+
+
+# --- argument types: each error names what was expected --------------------------------------
+
+
+def count(text: str) -> int:
+    """A whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    value = count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def amount(text: str) -> Decimal:
+    """A number of credits >= 0."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"expected a number of credits, got {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of credits >= 0, got {text!r}")
+    return value
+
+
+def days(text: str) -> float:
+    """A finite number of days >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number of days >= 0, got {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def mebibytes(text: str) -> float:
+    """A finite number of MiB > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of MiB, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number of MiB > 0, got {text!r}")
+    return value
+
+
+# --- the shared groups ------------------------------------------------------------------------
+
+
+def add_api_options(parser: Any, *, conn_id: bool = False) -> None:
+    """``--base-url``, ``--timeout``, ``--max-response-mb``, ``--max-retries``."""
+    override = "; overrides the connection's extra with --conn-id" if conn_id else ""
+    group = parser.add_argument_group("API")
+    group.add_argument(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help=f"API address (default: ${BASE_URL_ENV}, else https://www.numberyo.tech)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
+        help="the longest one API request may take, connect plus the whole answer, before it is "
+        f"cut off (default 30{override}). A paid POST cut off is never sent again: it is "
+        "looked up in the account's history",
+    )
+    group.add_argument(
+        "--max-response-mb",
+        type=mebibytes,
+        default=None,
+        metavar="MB",
+        help=f"refuse an API answer larger than this many MiB (default 32{override})",
+    )
+    group.add_argument(
+        "--max-retries",
+        type=count,
+        default=None,
+        metavar="N",
+        help=f"retries of a failed API request, never of a POST that may have been received "
+        f"(default 5{override})",
+    )
+
+
+def add_output_options(parser: Any, *, what: str) -> Any:
+    """``--warehouse``, ``--parquet-dir``, ``--privacy``, ``--lock-timeout``, ``--json``,
+    ``--no-progress``, ``-v``; returns the group (for a subcommand's own output flags)."""
+    group = parser.add_argument_group("output")
+    group.add_argument(
+        "--warehouse",
+        required=True,
+        metavar="URL",
+        help="duckdb:///path/file.duckdb or any SQLAlchemy URL "
+        "(e.g. postgresql+psycopg://user@host:5432/db)",
+    )
+    group.add_argument(
+        "--parquet-dir",
+        default=None,
+        metavar="DIR",
+        help=f"where {what} are landed before loading: a directory or s3://bucket/prefix "
+        f"(default: {PARQUET_DEFAULT_TEXT})",
+    )
+    group.add_argument(
+        "--privacy",
+        choices=PRIVACY_MODES,
+        default=None,
+        help="what the warehouse keeps of phone numbers and IMSIs: keep, mask or hmac (keyed "
+        "pseudonyms; secret from NUMBERYO_PRIVACY_SECRET, or the connection extra "
+        "privacy_secret). Default: NUMBERYO_PRIVACY_MODE, else keep",
+    )
+    group.add_argument(
+        "--lock-timeout",
+        type=seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another writer of a DuckDB file (default 60)",
+    )
+    group.add_argument("--json", action="store_true", help="print the summary as JSON")
+    group.add_argument("--no-progress", action="store_true", help="never draw the progress line")
+    group.add_argument(
+        "-v", "--verbose", action="store_true", help="log what the run does (to stderr)"
+    )
+    return group
+
+
+def client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The client keyword arguments the shared API flags set (only those given)."""
+    out: dict[str, Any] = {}
+    if args.timeout is not None:
+        out["timeout"] = args.timeout
+    if args.max_response_mb is not None:
+        out["max_response_mb"] = args.max_response_mb
+    if args.max_retries is not None:
+        out["max_retries"] = args.max_retries
+    return out
+
+
+def configure_logging(verbose: bool) -> None:
+    """Our log lines go to stderr only (stdout is the summary or the JSON), whatever logging
+    Airflow set up when it was imported; ``-v`` shows what the run does."""
+    logger = logging.getLogger("numberyo_provider")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("numberyo: %(levelname)s: %(message)s"))
+    logger.handlers = [handler]
+    logger.propagate = False
+    logger.disabled = False
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)

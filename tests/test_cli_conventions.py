@@ -1,0 +1,156 @@
+"""One CLI, one set of conventions (issue: ``check`` lacked ``-v`` and ``--max-retries``; errors
+did not all start with ``numberyo <command>:``; messages named Python keywords such as ``sql=``;
+``--base-url 127.0.0.1:8089`` suggested https; a resumed run looked fresh; the simulator could not
+log its requests)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from numberyo_provider.cli import build_parser, main
+
+SHARED = {
+    "--base-url",
+    "--timeout",
+    "--max-response-mb",
+    "--max-retries",
+    "--warehouse",
+    "--parquet-dir",
+    "--privacy",
+    "--lock-timeout",
+    "--json",
+    "--no-progress",
+    "--verbose",
+}
+
+
+def _options(command: str) -> dict[str, tuple[Any, str | None]]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    out: dict[str, tuple[Any, str | None]] = {}
+    for action in sub.choices[command]._actions:  # type: ignore[union-attr]
+        for flag in action.option_strings:
+            out[flag] = (action.default, action.help)
+    return out
+
+
+def test_sync_and_check_share_the_same_options_with_the_same_defaults() -> None:
+    sync, check = _options("sync"), _options("check")
+    for flag in SHARED:
+        assert flag in sync and flag in check, flag
+        assert sync[flag][0] == check[flag][0], flag
+    assert "-v" in check and "--max-retries" in check
+
+
+@pytest.fixture
+def contacts(tmp_path: Path) -> str:
+    db = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE contacts (phone VARCHAR)")
+        con.executemany("INSERT INTO contacts VALUES (?)", [(f"+32456{i:06d}",) for i in range(5)])
+    return f"duckdb:///{db}"
+
+
+def test_messages_name_flags_not_python_keywords(
+    contacts: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("NUMBERYO_API_TOKEN", "t")
+    code = main(
+        ["check", "--source", contacts, "--sql", "  ", "--type", "HLR",
+         "--warehouse", f"duckdb:///{tmp_path / 'wh.duckdb'}"]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2
+    assert err.startswith("numberyo check: error:") and "--sql" in err
+    assert "sql=" not in err and "column=" not in err
+
+
+def test_a_loopback_base_url_without_scheme_suggests_http(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("NUMBERYO_API_TOKEN", "t")
+    wh = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    assert main(["sync", "--warehouse", wh, "--base-url", "127.0.0.1:8089"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'http://127.0.0.1:8089'" in err and "--base-url" in err
+    assert main(["sync", "--warehouse", wh, "--base-url", "api.numberyo.tech"]) == 2
+    assert "did you mean 'https://api.numberyo.tech'" in capsys.readouterr().err
+    assert not (tmp_path / "wh.duckdb").exists()
+
+
+def test_a_rerun_that_resumes_todays_run_says_so(
+    numberyo_simulator: Any,
+    contacts: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.setenv("NUMBERYO_API_TOKEN", numberyo_simulator.token)
+    monkeypatch.setenv("NUMBERYO_BASE_URL", numberyo_simulator.url)
+    argv = ["check", "--source", contacts, "--table", "contacts", "--column", "phone",
+            "--type", "HLR", "--warehouse", f"duckdb:///{tmp_path / 'wh.duckdb'}",
+            "--parquet-dir", str(tmp_path / "landing"), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "resuming" not in capsys.readouterr().err
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "resuming today's run cli-HLR-" in err and "5 number(s) it already created" in err
+    assert len(numberyo_simulator.sim.charges()) == 5
+    assert main([*argv, "--run-id", "another"]) == 0
+    assert "resuming" not in capsys.readouterr().err
+
+
+def test_simulate_errors_start_with_the_command(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "numberyo_provider.cli", "simulate", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("numberyo simulate: error:"), done.stderr
+
+
+@pytest.mark.slow
+def test_the_simulator_logs_each_request_on_request() -> None:
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "numberyo_provider.cli", "simulate", "--port", str(port), "-v",
+         "--token", "sekret-token"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = requests.get(
+                    f"http://127.0.0.1:{port}/api/checks?page=1",
+                    headers={"Authorization": "Bearer sekret-token"},
+                    timeout=2,
+                )
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert answer.status_code == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "numberyo simulate: 127.0.0.1:" in err and '"GET /api/checks?page=1 HTTP/1.1" 200' in err
+    assert "sekret-token" not in err
