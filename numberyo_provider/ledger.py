@@ -39,6 +39,7 @@ by sending. Guarantees per backend are in ``docs/credits-and-idempotency.md``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -52,7 +53,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -167,6 +168,35 @@ def owner_is_dead(owner: str) -> bool:
     except PermissionError:  # alive, another user's
         return False
     return parts[2] != "-" and _process_start(pid) != parts[2]
+
+
+#: PostgreSQL's deadlock and serialization failures: the transaction was rolled back whole.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+_T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _retrying_conflicts(method: _F) -> _F:
+    """Decorate a ledger write that is one transaction: run it again on a deadlock rollback."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return _retry_conflicts(lambda: method(*args, **kwargs))
+
+    return cast(_F, wrapper)
+
+
+def _retry_conflicts(attempt: Callable[[], _T], tries: int = 5) -> _T:
+    """Run a write transaction again when the database rolled it back to break a deadlock."""
+    for left in range(tries - 1, -1, -1):
+        try:
+            return attempt()
+        except sa.exc.OperationalError as exc:
+            code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+            if code not in _RETRYABLE_SQLSTATES or not left:
+                raise
+            time.sleep(random.uniform(0.01, 0.05))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def default_ledger_url(warehouse_url: str) -> str:
@@ -454,6 +484,7 @@ class Ledger:
                 _new_rows(run_id, check_type, numbers, PENDING, 1, None, now),
             )
 
+    @_retrying_conflicts
     def claim(
         self,
         run_id: str,
@@ -472,29 +503,6 @@ class Ledger:
         ``pending``, and none is ``created`` by this run or at or after ``created_since`` (None:
         any time). Claims of numbers not granted are not kept.
         """
-        return _retry_conflicts(
-            lambda: self._claim_once(
-                run_id,
-                check_type,
-                numbers,
-                owner=owner,
-                lease=lease,
-                created_since=created_since,
-                now=now,
-            )
-        )
-
-    def _claim_once(
-        self,
-        run_id: str,
-        check_type: str,
-        numbers: Sequence[tuple[str, str]],
-        *,
-        owner: str,
-        lease: timedelta = DEFAULT_CLAIM_LEASE,
-        created_since: datetime | None = None,
-        now: datetime | None = None,
-    ) -> ClaimResult:
         result = ClaimResult()
         if not numbers:
             return result
@@ -571,6 +579,7 @@ class Ledger:
                 )
         return result
 
+    @_retrying_conflicts
     def acquire(
         self,
         check_type: str,
@@ -584,19 +593,6 @@ class Ledger:
         nobody holds is claimed; one whose claim was abandoned (lease expired, owner dead) is
         taken over by compare-and-set; a live claim of another owner is left alone. Returns the
         rows now held by ``owner`` (re-read, still ``pending``): only those may be reconciled."""
-        return _retry_conflicts(
-            lambda: self._acquire_once(check_type, rows, owner=owner, lease=lease, now=now)
-        )
-
-    def _acquire_once(
-        self,
-        check_type: str,
-        rows: Sequence[LedgerRow],
-        *,
-        owner: str,
-        lease: timedelta = DEFAULT_CLAIM_LEASE,
-        now: datetime | None = None,
-    ) -> list[LedgerRow]:
         if not rows:
             return []
         now = now or utcnow()
@@ -982,24 +978,6 @@ def _to_row(m: Any) -> LedgerRow:
         user_cost=None if cost is None else Decimal(cost),
         last_run_id=m["last_run_id"],
     )
-
-
-#: PostgreSQL's deadlock and serialization failures: the transaction was rolled back whole.
-_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
-_T = TypeVar("_T")
-
-
-def _retry_conflicts(attempt: Callable[[], _T], tries: int = 5) -> _T:
-    """Run a write transaction again when the database rolled it back to break a deadlock."""
-    for left in range(tries - 1, -1, -1):
-        try:
-            return attempt()
-        except sa.exc.OperationalError as exc:
-            code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-            if code not in _RETRYABLE_SQLSTATES or not left:
-                raise
-            time.sleep(random.uniform(0.01, 0.05))
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _by_number(row: LedgerRow) -> str:
