@@ -22,32 +22,13 @@ import json
 import sys
 from typing import Any
 
+from numberyo_provider.cli.options import count, positive_int, seconds
 from numberyo_provider.errors import NumberYoError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_ATTENTION = 3
-
-
-def _whole(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -78,21 +59,21 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--loads",
-        type=lambda t: _whole(t, 0),
+        type=count,
         default=DEFAULT_LOADS,
         metavar="N",
         help=f"how many of the newest loads to show (default {DEFAULT_LOADS})",
     )
     parser.add_argument(
         "--days",
-        type=lambda t: _whole(t, 1),
+        type=positive_int,
         default=DEFAULT_DAYS,
         metavar="N",
         help=f"credits spent over the last N days (default {DEFAULT_DAYS})",
     )
     parser.add_argument(
         "--lock-timeout",
-        type=_seconds,
+        type=seconds,
         default=10.0,
         metavar="SECONDS",
         help="how long to wait while another process writes the DuckDB file (default 10)",
