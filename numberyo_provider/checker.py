@@ -42,15 +42,17 @@ from numberyo_provider import schema
 from numberyo_provider.budget import DEFAULT_COST_ESTIMATE, WAIT, Budget, Reservation
 from numberyo_provider.client import NumberYoClient
 from numberyo_provider.errors import (
+    CheckRunError,
     ConfigurationError,
     InsufficientCreditsError,
+    InsufficientCreditsStop,
     NotFoundError,
     NumberYoError,
+    SyncCancelled,
     TransportError,
     UnsupportedCheckTypeError,
     ValidationError,
 )
-from numberyo_provider.extract import SyncCancelled
 from numberyo_provider.ledger import (
     CREATED,
     DEFAULT_CLAIM_LEASE,
@@ -105,18 +107,6 @@ STOP_ERROR = "error"
 
 _EXTRA_ENVELOPE_KEYS = frozenset({"status"})
 _LOAD_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-class CheckRunError(NumberYoError):
-    """The run stopped on an error that every further request would hit (token, server...)."""
-
-
-class InsufficientCreditsStop(NumberYoError):
-    """The account ran out of credits; what was done is kept, the rest is ``not_checked``."""
-
-    def __init__(self, message: str, summary: CheckSummary) -> None:
-        super().__init__(message)
-        self.summary = summary
 
 
 class Sink(Protocol):

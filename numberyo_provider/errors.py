@@ -8,7 +8,11 @@ Callers branch on the class, not on message text: :class:`OutcomeUnknownError` i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from numberyo_provider.checker import CheckSummary
+    from numberyo_provider.status import StatusReport
 
 
 def _restore(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
@@ -304,22 +308,96 @@ def validation_details(body: Any) -> str | None:
     return "; ".join(parts)
 
 
+class WarehouseError(NumberYoError):
+    """A warehouse operation failed; the message names the database and what to do."""
+
+
+class WarehouseLockedError(WarehouseError):
+    """Another process holds the warehouse (DuckDB's single writer) past the lock timeout."""
+
+
+class LoadError(WarehouseError):
+    """A load could not be committed; nothing of it is visible (the transaction rolled back)."""
+
+
+class SyncCancelled(NumberYoError):
+    """The run was asked to stop (``on_kill``, Ctrl-C); nothing was committed."""
+
+
+class ListingUnstableError(NumberYoError):
+    """The check list kept shrinking while we paged it: a complete listing could not be proven."""
+
+
+class SchemaMismatchError(NumberYoError, ValueError):
+    """Data handed to the lander does not fit the table's schema; names the column."""
+
+
+class NumbersFailedError(NumberYoError):
+    """Numbers of the run failed or their outcome stayed unknown; what was created is kept.
+
+    ``nothing_checked``: the run created (or found) no check at all, e.g. the API was unreachable;
+    otherwise the run was partial.
+    """
+
+    def __init__(self, message: str, *, failed: int, unknown: int, nothing_checked: bool) -> None:
+        super().__init__(message)
+        self.failed = failed
+        self.unknown = unknown
+        self.nothing_checked = nothing_checked
+
+
+class CheckRunError(NumberYoError):
+    """The run stopped on an error that every further request would hit (token, server...)."""
+
+
+class InsufficientCreditsStop(NumberYoError):
+    """The account ran out of credits; what was done is kept, the rest is ``not_checked``."""
+
+    def __init__(self, message: str, summary: CheckSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class StatusError(NumberYoError):
+    """The report could not be read (no warehouse, unreachable database, not a numberyo one)."""
+
+
+class NeedsAttention(NumberYoError):
+    """Raised by :meth:`StatusReport.raise_for_attention`: the report lists what needs a person."""
+
+    def __init__(self, report: StatusReport) -> None:
+        self.report = report
+        items = "; ".join(f"[{a.code}] {a.message}" for a in report.attention)
+        super().__init__(f"{report.warehouse} needs attention: {items}")
+
+
 __all__ = [
     "AuthenticationError",
     "BadResponseError",
+    "CheckRunError",
     "ConfigurationError",
     "InconsistentPaginationError",
     "InsufficientCreditsError",
+    "InsufficientCreditsStop",
     "LandingError",
+    "ListingUnstableError",
+    "LoadError",
+    "NeedsAttention",
     "NotFoundError",
     "NumberYoAPIError",
     "NumberYoError",
+    "NumbersFailedError",
     "OutcomeUnknownError",
     "RateLimitedError",
     "ResponseTooLargeError",
+    "SchemaMismatchError",
     "ServerError",
+    "StatusError",
+    "SyncCancelled",
     "TransportError",
     "UnsupportedCheckTypeError",
     "ValidationError",
+    "WarehouseError",
+    "WarehouseLockedError",
     "validation_details",
 ]

@@ -43,8 +43,9 @@ from numberyo_provider.client import CHECKS_PATH, NumberYoClient
 from numberyo_provider.errors import (
     BadResponseError,
     InconsistentPaginationError,
+    ListingUnstableError,
     NotFoundError,
-    NumberYoError,
+    SyncCancelled,
     UnsupportedCheckTypeError,
 )
 from numberyo_provider.models import CHECK_TYPES, Check, CheckPage, CheckResults
@@ -54,14 +55,6 @@ log = logging.getLogger(__name__)
 
 #: Statuses of ``GET /api/checks/{id}/results`` recorded per check instead of failing the run.
 RECORDED_STATUSES = (400, 404)
-
-
-class SyncCancelled(NumberYoError):
-    """The run was asked to stop (``on_kill``, Ctrl-C); nothing was committed."""
-
-
-class ListingUnstableError(NumberYoError):
-    """The check list kept shrinking while we paged it: a complete listing could not be proven."""
 
 
 class WatermarkLike(Protocol):

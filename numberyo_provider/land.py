@@ -64,7 +64,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from numberyo_provider.errors import ConfigurationError, NumberYoError
+from numberyo_provider.errors import ConfigurationError, SchemaMismatchError
 from numberyo_provider.private_files import create_private_file, make_private_dirs
 from numberyo_provider.schema import CHECKS, HLR_RESULTS, OTHER_RESULTS, VERIFY_RESULTS, Table
 
@@ -85,10 +85,6 @@ _TYPE_OF_RESULTS_TABLE = {HLR_RESULTS.name: "HLR", VERIFY_RESULTS.name: "Verify"
 _TYPED_BY_COLUMN = (CHECKS.name, OTHER_RESULTS.name)
 _LOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_-]+")
-
-
-class SchemaMismatchError(NumberYoError, ValueError):
-    """Data handed to the lander does not fit the table's schema; names the column."""
 
 
 @dataclass(frozen=True)

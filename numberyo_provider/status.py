@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from numberyo_provider import schema
-from numberyo_provider.errors import ConfigurationError, NumberYoError
+from numberyo_provider.errors import ConfigurationError, NeedsAttention, NumberYoError, StatusError
 from numberyo_provider.privacy import mask_value
 
 #: Why a report needs attention (``Attention.code``), and what to do about each.
@@ -45,19 +45,6 @@ DEFAULT_LOADS = 10
 DEFAULT_DAYS = 30
 #: Rows listed per section (totals are always exact).
 SAMPLE = 10
-
-
-class StatusError(NumberYoError):
-    """The report could not be read (no warehouse, unreachable database, not a numberyo one)."""
-
-
-class NeedsAttention(NumberYoError):
-    """Raised by :meth:`StatusReport.raise_for_attention`: the report lists what needs a person."""
-
-    def __init__(self, report: StatusReport) -> None:
-        self.report = report
-        items = "; ".join(f"[{a.code}] {a.message}" for a in report.attention)
-        super().__init__(f"{report.warehouse} needs attention: {items}")
 
 
 @dataclass(frozen=True)

@@ -10,24 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from numberyo_provider.errors import NumberYoError
+from numberyo_provider.errors import NumbersFailedError
 
 if TYPE_CHECKING:
     from numberyo_provider.checker import CheckSummary
-
-
-class NumbersFailedError(NumberYoError):
-    """Numbers of the run failed or their outcome stayed unknown; what was created is kept.
-
-    ``nothing_checked``: the run created (or found) no check at all, e.g. the API was unreachable;
-    otherwise the run was partial.
-    """
-
-    def __init__(self, message: str, *, failed: int, unknown: int, nothing_checked: bool) -> None:
-        super().__init__(message)
-        self.failed = failed
-        self.unknown = unknown
-        self.nothing_checked = nothing_checked
 
 
 def money_spent(summary: CheckSummary, *, loaded: bool | None) -> str:

@@ -25,8 +25,11 @@ from __future__ import annotations
 import re
 import sys
 
-from numberyo_provider.errors import ConfigurationError, InsufficientCreditsError
-from numberyo_provider.verdict import NumbersFailedError
+from numberyo_provider.errors import (
+    ConfigurationError,
+    InsufficientCreditsError,
+    NumbersFailedError,
+)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -9,16 +9,18 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl
 
-from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.errors import (
+    ConfigurationError,
+    LoadError,
+    WarehouseError,
+    WarehouseLockedError,
+)
 from numberyo_provider.warehouse.base import (
     ACCEPTED_URLS,
     COALESCE_ON_MERGE,
     LoadCommit,
-    LoadError,
     LoadResult,
     Warehouse,
-    WarehouseError,
-    WarehouseLockedError,
     Watermark,
 )
 

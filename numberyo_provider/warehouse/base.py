@@ -21,8 +21,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from numberyo_provider.errors import NumberYoError
-from numberyo_provider.land import LandedFile, SchemaMismatchError, conform
+from numberyo_provider.errors import LoadError, SchemaMismatchError
+from numberyo_provider.land import LandedFile, conform
 from numberyo_provider.schema import (
     CHECKS,
     DATA_TABLES,
@@ -47,18 +47,6 @@ ACCEPTED_URLS = (
 COALESCE_ON_MERGE: Mapping[str, tuple[str, ...]] = {
     CHECKS.name: ("source", "user_cost", "phone_number", "extra"),
 }
-
-
-class WarehouseError(NumberYoError):
-    """A warehouse operation failed; the message names the database and what to do."""
-
-
-class WarehouseLockedError(WarehouseError):
-    """Another process holds the warehouse (DuckDB's single writer) past the lock timeout."""
-
-
-class LoadError(WarehouseError):
-    """A load could not be committed; nothing of it is visible (the transaction rolled back)."""
 
 
 @dataclass(frozen=True)

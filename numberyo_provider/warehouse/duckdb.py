@@ -38,7 +38,7 @@ import duckdb
 import fsspec
 import pyarrow as pa
 
-from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.errors import ConfigurationError, LoadError, WarehouseError
 from numberyo_provider.private_files import make_private_dirs
 from numberyo_provider.schema import (
     ALL_TABLES,
@@ -56,9 +56,7 @@ from numberyo_provider.warehouse import ddl
 from numberyo_provider.warehouse.base import (
     COALESCE_ON_MERGE,
     LoadCommit,
-    LoadError,
     Warehouse,
-    WarehouseError,
     Watermark,
     first_error,
     paths_from_manifest,

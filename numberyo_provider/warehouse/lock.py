@@ -15,9 +15,8 @@ from pathlib import Path
 
 import duckdb
 
-from numberyo_provider.errors import ConfigurationError
+from numberyo_provider.errors import ConfigurationError, WarehouseLockedError
 from numberyo_provider.private_files import create_private_with
-from numberyo_provider.warehouse.base import WarehouseLockedError
 from numberyo_provider.warehouse.ddl import quote_ident, quote_literal
 
 #: Another process holds the file; or another DuckDB instance of this process has it attached.

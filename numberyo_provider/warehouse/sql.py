@@ -30,11 +30,18 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
-from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.land import SchemaMismatchError, conform
+from numberyo_provider.errors import (
+    ConfigurationError,
+    LoadError,
+    SchemaMismatchError,
+    WarehouseError,
+    WarehouseLockedError,
+)
+from numberyo_provider.land import conform
 from numberyo_provider.schema import (
     CHECKS,
     LOADS,
@@ -49,10 +56,7 @@ from numberyo_provider.warehouse.base import (
     ACCEPTED_URLS,
     COALESCE_ON_MERGE,
     LoadCommit,
-    LoadError,
     Warehouse,
-    WarehouseError,
-    WarehouseLockedError,
     Watermark,
     first_error,
     paths_from_manifest,
@@ -434,7 +438,7 @@ class SqlWarehouse(Warehouse):
         keys = [stage.c[k] for k in table.primary_key]
         latest = (
             sa.select(*[stage.c[n] for n in names])
-            .distinct(*keys)
+            .ext(distinct_on(*keys))
             .order_by(*keys, stage.c[_ORD].desc())
         )
         written = conn.execute(
