@@ -154,3 +154,23 @@ def test_the_simulator_logs_each_request_on_request() -> None:
         _, err = proc.communicate(timeout=30)
     assert "numberyo simulate: 127.0.0.1:" in err and '"GET /api/checks?page=1 HTTP/1.1" 200' in err
     assert "sekret-token" not in err
+
+
+def test_a_command_run_in_process_gives_the_callers_logging_back(
+    contacts: str, tmp_path: Path, monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``-v`` points our logger at stderr; after ``main()`` returns, records reach the caller's
+    handlers again (a stale handler on a closed stderr once hid a later test's log records)."""
+    import logging
+
+    monkeypatch.delenv("NUMBERYO_API_TOKEN", raising=False)
+    logger = logging.getLogger("numberyo_provider")
+    before = (list(logger.handlers), logger.propagate, logger.level)
+    wh = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    argv = ["check", "--source", contacts, "--table", "contacts", "--column", "phone",
+            "--type", "HLR", "--warehouse", wh, "--dry-run", "-v"]  # fmt: skip
+    assert main(argv) == 0
+    assert (list(logger.handlers), logger.propagate, logger.level) == before
+    with caplog.at_level(logging.INFO, logger="numberyo_provider"):
+        logging.getLogger("numberyo_provider.client").info("still seen")
+    assert "still seen" in caplog.text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -43,11 +44,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help(sys.stderr)
         return 2
+    logger = logging.getLogger("numberyo_provider")
+    saved = (list(logger.handlers), logger.propagate, logger.level, logger.disabled)
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:
         print("numberyo: interrupted", file=sys.stderr)
         return 130
+    finally:
+        # A command points our logger at its stderr; called in-process (tests, notebooks), the
+        # caller's logging is given back as it was.
+        logger.handlers, logger.propagate, logger.level, logger.disabled = saved
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,7 +30,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
@@ -64,6 +63,19 @@ from numberyo_provider.warehouse.base import (
     upsert_rows,
     utc,
 )
+
+try:  # SQLAlchemy 2.1, where select().distinct(*keys) is deprecated
+    from sqlalchemy.dialects.postgresql import distinct_on as _pg_distinct_on
+except ImportError:  # pragma: no cover - SQLAlchemy 2.0
+    _pg_distinct_on = None  # type: ignore[assignment]
+
+
+def _distinct_on(select: sa.Select[Any], keys: Sequence[Any]) -> sa.Select[Any]:
+    """PostgreSQL's ``DISTINCT ON (keys)``, the way the installed SQLAlchemy wants it."""
+    if _pg_distinct_on is None:  # pragma: no cover - SQLAlchemy 2.0
+        return select.distinct(*keys)
+    return select.ext(_pg_distinct_on(*keys))
+
 
 #: Rows per Arrow batch read from a Parquet file (and per COPY chunk / executemany call). Landed
 #: files hold up to 250,000 rows since landing partitions by load: a batch, its conformed copy
@@ -436,10 +448,8 @@ class SqlWarehouse(Warehouse):
 
         self._copy(conn, stage, [*names, _ORD], numbered())
         keys = [stage.c[k] for k in table.primary_key]
-        latest = (
-            sa.select(*[stage.c[n] for n in names])
-            .ext(distinct_on(*keys))
-            .order_by(*keys, stage.c[_ORD].desc())
+        latest = _distinct_on(sa.select(*[stage.c[n] for n in names]), keys).order_by(
+            *keys, stage.c[_ORD].desc()
         )
         written = conn.execute(
             sa.select(sa.func.count()).select_from(sa.select(*keys).distinct().subquery())
