@@ -16,7 +16,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from numberyo_provider.config import BASE_URL_ENV, PARQUET_DEFAULT_TEXT
-from numberyo_provider.privacy import MODES as PRIVACY_MODES
 
 __all__ = [
     "add_api_options",
@@ -140,6 +139,9 @@ def add_api_options(parser: Any, *, conn_id: bool = False) -> None:
 def add_output_options(parser: Any, *, what: str) -> Any:
     """``--warehouse``, ``--parquet-dir``, ``--privacy``, ``--lock-timeout``, ``--json``,
     ``--no-progress``, ``-v``; returns the group (for a subcommand's own output flags)."""
+    # Imported here: privacy pulls in pyarrow, which `numberyo simulate` never needs.
+    from numberyo_provider.privacy import MODES as PRIVACY_MODES
+
     group = parser.add_argument_group("output")
     group.add_argument(
         "--warehouse",

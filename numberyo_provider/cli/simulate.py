@@ -18,10 +18,11 @@ import os
 import signal
 import sys
 import threading
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from numberyo_provider.cli.options import amount, count, positive_int
 from numberyo_provider.config import TOKEN_ENV
 
 DEFAULT_TOKEN = "demo-token"  # noqa: S105 - the documented token of a local demo server
@@ -49,49 +50,20 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
 def _port(text: str) -> int:
-    value = _non_negative_int(text)
+    value = count(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"expected a port between 0 and 65535, got {text!r}")
     return value
 
 
-def _amount(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(
-            f"expected an amount such as 1000 or 0.50, got {text!r}"
-        ) from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"expected an amount >= 0, got {text!r}")
-    return value
-
-
 def _cost(text: str) -> tuple[str, Decimal]:
-    check_type, sep, amount = text.partition("=")
+    check_type, sep, text_amount = text.partition("=")
     if not sep or check_type not in ("HLR", "Verify"):
         raise argparse.ArgumentTypeError(
             f"expected TYPE=AMOUNT with TYPE HLR or Verify (e.g. Verify=0.25), got {text!r}"
         )
-    return check_type, _amount(amount)
+    return check_type, amount(text_amount)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"API token the account accepts (default: ${TOKEN_ENV}, else {DEFAULT_TOKEN!r})",
     )
     parser.add_argument(
-        "--credits", type=_amount, default=Decimal(1000), help="starting balance (1000)"
+        "--credits", type=amount, default=Decimal(1000), help="starting balance (1000)"
     )
     parser.add_argument(
         "--cost",
@@ -118,13 +90,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--seed-checks",
-        type=_non_negative_int,
+        type=count,
         default=250,
         help="existing checks in the account's history, free of charge (250)",
     )
     parser.add_argument(
         "--seed-span-days",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="DAYS",
         help="spread the seeded history over DAYS days (e.g. 1095 for three years) with growing "
@@ -145,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--retry-after-s",
-        type=_non_negative_int,
+        type=count,
         default=1,
         help="Retry-After seconds sent with those 429s (1)",
     )
@@ -157,7 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--random-seed",
-        type=_non_negative_int,
+        type=count,
         default=0,
         help="seed of the history and of the random faults, for reproducible runs (0)",
     )
