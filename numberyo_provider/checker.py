@@ -902,9 +902,14 @@ class Checker:
                 self._contended[digits] = rid
             for rid, digits in claimed.unresolved:
                 self._contended[digits] = rid
-            for _rid, digits in claimed.created:  # another run created it since we looked
+            for _rid, digits in claimed.created:  # created elsewhere since we looked
                 key = _key(digits)
-                if key not in self._run_created and key not in self._fresh:
+                if key in self._run_created or key in self._fresh:
+                    continue
+                if digits in claimed.created_by_run:  # another attempt of this run
+                    self._run_created.add(key)
+                    self.summary.already_created += 1
+                else:
                     self._fresh.add(key)
                     self.summary.fresh_skipped += 1
 

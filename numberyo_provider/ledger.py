@@ -366,6 +366,8 @@ class ClaimResult:
     unresolved: list[tuple[str, str]] = field(default_factory=list)
     #: Created meanwhile (by another run, or fresher than the caller's horizon): not sent.
     created: list[tuple[str, str]] = field(default_factory=list)
+    #: Those of ``created`` that this very run created (another attempt of it, e.g. a retry).
+    created_by_run: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -531,7 +533,7 @@ class Ledger:
             )
             holders = self._claims_where(conn, check_type, digits)
             blocking = conn.execute(
-                sa.select(t.c.phone_number, t.c.status).where(
+                sa.select(t.c.phone_number, t.c.status, t.c.run_id).where(
                     t.c.check_type == check_type,
                     t.c.phone_number.in_(digits),
                     sa.or_(
@@ -548,6 +550,9 @@ class Ledger:
             ).all()
             pending = {str(r[0]) for r in blocking if r[1] == PENDING}
             created = {str(r[0]) for r in blocking if r[1] == CREATED}
+            result.created_by_run = {
+                str(r[0]) for r in blocking if r[1] == CREATED and r[2] == run_id
+            }
             dropped: list[str] = []
             for d, rid in by_digits.items():
                 holder = holders.get(d)

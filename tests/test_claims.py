@@ -114,6 +114,10 @@ def test_pending_or_freshly_created_rows_block_a_claim(ledger: Ledger) -> None:
     )  # fmt: skip
     assert [d for _, d in got.unresolved] == ["3245600001"]
     assert [d for _, d in got.created] == ["3245600002"]
+    assert got.created_by_run == set()  # created by run "old", not by "new"
+    again = ledger.claim("old", "HLR", pairs("old", ["3245600002"]), owner=owner)
+    assert [d for _, d in again.created] == ["3245600002"]
+    assert again.created_by_run == {"3245600002"}  # a retry of "old" finds its own check
     assert [d for _, d in got.granted] == ["3245600003"]
     # Claims of numbers not granted are not kept.
     assert [c.phone_number for c in ledger.claims_of("HLR")] == ["3245600003"]

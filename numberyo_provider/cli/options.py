@@ -25,6 +25,7 @@ __all__ = [
     "configure_logging",
     "count",
     "days",
+    "finite",
     "mebibytes",
     "positive_int",
     "seconds",
@@ -64,37 +65,32 @@ def amount(text: str) -> Decimal:
     return value
 
 
-def days(text: str) -> float:
-    """A finite number of days >= 0."""
+def finite(text: str, unit: str, *, zero: bool) -> float:
+    """A finite number of ``unit``, > 0 (or >= 0 with ``zero``): the one rule for every flag
+    that takes an amount of time or size."""
+    bound = ">= 0" if zero else "> 0"
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number of days >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number of {unit}, got {text!r}") from None
+    if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+        raise argparse.ArgumentTypeError(f"expected a number of {unit} {bound}, got {text!r}")
     return value
+
+
+def days(text: str) -> float:
+    """A finite number of days >= 0."""
+    return finite(text, "days", zero=True)
 
 
 def seconds(text: str) -> float:
     """A finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
+    return finite(text, "seconds", zero=False)
 
 
 def mebibytes(text: str) -> float:
     """A finite number of MiB > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of MiB, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number of MiB > 0, got {text!r}")
-    return value
+    return finite(text, "MiB", zero=False)
 
 
 # --- the shared groups ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from numberyo_provider.cli.options import amount, count, positive_int
+from numberyo_provider.cli.options import amount, count, finite, positive_int
 from numberyo_provider.config import TOKEN_ENV
 
 DEFAULT_TOKEN = "demo-token"  # noqa: S105 - the documented token of a local demo server
@@ -40,14 +40,8 @@ def _share(text: str) -> float:
     return value
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if value < 0 or value != value:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+def _milliseconds(text: str) -> float:
+    return finite(text, "milliseconds", zero=True)
 
 
 def _port(text: str) -> int:
@@ -105,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--latency-ms",
-        type=_non_negative_float,
+        type=_milliseconds,
         default=0.0,
         help="time from a request's arrival to its answer, the server's work included (0)",
     )
