@@ -5,3 +5,7 @@ layer lives in ``hooks``, ``operators``, ``sensors`` and ``triggers``.
 """
 
 __version__ = "0.1.0"
+
+from numberyo_provider import _moved
+
+_moved.install()
