@@ -17,7 +17,15 @@ import warnings
 from types import ModuleType
 
 #: old dotted name -> new dotted name. Moved in 0.2.0; aliases go in 0.3.0.
-MOVED: dict[str, str] = {}
+MOVED: dict[str, str] = {
+    # The HTTP API domain: numberyo_provider/api/ (issue 11).
+    "numberyo_provider.async_client": "numberyo_provider.api.async_client",
+    "numberyo_provider.client": "numberyo_provider.api.client",
+    "numberyo_provider.deadline": "numberyo_provider.api.deadline",
+    "numberyo_provider.models": "numberyo_provider.api.models",
+    "numberyo_provider.ratelimit": "numberyo_provider.api.ratelimit",
+    "numberyo_provider.retry": "numberyo_provider.api.retry",
+}
 
 
 class _AliasLoader(importlib.abc.Loader):

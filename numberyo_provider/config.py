@@ -95,7 +95,7 @@ def resolve_base_url(
     environ: Mapping[str, str] | None = None,
 ) -> str:
     """The API address: explicit, the connection's host, ``NUMBERYO_BASE_URL``, production."""
-    from numberyo_provider.client import DEFAULT_BASE_URL
+    from numberyo_provider.api.client import DEFAULT_BASE_URL
 
     return _first(explicit, connection, _env(environ).get(BASE_URL_ENV)) or DEFAULT_BASE_URL
 

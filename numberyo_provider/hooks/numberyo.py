@@ -12,8 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 from airflow.sdk import BaseHook
 from asgiref.sync import sync_to_async
 
-from numberyo_provider.async_client import AsyncNumberYoClient
-from numberyo_provider.client import (
+from numberyo_provider.api.async_client import AsyncNumberYoClient
+from numberyo_provider.api.client import (
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_MB,

@@ -1,12 +1,12 @@
 """The NumberYo HTTP client: typed answers, precise errors, retries that never double-charge.
 
 One :class:`NumberYoClient` owns one ``requests.Session``; share it between worker threads (size
-``pool_size`` to their number). Retry decisions live in :mod:`numberyo_provider.retry`, the rate
-limit in :mod:`numberyo_provider.ratelimit`; the behaviour is summarised in ``docs/client.md``.
+``pool_size`` to their number). Retry decisions live in :mod:`numberyo_provider.api.retry`, the rate
+limit in :mod:`numberyo_provider.api.ratelimit`; the behaviour is summarised in ``docs/client.md``.
 
 Every rule that decides behaviour (token and URL cleaning, headers, the size limit, decoding, the
 status -> exception mapping, what is retried) lives in :class:`_ClientCore`, which the asyncio path
-(:mod:`numberyo_provider.async_client`) shares: a transport only sends one attempt.
+(:mod:`numberyo_provider.api.async_client`) shares: a transport only sends one attempt.
 
 The token never appears in a message, a log line, a ``repr`` or an exception chain: it lives only
 in the session's auth object, requests' own exceptions (which hold the request and its headers) are
@@ -35,8 +35,24 @@ import urllib3.exceptions
 from requests.structures import CaseInsensitiveDict
 
 from numberyo_provider import __version__
+from numberyo_provider.api.deadline import Deadline, DeadlineAdapter, armed, attach_response
+from numberyo_provider.api.models import (
+    Check,
+    CheckPage,
+    CheckResults,
+    CreatedCheck,
+    normalize_check_type,
+)
+from numberyo_provider.api.ratelimit import RateLimiter
+from numberyo_provider.api.retry import (
+    IDEMPOTENT_METHODS,
+    Failure,
+    RetryPolicy,
+    classify_failure,
+    may_retry,
+    parse_retry_after,
+)
 from numberyo_provider.config import TOKEN_ENV
-from numberyo_provider.deadline import Deadline, DeadlineAdapter, armed, attach_response
 from numberyo_provider.errors import (
     AuthenticationError,
     BadResponseError,
@@ -52,22 +68,6 @@ from numberyo_provider.errors import (
     UnsupportedCheckTypeError,
     ValidationError,
     validation_details,
-)
-from numberyo_provider.models import (
-    Check,
-    CheckPage,
-    CheckResults,
-    CreatedCheck,
-    normalize_check_type,
-)
-from numberyo_provider.ratelimit import RateLimiter
-from numberyo_provider.retry import (
-    IDEMPOTENT_METHODS,
-    Failure,
-    RetryPolicy,
-    classify_failure,
-    may_retry,
-    parse_retry_after,
 )
 
 DEFAULT_BASE_URL = "https://www.numberyo.tech"
@@ -415,7 +415,7 @@ def _innermost(exc: BaseException) -> BaseException:
 
 class _ClientCore:
     """Everything that decides behaviour, shared by :class:`NumberYoClient` (requests, threads)
-    and :class:`~numberyo_provider.async_client.AsyncNumberYoClient` (httpx, asyncio): the
+    and :class:`~numberyo_provider.api.async_client.AsyncNumberYoClient` (httpx, asyncio): the
     cleaned token, base URL, timeouts and limits, the headers, the retry policy and rate limit,
     and what an attempt's result means (:meth:`_settle`: decode, retry or which error). A
     transport only sends one attempt and reads its body through :class:`_Body`."""
