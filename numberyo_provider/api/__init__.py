@@ -11,9 +11,19 @@ The public face, importable from here::
 - :class:`RateLimiter` (``ratelimit``), to share one request rate between several clients, and
   :class:`RetryPolicy` (``retry``), the backoff a client follows.
 
-The modules behind them: ``client`` (the rules and the sync transport), ``async_client``,
-``retry``, ``ratelimit``, ``deadline`` (the total time limit of one attempt) and ``models``. Every
-exception is in :mod:`numberyo_provider.errors`.
+The modules behind them, one concept each:
+
+- ``core``: the rules both clients share (the settings every attempt follows, and what an
+  attempt's result means: the decoded body, a retry, or which exception);
+- ``client`` and ``async_client``: the two transports (requests and httpx), each sending one
+  attempt, and the API's calls;
+- ``answers``: what an attempt comes back with, read under the size limit, and the JSON guards;
+- ``inputs``: the arguments' defaults and their checks, before anything is sent;
+- ``auth``: the token, cleaned once and never shown;
+- ``retry`` (when to send again), ``ratelimit``, ``deadline`` (the total time limit of one sync
+  attempt) and ``models``.
+
+Every exception is in :mod:`numberyo_provider.errors`.
 
 Names are resolved on first use (:pep:`562`), so this package costs nothing to import: importing
 ``numberyo_provider.api.models`` does not import requests, and importing the sync client does not

@@ -3,12 +3,14 @@
 For code that runs on an event loop (an Airflow trigger). It is a second *transport*, not a second
 client: token and base-URL cleaning, the headers, the per-attempt deadline, the size limit, JSON
 decoding and its guards, the status -> exception mapping and the retry decisions all come from
-:class:`numberyo_provider.api.client._ClientCore`, exactly as :class:`NumberYoClient` uses them.
-Only sending one attempt and waiting are asynchronous here. It lists checks and nothing else: it
+:class:`numberyo_provider.api.core._ClientCore`, and the body is read by
+:class:`numberyo_provider.api.answers._Body`, exactly as :class:`NumberYoClient` uses them. Only
+sending one attempt and waiting are asynchronous here. It lists checks and nothing else: it
 never creates (pays for) one.
 
 It lives apart from ``client.py`` so that importing the sync client (the CLI, every worker) does not
-import httpx (about 0.1 s).
+import httpx (about 0.1 s); nor does it import ``client.py`` (the requests transport and its
+deadline watchdog).
 """
 
 from __future__ import annotations
@@ -28,20 +30,14 @@ import httpx
 from requests.structures import CaseInsensitiveDict
 from requests.utils import select_proxy
 
-from numberyo_provider.api.client import (
-    _CHUNK,
-    CHECKS_PATH,
+from numberyo_provider.api.answers import _CHUNK, _Answer, _Body, _clip, _Failed, _TooLarge
+from numberyo_provider.api.auth import _BearerAuth
+from numberyo_provider.api.core import CHECKS_PATH, _ClientCore
+from numberyo_provider.api.inputs import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_RESPONSE_MB,
     DEFAULT_TIMEOUT,
-    _Answer,
-    _BearerAuth,
-    _Body,
-    _ClientCore,
-    _clip,
-    _Failed,
     _positive_int,
-    _TooLarge,
 )
 from numberyo_provider.api.models import CheckPage
 from numberyo_provider.api.ratelimit import RateLimiter
