@@ -466,3 +466,16 @@ def test_requests_in_flight_are_listed_but_not_an_alert(
     assert report.attention == []
     assert done and done[0].summary.created == 2
     assert read_status(wh).pending_total == 0  # settled once the answers came
+
+
+def test_importing_the_status_package_loads_no_table_definitions_or_drivers() -> None:
+    """``numberyo status --help`` and a DAG file with the status operator pay nothing for the
+    warehouse side: pyarrow, DuckDB and SQLAlchemy come with the first report."""
+    code = (
+        "import sys\n"
+        "import numberyo_provider.status\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'pyarrow', 'duckdb', 'sqlalchemy'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
