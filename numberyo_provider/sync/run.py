@@ -36,6 +36,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -55,7 +57,13 @@ from numberyo_provider.sync.extract import (
     check_order_key,
 )
 from numberyo_provider.sync.normalize import normalize_checks
-from numberyo_provider.sync.pipeline import PAGES, RESULTS, LandingThread, RequestPool
+from numberyo_provider.sync.pipeline import (
+    LANDING_JOIN_S,
+    PAGES,
+    RESULTS,
+    LandingThread,
+    RequestPool,
+)
 from numberyo_provider.sync.summary import SyncSummary, wm_dict, wm_text
 
 if TYPE_CHECKING:
@@ -141,6 +149,10 @@ class _Run:
         #: (a concurrent load of the same checks only costs their results' free GETs again).
         self._warehouse_was_empty = False
         self._warehouse: Warehouse | None = None
+        #: The warehouse's watermark once :meth:`_set_up` ran (on its own thread when the run
+        #: knows beforehand that everything it lists is new, see :meth:`_knows_all_is_new`).
+        self._setup: Future[Watermark | None] = Future()
+        self._setup_thread: threading.Thread | None = None
         self.summary = SyncSummary(
             load_id=load_id,
             warehouse=warehouse_url,
@@ -256,24 +268,70 @@ class _Run:
         self.prepared = True
         return None if self.full_refresh else watermark
 
-    def execute(self) -> SyncSummary:
-        from numberyo_provider.sync.land import ParquetLander
-        from numberyo_provider.warehouse.base import LoadCommit, Watermark
+    def _knows_all_is_new(self) -> bool:
+        """Whether every check listed will be loaded whatever the warehouse holds: a full
+        refresh, or a DuckDB file that does not exist yet (a first backfill). Such a run lists
+        and fetches while the warehouse is set up (imports, schema, watermark: a few tenths of a
+        second, more behind a lock), instead of after. Conservative: when in doubt, False."""
+        if self.full_refresh:
+            return True
+        url = self.warehouse_url.strip()
+        if not url.lower().startswith("duckdb:///"):
+            return False  # a server database: only a query can tell
+        path = url[len("duckdb:///") :].split("?", 1)[0]
+        return path == ":memory:" or not os.path.lexists(path)
 
+    def _set_up(self) -> None:
+        """Prepare the warehouse, then open the lander; the outcome goes to ``self._setup``."""
+        from numberyo_provider.sync.land import ParquetLander
+
+        try:
+            watermark = self.prepare()
+            self._stage("started")
+            with self._landing():
+                self.lander = ParquetLander(
+                    self.parquet_path,
+                    self.load_id,
+                    storage_options=self.storage_options,
+                    rows_per_file=self.rows_per_file,
+                    max_buffered_rows=self.max_buffered_rows,
+                )
+        except BaseException as exc:
+            self._setup.set_exception(exc)
+            self.stop.set()  # the main thread stops listing, then raises ``exc``
+        else:
+            self._setup.set_result(watermark)
+
+    def _set_up_done(self) -> Watermark | None:
+        """Wait for :meth:`_set_up` (raises its error); a cancellation ends the wait."""
+        while True:
+            try:
+                return self._setup.result(timeout=0.2)
+            except FutureTimeout:
+                if not self._setup.done():  # else: its own error, not the stop it caused
+                    self._check_stop()
+
+    def _join_setup(self) -> None:
+        thread = self._setup_thread
+        if thread is not None and thread.is_alive():
+            thread.join(LANDING_JOIN_S)
+            if thread.is_alive():
+                log.warning("sync %s: the warehouse set-up did not stop in time", self.load_id)
+
+    def execute(self) -> SyncSummary:
         clock = time.monotonic()
         self.check_landing_root()
-        watermark = self.prepare()
-        previous_watermark = self.summary.watermark_before
-        self._total_from_pages = watermark is None
-        self._stage("started")
-        with self._landing():
-            self.lander = ParquetLander(
-                self.parquet_path,
-                self.load_id,
-                storage_options=self.storage_options,
-                rows_per_file=self.rows_per_file,
-                max_buffered_rows=self.max_buffered_rows,
+        if self._knows_all_is_new():
+            self._warehouse_was_empty = True
+            self._setup_thread = threading.Thread(
+                target=self._set_up, name=f"numberyo-{self.load_id}-setup", daemon=True
             )
+            self._setup_thread.start()
+            watermark = None
+        else:
+            self._set_up()
+            watermark = self._setup.result()
+        self._total_from_pages = watermark is None
         pool = RequestPool(self.concurrency, f"numberyo-{self.load_id}")
         clean_exit = False
         landing = LandingThread(self)
@@ -297,12 +355,16 @@ class _Run:
             if batch:
                 landing.put(self._dispatch(batch, fetcher))
             landing.finish()
+            self._set_up_done()
             self._check_stop()
             clean_exit = True
         except BaseException as exc:
-            # A landing failure stops the run (the lister then sees a cancellation): report the
-            # failure itself. Read it before abandon(), which cancels the landing thread too.
+            # A landing or set-up failure stops the run (the lister then sees a cancellation):
+            # report the failure itself. Read it before abandon(), which cancels the landing
+            # thread too.
             first = landing.error
+            if first is None and self._setup.done():
+                first = self._setup.exception()
             landing.abandon()
             if first is not None and first is not exc:
                 raise first from None
@@ -321,11 +383,17 @@ class _Run:
         self.summary.created_while_listing = stats.created_while_listing
         self.summary.listing_complete = stats.reached_end
 
+        assert self.lander is not None  # opened by _set_up, which has finished
         with self._landing():
             files = self.lander.flush()
         self.summary.files = [f.path for f in files]
         self._stage("landed")
 
+        # Imported here, not above: it pulls in pyarrow.parquet and the warehouse layer, which
+        # a first backfill imports on the set-up thread while its first requests are out.
+        from numberyo_provider.warehouse.base import LoadCommit, Watermark
+
+        previous_watermark = self.summary.watermark_before
         new_watermark = _newer(lister.newest, previous_watermark, Watermark)
         commit = LoadCommit(
             load_id=self.load_id,
@@ -373,6 +441,7 @@ class _Run:
         return new, len(batch), fetcher.submit(new)
 
     def _land(self, checks: list[Check], listed: int, pending: PendingResults) -> None:
+        self._set_up_done()  # the lander exists only then
         results, errors = pending.wait()
         self._check_stop()
         self.errors.extend(errors)
@@ -422,6 +491,7 @@ class _Run:
         from numberyo_provider.sync.land import remove_files
 
         self.stop.set()
+        self._join_setup()  # nothing of the set-up may happen behind the clean-up
         if self.committed:  # a failure after the commit: the files hold committed rows
             return
         lander = self.lander
