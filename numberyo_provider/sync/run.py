@@ -239,7 +239,7 @@ class _Run:
     # --- the run ------------------------------------------------------------------------------
 
     def prepare(self) -> Watermark | None:
-        from numberyo_provider.sync.land import remove_files
+        from numberyo_provider.sync.land import remove_files, sweep_abandoned_temp_files
 
         with self._db("preparing the sync"):
             wh = self.warehouse
@@ -264,6 +264,14 @@ class _Run:
                     cleaned.append(load_id)
             with self._db("noting the cleaned failed loads"):
                 wh.mark_loads_cleaned(cleaned)
+        try:
+            swept = sweep_abandoned_temp_files(self.parquet_path)
+        except OSError as exc:  # like old leftovers above: never a reason to fail the run
+            log.warning("could not sweep abandoned temp files: %s", exc)
+            swept = []
+        if swept:
+            log.info("deleted %d temp file(s) that killed runs left while landing", len(swept))
+        self.summary.abandoned_temp_files_removed = len(swept)
         self.summary.watermark_before = wm_dict(watermark)
         self.prepared = True
         return None if self.full_refresh else watermark

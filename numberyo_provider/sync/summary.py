@@ -57,6 +57,8 @@ class SyncSummary:
     files: list[str] = field(default_factory=list)
     #: Files of earlier failed loads handed to the clean-up (deleted if they still existed).
     failed_load_files_cleaned: int = 0
+    #: Hidden temp files that killed runs left while landing, deleted by this run's set-up.
+    abandoned_temp_files_removed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
