@@ -32,8 +32,8 @@ from pathlib import Path
 
 from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.checker import Checker, CheckOptions
-from numberyo_provider.land import ParquetLander
 from numberyo_provider.ledger import Ledger
+from numberyo_provider.sync.land import ParquetLander
 
 TOKEN = "bench-token"
 

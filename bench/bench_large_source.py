@@ -70,9 +70,9 @@ def _floor() -> dict[str, Any]:
     import numberyo_provider.checker
     import numberyo_provider.cli
     import numberyo_provider.cli.check
-    import numberyo_provider.land
     import numberyo_provider.ledger
     import numberyo_provider.source
+    import numberyo_provider.sync.land
     import numberyo_provider.warehouse.duckdb  # noqa: F401
 
     return {"vmhwm_mb": round(_vmhwm_mb(), 1)}

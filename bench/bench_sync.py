@@ -58,7 +58,7 @@ SYNC_IMPORTS = (
     "sqlalchemy",
     "requests",
     "numberyo_provider.sync",
-    "numberyo_provider.land",
+    "numberyo_provider.sync.land",
     "numberyo_provider.warehouse.duckdb",
 )
 

@@ -18,6 +18,10 @@ from types import ModuleType
 
 #: old dotted name -> new dotted name. Moved in 0.2.0; aliases go in 0.3.0.
 MOVED: dict[str, str] = {
+    # The sync pipeline became a package; ``numberyo_provider.sync`` itself still exports run_sync.
+    "numberyo_provider.extract": "numberyo_provider.sync.extract",
+    "numberyo_provider.normalize": "numberyo_provider.sync.normalize",
+    "numberyo_provider.land": "numberyo_provider.sync.land",
     # The HTTP API domain: numberyo_provider/api/ (issue 11).
     "numberyo_provider.async_client": "numberyo_provider.api.async_client",
     "numberyo_provider.client": "numberyo_provider.api.client",

@@ -68,7 +68,6 @@ from numberyo_provider.ledger import (
     request_id,
     retire_owner,
 )
-from numberyo_provider.normalize import normalize_checks, normalize_created
 from numberyo_provider.numbers import Deduplicator, RejectedNumber, check_region, normalize
 from numberyo_provider.reconcile import (
     DEFAULT_SETTLE,
@@ -77,11 +76,12 @@ from numberyo_provider.reconcile import (
     wait_until_settled,
 )
 from numberyo_provider.sharding import check_shard, shard_of
+from numberyo_provider.sync.normalize import normalize_checks, normalize_created
 
 if TYPE_CHECKING:
-    from numberyo_provider.land import LandedFile
     from numberyo_provider.privacy import PrivacyPolicy
     from numberyo_provider.progress import Progress
+    from numberyo_provider.sync.land import LandedFile
     from numberyo_provider.warehouse import LoadResult, Warehouse
 
 log = logging.getLogger("numberyo_provider.checker")
@@ -110,7 +110,7 @@ _LOAD_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 class Sink(Protocol):
-    """Where created checks' rows go (a :class:`~numberyo_provider.land.ParquetLander`)."""
+    """Where created checks' rows go (a :class:`~numberyo_provider.sync.land.ParquetLander`)."""
 
     def write(self, table: schema.Table, data: pa.Table) -> None: ...
 
@@ -1162,8 +1162,8 @@ def run_check(
     :class:`Checker` before it starts (to wire ``stop()`` to Ctrl-C or ``on_kill``);
     ``stop_event`` is the event the checker sets to stop (share it with the client's ``sleep``).
     """
-    from numberyo_provider.land import ParquetLander
     from numberyo_provider.source import Source
+    from numberyo_provider.sync.land import ParquetLander
     from numberyo_provider.warehouse import connect_warehouse
 
     if isinstance(chunks, Source):
@@ -1283,7 +1283,7 @@ def commit_check_run(
     (a shard killed before it landed them, a lost file) are fetched again first (free GETs), so a
     load is complete whatever happened to the shards. Idempotent: loading again changes nothing.
     """
-    from numberyo_provider.land import ParquetLander
+    from numberyo_provider.sync.land import ParquetLander
     from numberyo_provider.warehouse import LoadCommit, connect_warehouse
 
     load_id = check_load_id(run_id)
@@ -1392,7 +1392,7 @@ def discover_landed_files(
     import fsspec
     import pyarrow.parquet as pq
 
-    from numberyo_provider.land import LandedFile
+    from numberyo_provider.sync.land import LandedFile
 
     fs, root = fsspec.core.url_to_fs(parquet_root, **dict(storage_options or {}))
     root = str(root).rstrip("/")

@@ -1,51 +1,18 @@
-"""``numberyo_provider.api``: its public face, its import weight, and the old flat import paths.
+"""``numberyo_provider.api``: its public face and its import weight.
 
 The HTTP API domain moved from the top of the package into ``numberyo_provider/api/`` (issue 11);
-the old paths keep working for one release, as aliases of the new modules with a
-DeprecationWarning (:mod:`numberyo_provider._moved`).
+``tests/test_moved.py`` checks that the old paths keep working, with a DeprecationWarning.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
-import warnings
 
 import pytest
 
 import numberyo_provider.api as api
-from numberyo_provider._moved import MOVED
-
-API_MODULES = ("async_client", "client", "deadline", "models", "ratelimit", "retry")
-
-
-@pytest.mark.parametrize("name", API_MODULES)
-def test_the_old_path_is_the_new_module_with_a_deprecation_warning(name: str) -> None:
-    old, new = f"numberyo_provider.{name}", f"numberyo_provider.api.{name}"
-    assert MOVED[old] == new
-    sys.modules.pop(old, None)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        __import__(old)  # a plain import statement, as user code has
-    assert sys.modules[old] is importlib.import_module(new)
-    messages = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
-    assert messages == [
-        f"{old} moved to {new}; the old path stops working in the next release. Update the import."
-    ]
-    assert caught[0].filename == __file__  # the warning points at the importing line
-
-
-def test_old_import_statements_still_work() -> None:
-    for name in API_MODULES:
-        sys.modules.pop(f"numberyo_provider.{name}", None)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from numberyo_provider.client import NumberYoClient  # type: ignore[import-not-found]
-        from numberyo_provider.models import Check  # type: ignore[import-not-found]
-    assert NumberYoClient is api.NumberYoClient
-    assert Check is api.Check
 
 
 def test_the_public_face() -> None:

@@ -24,9 +24,9 @@ import pytest
 from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.checker import Checker, CheckOptions, CheckRunError
 from numberyo_provider.errors import AuthenticationError
-from numberyo_provider.land import ParquetLander
 from numberyo_provider.ledger import CREATED, NOT_CHECKED, PENDING, Ledger
 from numberyo_provider.source import SourceSpec, iter_source_values
+from numberyo_provider.sync.land import ParquetLander
 
 FAST = {"reconcile_settle": timedelta(seconds=0.2), "reconcile_skew": timedelta(seconds=5)}
 
@@ -304,7 +304,7 @@ _CHILD = textwrap.dedent(
     from datetime import timedelta
     from numberyo_provider.checker import Checker, CheckOptions
     from numberyo_provider.api.client import NumberYoClient
-    from numberyo_provider.land import ParquetLander
+    from numberyo_provider.sync.land import ParquetLander
     from numberyo_provider.ledger import Ledger
 
     url, token, ledger_url, root, kill_after = sys.argv[1:6]

@@ -56,7 +56,7 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 @pytest.fixture
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries of a refused connection happen at once (the waits only make the test slow)."""
-    import numberyo_provider.sync as sync_module
+    import numberyo_provider.sync.run as sync_module
 
     monkeypatch.setattr(sync_module, "cancellable_sleep", lambda stop: lambda seconds: None)
 

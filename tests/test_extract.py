@@ -14,7 +14,7 @@ import pytest
 from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.api.models import parse_timestamp
 from numberyo_provider.errors import AuthenticationError, ServerError
-from numberyo_provider.extract import (
+from numberyo_provider.sync.extract import (
     CheckLister,
     ListingUnstableError,
     ResultFetcher,

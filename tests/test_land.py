@@ -14,14 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.land import (
+from numberyo_provider.schema import CHECKS, HLR_RESULTS, LOADS, VERIFY_RESULTS
+from numberyo_provider.sync.land import (
     LandedFile,
     ParquetLander,
     SchemaMismatchError,
     conform,
     remove_files,
 )
-from numberyo_provider.schema import CHECKS, HLR_RESULTS, LOADS, VERIFY_RESULTS
 
 UTC = timezone.utc
 DAY1 = datetime(2025, 3, 30, 14, 21, tzinfo=UTC)
@@ -423,7 +423,7 @@ def test_files_of_both_layouts_are_discovered_for_a_load(tmp_path: Path) -> None
 def test_one_fsync_per_finished_file_and_per_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from numberyo_provider import land
+    from numberyo_provider.sync import land
 
     file_syncs: list[int] = []
     dir_syncs: list[str] = []

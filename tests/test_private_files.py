@@ -119,8 +119,8 @@ def test_landed_parquet_files_and_their_directories_are_private(
 ) -> None:
     import pyarrow as pa
 
-    from numberyo_provider.land import ParquetLander
     from numberyo_provider.schema import HLR_RESULTS
+    from numberyo_provider.sync.land import ParquetLander
 
     umask(mask)
     root = tmp_path / "landing"

@@ -109,7 +109,7 @@ def build_troubled_warehouse(
     factory: Callable[..., Any], wh: str, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Any:
     """A warehouse with every kind of trouble, made by real runs; returns the simulator."""
-    from numberyo_provider import land
+    from numberyo_provider.sync import land
 
     server = factory(seed_checks=12, costs={"HLR": "1.50"})
     sim = server.sim

@@ -26,10 +26,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from numberyo_provider import land
 from numberyo_provider.cli import main
 from numberyo_provider.errors import LandingError
 from numberyo_provider.schema import ALL_TABLES, SCHEMA_NAME
+from numberyo_provider.sync import land
 
 NUMBER = "32456789023"
 

@@ -18,7 +18,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.land import LandedFile, ParquetLander
 from numberyo_provider.schema import (
     ALL_TABLES,
     CHECKS,
@@ -27,6 +26,7 @@ from numberyo_provider.schema import (
     VERIFY_RESULTS,
     description,
 )
+from numberyo_provider.sync.land import LandedFile, ParquetLander
 from numberyo_provider.warehouse import (
     LoadCommit,
     LoadError,

@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from numberyo_provider.land import LandedFile, ParquetLander
 from numberyo_provider.schema import (
     ALL_TABLES,
     CHECKS,
@@ -25,6 +24,7 @@ from numberyo_provider.schema import (
     VERIFY_RESULTS,
     description,
 )
+from numberyo_provider.sync.land import LandedFile, ParquetLander
 from numberyo_provider.warehouse import (
     LoadCommit,
     LoadError,

@@ -124,13 +124,19 @@ class DuckDBWarehouse(Warehouse):
             yield self._memory
             return
         directory = os.path.dirname(self.path)
-        if directory:
-            make_private_dirs(directory)
         # DuckDB makes its spill directory 0755 and removes it at close; one we make is 0700.
         spill = self.config.get("temp_directory") or ""
         made_spill = bool(spill) and not os.path.exists(spill)
-        if made_spill:
-            make_private_dirs(spill)
+        try:
+            if directory:
+                make_private_dirs(directory)
+            if made_spill:
+                make_private_dirs(spill)
+        except OSError as exc:
+            raise WarehouseError(
+                f"cannot create the DuckDB warehouse {self.path!r}: {exc.strerror or exc} "
+                f"({exc.filename}). Choose a path in a directory you can write to."
+            ) from exc
         con = connect_with_retry(
             self.path,
             timeout_s=self.lock_timeout_s,

@@ -40,7 +40,6 @@ from numberyo_provider.errors import (
     WarehouseError,
     WarehouseLockedError,
 )
-from numberyo_provider.land import conform
 from numberyo_provider.schema import (
     CHECKS,
     LOADS,
@@ -50,6 +49,7 @@ from numberyo_provider.schema import (
     SYNC_STATE,
     Table,
 )
+from numberyo_provider.sync.land import conform
 from numberyo_provider.warehouse import ddl
 from numberyo_provider.warehouse.base import (
     ACCEPTED_URLS,

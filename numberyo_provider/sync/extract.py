@@ -49,7 +49,7 @@ from numberyo_provider.errors import (
     SyncCancelled,
     UnsupportedCheckTypeError,
 )
-from numberyo_provider.normalize import UntypedResults
+from numberyo_provider.sync.normalize import UntypedResults
 
 log = logging.getLogger(__name__)
 
