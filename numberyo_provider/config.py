@@ -34,7 +34,9 @@ __all__ = [
     "PRIVACY_SECRET_ENV",
     "TOKEN_ENV",
     "default_parquet_dir",
+    "default_parquet_path",
     "resolve_base_url",
+    "resolve_parquet_path",
     "resolve_privacy",
     "resolve_token",
 ]
@@ -46,7 +48,7 @@ PRIVACY_SECRET_ENV = "NUMBERYO_PRIVACY_SECRET"  # noqa: S105 - a variable name
 PARQUET_DIR_ENV = "NUMBERYO_PARQUET_DIR"
 #: The landing directory's name when nothing says where it is.
 PARQUET_DIR_NAME = "numberyo-parquet"
-#: :func:`default_parquet_dir` in words, for help texts and docs.
+#: :func:`default_parquet_path` in words, for help texts and docs.
 PARQUET_DEFAULT_TEXT = (
     f"${PARQUET_DIR_ENV}, else {PARQUET_DIR_NAME}/ beside a DuckDB warehouse file, else "
     f"./{PARQUET_DIR_NAME}"
@@ -124,7 +126,7 @@ def resolve_privacy(
     return PrivacyPolicy(mode=chosen, secret=key)  # type: ignore[arg-type]
 
 
-def default_parquet_dir(
+def default_parquet_path(
     warehouse: str | None = None, *, environ: Mapping[str, str] | None = None
 ) -> str:
     """Where Parquet lands when nobody says: ``NUMBERYO_PARQUET_DIR``, else ``numberyo-parquet``
@@ -136,6 +138,22 @@ def default_parquet_dir(
     if path is not None:
         return str(path.parent / PARQUET_DIR_NAME)
     return f"./{PARQUET_DIR_NAME}"
+
+
+#: The old name of :func:`default_parquet_path` (0.1), kept while ``numberyo check`` and the
+#: example DAGs' settings still call it; it goes in 0.3.
+default_parquet_dir = default_parquet_path
+
+
+def resolve_parquet_path(
+    explicit: str | None = None,
+    *,
+    warehouse: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """Where Parquet lands: explicit (``--parquet-path``, ``parquet_path=``), else
+    :func:`default_parquet_path`."""
+    return _first(explicit) or default_parquet_path(warehouse, environ=environ)
 
 
 def _duckdb_file(warehouse: str | None) -> Path | None:
