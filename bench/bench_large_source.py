@@ -158,7 +158,7 @@ def _run_cli(source: str, workdir: str, base_url: str) -> dict[str, Any]:
         str(MAX_CHECKS),
         "--warehouse",
         f"duckdb:///{workdir}/warehouse.duckdb",
-        "--parquet-dir",
+        "--parquet-path",
         f"{workdir}/landing",
         "--base-url",
         base_url,

@@ -9,7 +9,7 @@ It is part of the examples, not of the installed package (until 0.2 it was
 folder (the bundle's root) on ``sys.path``, so ``import numberyo_settings`` works in the DAG
 processor, in tasks and in ``airflow dags test``; ``.airflowignore`` keeps it from being parsed as
 a DAG file. The Parquet default comes from the package's one resolver
-(:func:`numberyo_provider.config.default_parquet_dir`).
+(:func:`numberyo_provider.config.default_parquet_path`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from numberyo_provider.config import PARQUET_DIR_NAME, default_parquet_dir
+from numberyo_provider.config import PARQUET_DIR_NAME, default_parquet_path
 
 WAREHOUSE_ENV = "NUMBERYO_WAREHOUSE_URL"
 CONN_ID_ENV = "NUMBERYO_CONN_ID"
@@ -37,11 +37,11 @@ def warehouse_url() -> str:
 
 
 def parquet_dir() -> str:
-    """The landing of :func:`warehouse_url`, by the one rule (:func:`config.default_parquet_dir`):
+    """The landing of :func:`warehouse_url`, by the one rule (:func:`config.default_parquet_path`):
     ``$NUMBERYO_PARQUET_DIR``, else beside the DuckDB warehouse file (in the Airflow home by
     default)."""
     url = warehouse_url()
-    chosen = default_parquet_dir(url)
+    chosen = default_parquet_path(url)
     if chosen.startswith("./"):  # a server warehouse: keep the landing in the Airflow home
         return str(airflow_home() / PARQUET_DIR_NAME)
     return chosen

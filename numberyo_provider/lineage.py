@@ -96,9 +96,9 @@ def warehouse_datasets(url: str, tables: Iterable[schema.Table]) -> list[Dataset
     return out
 
 
-def landing_datasets(parquet_root: str, tables: Iterable[schema.Table]) -> list[DatasetName]:
-    """One dataset per table directory ``<parquet_root>/<table>`` of the Parquet landing."""
-    root = parquet_root.strip()
+def landing_datasets(parquet_path: str, tables: Iterable[schema.Table]) -> list[DatasetName]:
+    """One dataset per table directory ``<parquet_path>/<table>`` of the Parquet landing."""
+    root = parquet_path.strip()
     parts = urlsplit(root)
     if "://" not in root or parts.scheme == "file":
         local = _abs_path(parts.path if parts.scheme == "file" else root)

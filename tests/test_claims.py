@@ -229,7 +229,7 @@ def check_argv(source: str, warehouse: str, landing: Path, *extra: str) -> list[
     return [
         "check", "--source", source, "--table", "contacts", "--column", "phone",
         "--type", "HLR", "--default-region", "BE", "--warehouse", warehouse,
-        "--parquet-dir", str(landing), "--workers", "4", "--no-progress",
+        "--parquet-path", str(landing), "--workers", "4", "--no-progress",
         "--reconcile-settle", "0.5", *extra,
     ]  # fmt: skip
 

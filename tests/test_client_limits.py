@@ -499,7 +499,7 @@ def test_check_cli_cut_off_post_is_sent_once_and_looked_up(tmp_path: Path) -> No
             [
                 *("--source", f"duckdb:///{source}", "--table", "contacts", "--column", "phone"),
                 *("--type", "HLR", "--warehouse", f"duckdb:///{tmp_path / 'wh.duckdb'}"),
-                *("--parquet-dir", str(tmp_path / "pq"), "--no-progress"),
+                *("--parquet-path", str(tmp_path / "pq"), "--no-progress"),
                 *("--timeout", "1", "--reconcile-settle", "0.5"),
             ],
             server.url,

@@ -82,7 +82,7 @@ def check_args(source: str, work: Path, *extra: str) -> list[str]:
         "--column", "phone",
         "--type", "hlr",
         "--warehouse", f"duckdb:///{work / 'wh.duckdb'}",
-        "--parquet-dir", str(work / "landing"),
+        "--parquet-path", str(work / "landing"),
         "--no-progress",
         "--reconcile-settle", "0.1",
     ]  # fmt: skip
@@ -102,7 +102,7 @@ def sync_args(work: Path, *extra: str) -> list[str]:
     argv = [
         "sync",
         "--warehouse", f"duckdb:///{work / 'wh.duckdb'}",
-        "--parquet-dir", str(work / "landing"),
+        "--parquet-path", str(work / "landing"),
         "--no-progress",
         "--max-retries", "0",
     ]  # fmt: skip

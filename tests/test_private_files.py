@@ -200,7 +200,7 @@ def test_numberyo_check_leaves_only_private_files_with_a_permissive_umask(
         "--source", f"duckdb:///{source}", "--table", "contacts", "--column", "phone",
         "--type", "hlr", "--no-progress",
         "--warehouse", f"duckdb:///{out / 'db' / 'wh.duckdb'}",
-        "--parquet-dir", str(out / "landing"),
+        "--parquet-path", str(out / "landing"),
     ]  # fmt: skip
     done = subprocess.run(
         ["sh", "-c", 'umask 022 && exec "$@"', "sh", *command],

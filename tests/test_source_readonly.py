@@ -223,7 +223,7 @@ def _check_args(tmp_path: Path, source: str, *selection: str) -> list[str]:
         "--type", "hlr",
         "--default-region", "BE",
         "--warehouse", f"duckdb:///{tmp_path / 'out' / 'wh.duckdb'}",
-        "--parquet-dir", str(tmp_path / "out" / "landing"),
+        "--parquet-path", str(tmp_path / "out" / "landing"),
         "--no-progress",
     ]  # fmt: skip
 

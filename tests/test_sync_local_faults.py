@@ -85,7 +85,7 @@ def sync_cli(
         "sync",
         "--warehouse",
         f"duckdb:///{wh}",
-        "--parquet-dir",
+        "--parquet-path",
         str(landing),
         "--no-progress",
         "--concurrency",
@@ -242,7 +242,7 @@ def test_disk_full_injected_at_the_write(
     monkeypatch.setenv("NUMBERYO_BASE_URL", server.url)
     monkeypatch.setenv("NUMBERYO_API_TOKEN", server.token)
     monkeypatch.delenv("NUMBERYO_PRIVACY_MODE", raising=False)
-    args = ["sync", "--warehouse", f"duckdb:///{wh}", "--parquet-dir", str(landing)]
+    args = ["sync", "--warehouse", f"duckdb:///{wh}", "--parquet-path", str(landing)]
     assert main([*args, "--no-progress"]) == 0
     before = snapshot(wh, committed_only=True)
     server.sim.seed_checks(30)

@@ -66,7 +66,7 @@ _KEYWORD_AS_FLAG = re.compile(
     r"(base_url|max_checks|max_credits|max_workers|cost_estimate|parquet_path)\b=?)"
     r"(?P<value>['\"\w])?"
 )
-_FLAG_NAMES = {"max_workers": "workers", "parquet_path": "parquet-dir"}
+_FLAG_NAMES = {"max_workers": "workers"}
 
 
 def _as_flag(match: re.Match[str]) -> str:

@@ -180,7 +180,7 @@ def _duckdb_reader(url: str, shown: str, lock_timeout: float) -> Iterator[_Wareh
     path = os.path.abspath(match.group(1))
     if not os.path.isfile(path):
         raise StatusError(f"no DuckDB warehouse at {path}: check the path (nothing was created)")
-    con = connect_with_retry(path, timeout_s=lock_timeout, read_only=True)
+    con = connect_with_retry(path, lock_timeout=lock_timeout, read_only=True)
     try:
         con.execute("SET TimeZone = 'UTC'")
 

@@ -136,7 +136,7 @@ class LandingThread:
                 self._run._land(*item)
         except BaseException as exc:
             self.error = exc
-            self._run.stop.set()  # the main thread stops listing, then raises ``error``
+            self._run.cancel.set()  # the main thread stops listing, then raises ``error``
 
     def check(self) -> None:
         if self.error is not None:
@@ -166,7 +166,7 @@ class LandingThread:
 
     def abandon(self) -> None:
         """After a failure: stop, and wait for the thread so nothing lands behind the clean-up."""
-        self._run.stop.set()
+        self._run.cancel.set()
         while True:  # unblock it if it waits for a batch
             try:
                 self._queue.get_nowait()

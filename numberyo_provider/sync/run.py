@@ -29,6 +29,7 @@ reads the same checks again and the merge by key makes the reload exact. Stage n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tempfile
@@ -57,6 +58,7 @@ from numberyo_provider.sync.extract import (
     check_order_key,
 )
 from numberyo_provider.sync.normalize import normalize_checks
+from numberyo_provider.sync.options import DEFAULT_BATCH_SIZE, SyncOptions
 from numberyo_provider.sync.pipeline import (
     LANDING_JOIN_S,
     PAGES,
@@ -67,7 +69,6 @@ from numberyo_provider.sync.pipeline import (
 from numberyo_provider.sync.summary import SyncSummary, wm_dict, wm_text
 
 if TYPE_CHECKING:
-    from numberyo_provider.privacy import PrivacyPolicy
     from numberyo_provider.progress import Progress
     from numberyo_provider.sync.land import LandedFile, ParquetLander
     from numberyo_provider.warehouse.base import Warehouse, Watermark
@@ -76,13 +77,6 @@ log = logging.getLogger("numberyo_provider.sync")
 
 KIND = "sync"
 STREAM = "checks"
-#: Checks listed, filtered, fetched and landed together; three batches are in flight at most.
-DEFAULT_BATCH_SIZE = 1000
-#: Rows the lander holds in memory before writing a row group to its open file (bounds memory,
-#: not the number of files: a run lands one file per table and check type, and one more per
-#: ``DEFAULT_ROWS_PER_FILE`` rows, however many days its checks span).
-DEFAULT_MAX_BUFFERED_ROWS = 20_000
-DEFAULT_ROWS_PER_FILE = 250_000
 #: How many per-check errors the summary lists (all of them go to ``_loads.errors``).
 ERROR_SAMPLES = 5
 STAGES = ("started", "batch_landed", "landed", "before_commit", "committed")
@@ -94,9 +88,9 @@ def new_load_id(kind: str = KIND) -> str:
     return f"{kind}-{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-def cancellable_sleep(stop: threading.Event) -> Callable[[float], None]:
+def cancellable_sleep(cancel: threading.Event) -> Callable[[float], None]:
     def sleep(seconds: float) -> None:
-        if stop.wait(seconds):
+        if cancel.wait(seconds):
             raise SyncCancelled("the sync was cancelled")
 
     return sleep
@@ -110,35 +104,19 @@ class _Run:
         *,
         client: NumberYoClient,
         warehouse_url: str,
-        parquet_path: str,
-        full_refresh: bool,
-        concurrency: int,
-        privacy: PrivacyPolicy | None,
-        storage_options: Mapping[str, Any] | None,
-        lock_timeout: float,
-        batch_size: int,
+        options: SyncOptions,
         load_id: str,
         progress: Progress | None,
-        stop: threading.Event,
+        cancel: threading.Event,
         on_stage: Callable[[str], None] | None,
-        rows_per_file: int,
-        max_buffered_rows: int,
     ) -> None:
         self.client = client
         self.warehouse_url = warehouse_url
-        self.parquet_path = parquet_path
-        self.full_refresh = full_refresh
-        self.concurrency = concurrency
-        self.privacy = privacy
-        self.storage_options = dict(storage_options) if storage_options else None
-        self.lock_timeout = lock_timeout
-        self.batch_size = batch_size
+        self.options = options
         self.load_id = load_id
         self.progress = progress
-        self.stop = stop
+        self.cancel = cancel
         self.on_stage = on_stage
-        self.rows_per_file = rows_per_file
-        self.max_buffered_rows = max_buffered_rows
         self.started_at = datetime.now(timezone.utc)
         self.errors: list[ResultError] = []
         self.lander: ParquetLander | None = None
@@ -156,8 +134,8 @@ class _Run:
         self.summary = SyncSummary(
             load_id=load_id,
             warehouse=warehouse_url,
-            parquet_path=parquet_path,
-            full_refresh=full_refresh,
+            parquet_path=options.parquet_path,
+            full_refresh=options.full_refresh,
             started_at=self.started_at,
             results_loaded={schema.HLR_RESULTS.name: 0, schema.VERIFY_RESULTS.name: 0},
             rows_landed={t.name: 0 for t in schema.DATA_TABLES},
@@ -174,7 +152,7 @@ class _Run:
             from numberyo_provider.warehouse import connect_warehouse
 
             self._warehouse = connect_warehouse(
-                self.warehouse_url, lock_timeout_s=self.lock_timeout
+                self.warehouse_url, lock_timeout=self.options.lock_timeout
             )
         return self._warehouse
 
@@ -212,13 +190,13 @@ class _Run:
             yield
         except OSError as exc:
             raise LandingError.from_os_error(
-                exc, self.parquet_path, outcome="Nothing was committed."
+                exc, self.options.parquet_path, outcome="Nothing was committed."
             ) from exc
 
     def check_landing_root(self) -> None:
         """A local landing directory that cannot take files fails the run before any request is
         sent and before the warehouse is touched (a probe file is created and removed)."""
-        path = self.parquet_path.removeprefix("file://")
+        path = self.options.parquet_path.removeprefix("file://")
         if "://" in path:
             return  # an object store: its own errors come with the first upload
         with self._landing():
@@ -233,7 +211,7 @@ class _Run:
             self.on_stage(name)
 
     def _check_stop(self) -> None:
-        if self.stop.is_set():
+        if self.cancel.is_set():
             raise SyncCancelled("the sync was cancelled; nothing was committed")
 
     # --- the run ------------------------------------------------------------------------------
@@ -254,7 +232,9 @@ class _Run:
             for load_id, paths in stale.items():
                 try:
                     gone = remove_files(
-                        self.parquet_path, paths, storage_options=self.storage_options
+                        self.options.parquet_path,
+                        paths,
+                        storage_options=self.options.storage_options,
                     )
                 except OSError as exc:  # old leftovers must not keep new data out
                     log.warning("could not delete the files of failed load %s: %s", load_id, exc)
@@ -265,7 +245,7 @@ class _Run:
             with self._db("noting the cleaned failed loads"):
                 wh.mark_loads_cleaned(cleaned)
         try:
-            swept = sweep_abandoned_temp_files(self.parquet_path)
+            swept = sweep_abandoned_temp_files(self.options.parquet_path)
         except OSError as exc:  # like old leftovers above: never a reason to fail the run
             log.warning("could not sweep abandoned temp files: %s", exc)
             swept = []
@@ -274,14 +254,14 @@ class _Run:
         self.summary.abandoned_temp_files_removed = len(swept)
         self.summary.watermark_before = wm_dict(watermark)
         self.prepared = True
-        return None if self.full_refresh else watermark
+        return None if self.options.full_refresh else watermark
 
     def _knows_all_is_new(self) -> bool:
         """Whether every check listed will be loaded whatever the warehouse holds: a full
         refresh, or a DuckDB file that does not exist yet (a first backfill). Such a run lists
         and fetches while the warehouse is set up (imports, schema, watermark: a few tenths of a
         second, more behind a lock), instead of after. Conservative: when in doubt, False."""
-        if self.full_refresh:
+        if self.options.full_refresh:
             return True
         url = self.warehouse_url.strip()
         if not url.lower().startswith("duckdb:///"):
@@ -298,15 +278,15 @@ class _Run:
             self._stage("started")
             with self._landing():
                 self.lander = ParquetLander(
-                    self.parquet_path,
+                    self.options.parquet_path,
                     self.load_id,
-                    storage_options=self.storage_options,
-                    rows_per_file=self.rows_per_file,
-                    max_buffered_rows=self.max_buffered_rows,
+                    storage_options=self.options.storage_options,
+                    rows_per_file=self.options.rows_per_file,
+                    max_buffered_rows=self.options.max_buffered_rows,
                 )
         except BaseException as exc:
             self._setup.set_exception(exc)
-            self.stop.set()  # the main thread stops listing, then raises ``exc``
+            self.cancel.set()  # the main thread stops listing, then raises ``exc``
         else:
             self._setup.set_result(watermark)
 
@@ -340,7 +320,7 @@ class _Run:
             self._set_up()
             watermark = self._setup.result()
         self._total_from_pages = watermark is None
-        pool = RequestPool(self.concurrency, f"numberyo-{self.load_id}")
+        pool = RequestPool(self.options.concurrency, f"numberyo-{self.load_id}")
         clean_exit = False
         landing = LandingThread(self)
         try:
@@ -349,15 +329,15 @@ class _Run:
                 pool.lane(PAGES),
                 watermark=watermark,
                 concurrent=True,
-                max_in_flight=self.concurrency,
-                cancel=self.stop,
+                max_in_flight=self.options.concurrency,
+                cancel=self.cancel,
                 on_page=self._on_page if self.progress is not None else None,
             )
-            fetcher = ResultFetcher(self.client, pool.lane(RESULTS), cancel=self.stop)
+            fetcher = ResultFetcher(self.client, pool.lane(RESULTS), cancel=self.cancel)
             batch: list[Check] = []
             for fresh in lister:
                 batch.extend(fresh)
-                if len(batch) >= self.batch_size:
+                if len(batch) >= self.options.batch_size:
                     landing.put(self._dispatch(batch, fetcher))
                     batch = []
             if batch:
@@ -410,7 +390,7 @@ class _Run:
             files=list(files),
             watermark=new_watermark,
             errors=[e.as_dict() for e in self.errors],
-            storage_options=self.storage_options,
+            storage_options=self.options.storage_options,
             stream=STREAM,
         )
         self._check_stop()
@@ -440,7 +420,7 @@ class _Run:
         self, batch: list[Check], fetcher: ResultFetcher
     ) -> tuple[list[Check], int, PendingResults]:
         self._check_stop()
-        if self.full_refresh or self._warehouse_was_empty:
+        if self.options.full_refresh or self._warehouse_was_empty:
             new = batch
         else:
             with self._db("reading which checks are loaded"):
@@ -462,7 +442,7 @@ class _Run:
                 results,
                 load_id=self.load_id,
                 loaded_at=self.started_at,
-                privacy=self.privacy,
+                privacy=self.options.privacy,
             )
             assert self.lander is not None
             for table in schema.DATA_TABLES:
@@ -498,7 +478,7 @@ class _Run:
         """Record the load as failed and delete its files; never hides ``exc``."""
         from numberyo_provider.sync.land import remove_files
 
-        self.stop.set()
+        self.cancel.set()
         self._join_setup()  # nothing of the set-up may happen behind the clean-up
         if self.committed:  # a failure after the commit: the files hold committed rows
             return
@@ -524,7 +504,9 @@ class _Run:
         try:
             if lander is not None:
                 lander.abort()
-            gone = remove_files(self.parquet_path, paths, storage_options=self.storage_options)
+            gone = remove_files(
+                self.options.parquet_path, paths, storage_options=self.options.storage_options
+            )
         except Exception as remove_exc:
             log.warning(
                 "sync %s: could not delete landed files (%s); the next sync deletes them",
@@ -593,76 +575,85 @@ def _newer(
     return None  # keep the existing watermark
 
 
+def _options(options: SyncOptions | None, settings: Mapping[str, Any]) -> SyncOptions:
+    """``options``, with the settings given as keywords applied (validated by SyncOptions)."""
+    unknown = sorted(set(settings) - SyncOptions.field_names())
+    if unknown:
+        raise TypeError(f"run_sync() got an unexpected keyword argument {unknown[0]!r}")
+    if options is None:
+        if "parquet_path" not in settings:
+            raise TypeError(
+                "run_sync() needs a parquet_path: pass parquet_path=... or "
+                "options=SyncOptions(parquet_path=...)"
+            )
+        return SyncOptions(**settings)
+    if not isinstance(options, SyncOptions):
+        raise TypeError(f"options must be a SyncOptions, got {type(options).__name__}")
+    return dataclasses.replace(options, **settings) if settings else options
+
+
 def run_sync(
-    *,
     warehouse: str,
-    parquet_path: str,
+    options: SyncOptions | None = None,
+    *,
     client: NumberYoClient | None = None,
     token: str | None = None,
     base_url: str = DEFAULT_BASE_URL,
     client_options: Mapping[str, Any] | None = None,
-    full_refresh: bool = False,
-    concurrency: int = 8,
-    privacy: PrivacyPolicy | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-    lock_timeout: float = 60.0,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    load_id: str | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     on_stage: Callable[[str], None] | None = None,
-    rows_per_file: int = DEFAULT_ROWS_PER_FILE,
-    max_buffered_rows: int = DEFAULT_MAX_BUFFERED_ROWS,
+    **settings: Any,
 ) -> SyncSummary:
     """Bring the warehouse's copy of the check history up to date, exactly; see the module doc.
 
-    Give either a ready ``client`` (not closed here; size its ``pool_size`` to ``concurrency``) or
-    ``token`` (+ ``base_url``, ``client_options`` for :class:`NumberYoClient`). ``warehouse`` is a
-    ``duckdb:///file.duckdb`` or SQLAlchemy URL, ``parquet_path`` the landing root (local path or
-    fsspec URL, ``storage_options`` for it). ``full_refresh`` re-reads every check and its results.
+    ``warehouse`` is a ``duckdb:///file.duckdb`` or SQLAlchemy URL. The run's settings are a
+    :class:`~numberyo_provider.sync.options.SyncOptions` (``parquet_path``, ``full_refresh``,
+    ``concurrency``, ``privacy``, ``lock_timeout``, ...), given either as ``options`` or as
+    keyword arguments of the same names; both forms are validated by ``SyncOptions``::
+
+        run_sync("duckdb:///wh.duckdb", SyncOptions(parquet_path="landing"), token=token)
+        run_sync(warehouse="duckdb:///wh.duckdb", parquet_path="landing", token=token)
+
+    The keyword form stays, as a convenience rather than a deprecated path (like
+    ``requests.get(url, timeout=...)`` next to a prepared ``Session``): for one call it reads best,
+    the CLI, the operator, the benchmarks and the docs' examples use it, and it goes through the
+    very same checks, so deprecating it would make everyone rewrite working code and gain nothing.
+    ``SyncOptions`` is for settings built once and handed around (a configuration resolver, a
+    test's fixture). Keywords given with ``options`` override those fields
+    (``run_sync(wh, nightly, full_refresh=True)``).
+
+    The API side: a ready ``client`` (not closed here; size its ``pool_size`` to ``concurrency``)
+    or ``token`` (+ ``base_url``, ``client_options`` for :class:`NumberYoClient`); two named
+    arguments rather than one positional "client or token", so a URL can never be sent as a token.
     ``cancel``: set it to stop promptly (it is also set when the run fails). ``on_stage`` is
     called with each name of :data:`STAGES` (``batch_landed`` from the landing thread; an
     exception it raises fails the run like any landing error).
     """
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigurationError(f"concurrency must be an integer >= 1, got {concurrency!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigurationError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    opts = _options(options, settings)
     if not warehouse or not isinstance(warehouse, str):
         raise ConfigurationError(
             "no warehouse given: pass a URL such as duckdb:///warehouse.duckdb or "
             "postgresql+psycopg://user@host:5432/db"
         )
-    if not parquet_path or not isinstance(parquet_path, str):
-        raise ConfigurationError(
-            "no parquet path given: pass a directory (or s3://bucket/prefix) to land files in"
-        )
-    stop = cancel if cancel is not None else threading.Event()
+    cancel = cancel if cancel is not None else threading.Event()
     own_client = client is None
     if client is None:
         if not token:
             raise ConfigurationError(
                 f"no API token: set {TOKEN_ENV}, or pass a token or a ready client"
             )
-        options = {"pool_size": concurrency, **(client_options or {})}
-        options.setdefault("sleep", cancellable_sleep(stop))
-        client = NumberYoClient(token, base_url, **options)
+        kwargs = {"pool_size": opts.concurrency, **(client_options or {})}
+        kwargs.setdefault("sleep", cancellable_sleep(cancel))
+        client = NumberYoClient(token, base_url, **kwargs)
     run = _Run(
         client=client,
         warehouse_url=warehouse,
-        parquet_path=parquet_path,
-        full_refresh=full_refresh,
-        concurrency=concurrency,
-        privacy=privacy,
-        storage_options=storage_options,
-        lock_timeout=lock_timeout,
-        batch_size=batch_size,
-        load_id=load_id or new_load_id(),
+        options=opts,
+        load_id=opts.load_id or new_load_id(),
         progress=progress,
-        stop=stop,
+        cancel=cancel,
         on_stage=on_stage,
-        rows_per_file=rows_per_file,
-        max_buffered_rows=max_buffered_rows,
     )
     try:
         summary = run.execute()
@@ -690,6 +681,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "STAGES",
     "SyncCancelled",
+    "SyncOptions",
     "SyncSummary",
     "new_load_id",
     "run_sync",
