@@ -30,8 +30,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.checker import Checker, CheckOptions
-from numberyo_provider.client import NumberYoClient
 from numberyo_provider.ledger import Ledger
 from numberyo_provider.sync.land import ParquetLander
 

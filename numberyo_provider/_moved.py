@@ -22,6 +22,13 @@ MOVED: dict[str, str] = {
     "numberyo_provider.extract": "numberyo_provider.sync.extract",
     "numberyo_provider.normalize": "numberyo_provider.sync.normalize",
     "numberyo_provider.land": "numberyo_provider.sync.land",
+    # The HTTP API domain: numberyo_provider/api/ (issue 11).
+    "numberyo_provider.async_client": "numberyo_provider.api.async_client",
+    "numberyo_provider.client": "numberyo_provider.api.client",
+    "numberyo_provider.deadline": "numberyo_provider.api.deadline",
+    "numberyo_provider.models": "numberyo_provider.api.models",
+    "numberyo_provider.ratelimit": "numberyo_provider.api.ratelimit",
+    "numberyo_provider.retry": "numberyo_provider.api.retry",
 }
 
 

@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyarrow as pa
 
 from numberyo_provider import schema
+from numberyo_provider.api.client import NumberYoClient
+from numberyo_provider.api.models import Check, CheckResults, CreatedCheck, normalize_check_type
 from numberyo_provider.budget import DEFAULT_COST_ESTIMATE, WAIT, Budget, Reservation
-from numberyo_provider.client import NumberYoClient
 from numberyo_provider.errors import (
     CheckRunError,
     ConfigurationError,
@@ -67,7 +68,6 @@ from numberyo_provider.ledger import (
     request_id,
     retire_owner,
 )
-from numberyo_provider.models import Check, CheckResults, CreatedCheck, normalize_check_type
 from numberyo_provider.numbers import Deduplicator, RejectedNumber, check_region, normalize
 from numberyo_provider.reconcile import (
     DEFAULT_SETTLE,

@@ -102,7 +102,7 @@ def resolve_base_url(
     environ: Mapping[str, str] | None = None,
 ) -> str:
     """The API address: explicit, the connection's host, ``NUMBERYO_BASE_URL``, production."""
-    from numberyo_provider.client import DEFAULT_BASE_URL
+    from numberyo_provider.api.client import DEFAULT_BASE_URL
 
     return _first(explicit, connection, _env(environ).get(BASE_URL_ENV)) or DEFAULT_BASE_URL
 
@@ -145,8 +145,8 @@ def default_parquet_path(
     return f"./{PARQUET_DIR_NAME}"
 
 
-#: The old name of :func:`default_parquet_path` (0.1), kept while ``numberyo check`` and the
-#: example DAGs' settings still call it; it goes in 0.3.
+#: The old name of :func:`default_parquet_path` (0.1), kept while ``numberyo check`` still calls
+#: it; it goes in 0.3.
 default_parquet_dir = default_parquet_path
 
 

@@ -47,7 +47,7 @@ class DatasetName:
 
 def api_dataset(base_url: str) -> DatasetName:
     """The NumberYo API's checks endpoint (what a sync reads and a check run writes to)."""
-    from numberyo_provider.client import CHECKS_PATH
+    from numberyo_provider.api.client import CHECKS_PATH
 
     parts = urlsplit(base_url.strip())
     host = parts.hostname or ""

@@ -28,9 +28,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from numberyo_provider.client import NumberYoClient
+from numberyo_provider.api.client import NumberYoClient
+from numberyo_provider.api.models import Check, CheckResults, HlrResult, VerifyResult
 from numberyo_provider.ledger import LedgerRow
-from numberyo_provider.models import Check, CheckResults, HlrResult, VerifyResult
 from numberyo_provider.sync.extract import CheckLister, ResultFetcher
 
 __all__ = [

@@ -21,8 +21,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.checker import Checker, CheckOptions, CheckRunError
-from numberyo_provider.client import NumberYoClient
 from numberyo_provider.errors import AuthenticationError
 from numberyo_provider.ledger import CREATED, NOT_CHECKED, PENDING, Ledger
 from numberyo_provider.source import SourceSpec, iter_source_values
@@ -303,7 +303,7 @@ _CHILD = textwrap.dedent(
     import os, sys
     from datetime import timedelta
     from numberyo_provider.checker import Checker, CheckOptions
-    from numberyo_provider.client import NumberYoClient
+    from numberyo_provider.api.client import NumberYoClient
     from numberyo_provider.sync.land import ParquetLander
     from numberyo_provider.ledger import Ledger
 

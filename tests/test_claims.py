@@ -390,8 +390,8 @@ def test_a_frozen_owner_whose_lease_ran_short_sends_nothing(
 ) -> None:
     """A process paused past its lease (SIGSTOP, a VM freeze) may have been taken over: its
     workers must not send when they wake."""
+    from numberyo_provider.api.client import NumberYoClient
     from numberyo_provider.checker import Checker, CheckOptions
-    from numberyo_provider.client import NumberYoClient
 
     class Sink:
         def write(self, table: Any, data: Any) -> None:

@@ -26,7 +26,10 @@ import pytest
 import requests
 
 from numberyo_provider import __version__
-from numberyo_provider.client import DEFAULT_BASE_URL, NumberYoClient
+from numberyo_provider.api.client import DEFAULT_BASE_URL, NumberYoClient
+from numberyo_provider.api.models import HlrResult, VerifyResult, parse_timestamp
+from numberyo_provider.api.ratelimit import RateLimiter
+from numberyo_provider.api.retry import Failure, classify_failure
 from numberyo_provider.errors import (
     AuthenticationError,
     BadResponseError,
@@ -42,9 +45,6 @@ from numberyo_provider.errors import (
     UnsupportedCheckTypeError,
     ValidationError,
 )
-from numberyo_provider.models import HlrResult, VerifyResult, parse_timestamp
-from numberyo_provider.ratelimit import RateLimiter
-from numberyo_provider.retry import Failure, classify_failure
 from numberyo_provider.simulator.server import SimulatorServer
 
 pytestmark = pytest.mark.timeout(30)

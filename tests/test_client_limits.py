@@ -27,7 +27,9 @@ import pytest
 import requests
 from hostile_server import HostileServer, Reply, Request, drip, flood
 
-from numberyo_provider.client import NumberYoClient
+from numberyo_provider.api.client import NumberYoClient
+from numberyo_provider.api.models import Check, CheckResults, Pagination
+from numberyo_provider.api.retry import RetryPolicy
 from numberyo_provider.errors import (
     BadResponseError,
     OutcomeUnknownError,
@@ -35,8 +37,6 @@ from numberyo_provider.errors import (
     ServerError,
     TransportError,
 )
-from numberyo_provider.models import Check, CheckResults, Pagination
-from numberyo_provider.retry import RetryPolicy
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -244,7 +244,7 @@ def test_a_huge_error_answer_is_read_only_for_its_message() -> None:
 _CHILD = textwrap.dedent(
     """
     import json, resource, sys
-    from numberyo_provider.client import NumberYoClient
+    from numberyo_provider.api.client import NumberYoClient
     from numberyo_provider.errors import NumberYoError
 
     def status(field):
@@ -615,7 +615,7 @@ def test_a_drip_over_tls_is_cut_off_too(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_the_watchdog_wakes_a_blocked_read_and_forgets_finished_deadlines() -> None:
-    from numberyo_provider import deadline as deadlines
+    from numberyo_provider.api import deadline as deadlines
 
     reader, writer = socket.socketpair()
     try:

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from numberyo_provider.client import DEFAULT_BASE_URL
+from numberyo_provider.api.client import DEFAULT_BASE_URL
 from numberyo_provider.config import (
     default_parquet_dir,
     default_parquet_path,

@@ -11,8 +11,8 @@ import pytest
 from api_reference import CREATE_201, HLR_RESULT
 
 from numberyo_provider import schema
+from numberyo_provider.api.models import Check, CheckResults, CreatedCheck
 from numberyo_provider.errors import BadResponseError
-from numberyo_provider.models import Check, CheckResults, CreatedCheck
 from numberyo_provider.privacy import PrivacyPolicy
 from numberyo_provider.sync.normalize import (
     empty_tables,

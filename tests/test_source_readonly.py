@@ -23,9 +23,9 @@ import pytest
 import sqlalchemy as sa
 
 from numberyo_provider import source as source_module
+from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.checker import CheckOptions, run_check
 from numberyo_provider.cli import main
-from numberyo_provider.client import NumberYoClient
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.read_only_sql import read_only_statement
 from numberyo_provider.source import (

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from api_reference import HLR_KEYS, VERIFY_KEYS
 
-from numberyo_provider.client import NumberYoClient
+from numberyo_provider.api.client import NumberYoClient
+from numberyo_provider.api.models import parse_timestamp
 from numberyo_provider.errors import AuthenticationError, ServerError
-from numberyo_provider.models import parse_timestamp
 from numberyo_provider.privacy import PrivacyPolicy
 from numberyo_provider.sync import SyncCancelled, SyncSummary, run_sync
 from numberyo_provider.warehouse import connect_warehouse

@@ -220,11 +220,11 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from numberyo_provider.api.client import NumberYoClient
+    from numberyo_provider.api.models import normalize_check_type
     from numberyo_provider.budget import DEFAULT_COST_ESTIMATE
     from numberyo_provider.checker import CheckOptions, run_check
-    from numberyo_provider.client import NumberYoClient
     from numberyo_provider.ledger import default_ledger_url
-    from numberyo_provider.models import normalize_check_type
     from numberyo_provider.progress import Progress
     from numberyo_provider.source import open_source
     from numberyo_provider.sync import cancellable_sleep

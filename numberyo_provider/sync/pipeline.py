@@ -18,7 +18,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from numberyo_provider.models import Check
+    from numberyo_provider.api.models import Check
     from numberyo_provider.sync.extract import PendingResults
     from numberyo_provider.sync.run import _Run
 

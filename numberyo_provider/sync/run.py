@@ -44,10 +44,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from numberyo_provider import schema
-from numberyo_provider.client import DEFAULT_BASE_URL, NumberYoClient
+from numberyo_provider.api.client import DEFAULT_BASE_URL, NumberYoClient
+from numberyo_provider.api.models import CHECK_TYPES, Check
 from numberyo_provider.config import TOKEN_ENV
 from numberyo_provider.errors import ConfigurationError, LandingError, NumberYoError
-from numberyo_provider.models import CHECK_TYPES, Check
 from numberyo_provider.private_files import make_private_dirs
 from numberyo_provider.sync.extract import (
     CheckLister,
