@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from hostile_server import HostileServer, Reply, Request, drip, flood
 
 from numberyo_provider.api.client import NumberYoClient
@@ -164,9 +163,7 @@ def test_the_connection_is_reused_after_a_complete_answer() -> None:
         client = _client(server)
         for _ in range(5):
             client.list_checks(1)
-        probe = requests.Request("GET", server.url).prepare()
-        adapter = client._session.get_adapter(server.url)
-        pool = adapter.get_connection_with_tls_context(probe, verify=client._verify)
+        pool = client._pool.connection_from_url(server.url)
         # Five requests, one connection: the pool got it back after each complete answer.
         assert server.count("GET") == 5
         assert pool.num_connections == 1 and pool.num_requests == 5

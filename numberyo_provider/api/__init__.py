@@ -4,7 +4,7 @@ The public face, importable from here::
 
     from numberyo_provider.api import NumberYoClient, Check, CheckResults
 
-- :class:`NumberYoClient` (requests, threads) and :class:`AsyncNumberYoClient` (httpx, asyncio: the
+- :class:`NumberYoClient` (urllib3, threads) and :class:`AsyncNumberYoClient` (httpx, asyncio: the
   trigger's path), one set of rules behind two transports;
 - the models users get back (``models``): :class:`Check`, :class:`CheckPage`, :class:`Pagination`,
   :class:`CheckResults`, :class:`HlrResult`, :class:`VerifyResult`, :class:`CreatedCheck`;
@@ -15,7 +15,7 @@ The modules behind them, one concept each:
 
 - ``core``: the rules both clients share (the settings every attempt follows, and what an
   attempt's result means: the decoded body, a retry, or which exception);
-- ``client`` and ``async_client``: the two transports (requests and httpx), each sending one
+- ``client`` and ``async_client``: the two transports (urllib3 and httpx), each sending one
   attempt, and the API's calls;
 - ``answers``: what an attempt comes back with, read under the size limit, and the JSON guards;
 - ``inputs``: the arguments' defaults and their checks, before anything is sent;

@@ -9,7 +9,7 @@ sending one attempt and waiting are asynchronous here. It lists checks and nothi
 never creates (pays for) one.
 
 It lives apart from ``client.py`` so that importing the sync client (the CLI, every worker) does not
-import httpx (about 0.1 s); nor does it import ``client.py`` (the requests transport and its
+import httpx (about 0.1 s); nor does it import ``client.py`` (the urllib3 transport and its
 deadline watchdog).
 """
 

@@ -1,7 +1,7 @@
 """The NumberYo HTTP client: typed answers, precise errors, retries that never double-charge.
 
-One :class:`NumberYoClient` owns one ``requests.Session``; share it between worker threads (size
-``pool_size`` to their number). It is a transport (sending one attempt over requests) on top of
+One :class:`NumberYoClient` owns one urllib3 connection pool; share it between worker threads (size
+``pool_size`` to their number). It is a transport (sending one attempt over urllib3) on top of
 the rules both clients share (:mod:`numberyo_provider.api.core`: the settings, what an attempt's
 result means, which error), plus the API's calls. Retry decisions live in
 :mod:`numberyo_provider.api.retry`, the rate limit in :mod:`numberyo_provider.api.ratelimit`, the
@@ -10,29 +10,42 @@ checks of the arguments in :mod:`numberyo_provider.api.inputs`; the behaviour is
 transport over the same rules.
 
 The token never appears in a message, a log line, a ``repr`` or an exception chain: it lives only
-in the session's auth object, requests' own exceptions (which hold the request and its headers) are
-reduced to a redacted description before we raise, and our exceptions are raised outside of the
-``except`` block so they do not carry requests' exception as ``__context__``.
+in the client's auth object (added to each request's headers at send time), urllib3's own
+exceptions (which hold the connection) are reduced to a redacted description before we raise, and
+our exceptions are raised outside of the ``except`` block so they do not carry urllib3's exception
+as ``__context__``.
+
+Why urllib3 and not requests' ``Session``: requests adds nothing this client uses (no cookies,
+redirects, auth flows, hooks or environment re-reads: the proxy and CA settings are read once),
+yet its adapter layer cost about 40% of the CPU of a request (measured: 0.96 ms against 0.57 ms
+per GET on loopback; ``docs/benchmarks.md``). At the thousands of requests a sync sends, that CPU,
+not the API, was the limit on a busy worker. requests still lends its environment rules
+(``get_environ_proxies``, ``select_proxy``) so proxies behave exactly as before.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
 
-import requests
+import certifi
+import requests.utils
+import urllib3
 import urllib3.exceptions
 from requests.structures import CaseInsensitiveDict
+from urllib3.response import BaseHTTPResponse
 
 from numberyo_provider.api.answers import _CHUNK, _Answer, _Body, _clip, _Failed, _TooLarge
 from numberyo_provider.api.auth import TOKEN_ENV_VAR
 from numberyo_provider.api.core import CHECKS_PATH, USER_AGENT, _ClientCore
-from numberyo_provider.api.deadline import Deadline, DeadlineAdapter, armed, attach_response
+from numberyo_provider.api.deadline import POOL_CLASSES, Deadline, armed, attach_response
 from numberyo_provider.api.inputs import (
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
@@ -50,13 +63,13 @@ from numberyo_provider.api.models import (
 )
 from numberyo_provider.api.ratelimit import RateLimiter
 from numberyo_provider.api.retry import Failure, classify_failure
-from numberyo_provider.errors import BadResponseError, OutcomeUnknownError
+from numberyo_provider.errors import BadResponseError, ConfigurationError, OutcomeUnknownError
 
 _TRANSPORT_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException)
 
 
 def _innermost(exc: BaseException) -> BaseException:
-    """The informative end of requests' wrapping (``MaxRetryError.reason``, etc.)."""
+    """The informative end of urllib3's wrapping (``ProxyError``'s cause, etc.)."""
     current = exc
     for _ in range(5):
         inner = next((a for a in current.args if isinstance(a, BaseException)), None)
@@ -67,6 +80,57 @@ def _innermost(exc: BaseException) -> BaseException:
             break
         current = inner
     return current
+
+
+def _tls_context(verify: bool | str) -> ssl.SSLContext:
+    """One TLS context for every connection, as requests builds it: certifi's bundle by default,
+    a ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` file or directory if set, nothing if off."""
+    context = urllib3.util.ssl_.create_urllib3_context()
+    if verify is False:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    context.verify_mode = ssl.CERT_REQUIRED
+    bundle = verify if isinstance(verify, str) else certifi.where()
+    if os.path.isdir(bundle):
+        context.load_verify_locations(capath=bundle)
+    else:
+        context.load_verify_locations(cafile=bundle)
+    return context
+
+
+def _pool_manager(
+    base_url: str, proxies: Mapping[str, str], verify: bool | str, size: int
+) -> urllib3.PoolManager:
+    """The connection pools, direct or through the environment's proxy for ``base_url``. Every
+    connection but a SOCKS one hands its socket to the attempt's deadline from connect on."""
+    options: dict[str, Any] = {
+        "num_pools": 4,
+        "maxsize": size,
+        "retries": False,  # urllib3 never resends on its own: RetryPolicy decides
+        "ssl_context": _tls_context(verify),
+        "cert_reqs": "CERT_REQUIRED" if verify is not False else "CERT_NONE",
+    }
+    proxy = requests.utils.select_proxy(base_url, dict(proxies))
+    manager: urllib3.PoolManager
+    if proxy is None:
+        manager = urllib3.PoolManager(**options)
+    elif proxy.lower().startswith("socks"):
+        try:
+            from urllib3.contrib.socks import SOCKSProxyManager
+        except ImportError as exc:
+            raise ConfigurationError(
+                "the environment names a SOCKS proxy for the NumberYo API, which needs PySocks: "
+                "pip install pysocks (or unset ALL_PROXY/HTTPS_PROXY for this host)"
+            ) from exc
+        return SOCKSProxyManager(proxy, **options)  # only the body is under the deadline
+    else:
+        proxy = requests.utils.prepend_scheme_if_needed(proxy, "http")
+        user, password = requests.utils.get_auth_from_url(proxy)
+        headers = urllib3.util.make_headers(proxy_basic_auth=f"{user}:{password}") if user else None
+        manager = urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
+    manager.pool_classes_by_scheme = dict(POOL_CLASSES)
+    return manager
 
 
 class NumberYoClient(_ClientCore):
@@ -116,24 +180,11 @@ class NumberYoClient(_ClientCore):
         self._pool_size = _positive_int("pool_size", pool_size)
         self._sleep = sleep
 
-        session = requests.Session()
-        session.auth = self._auth
-        # requests re-reads proxy and CA-bundle variables from the environment on every request
-        # (trust_env), a measurable share of the CPU a request costs at hundreds of requests a
-        # second: read them once here instead. (.netrc is not consulted: we authenticate by token.)
-        session.trust_env = False
+        # Proxy and CA-bundle variables are read once, here (.netrc is not consulted: we
+        # authenticate by token).
         proxies, self._verify = self._environment(verify_ssl)
-        session.proxies.update(proxies)
-        session.verify = self._verify
-        session.headers.update(self._headers)
-        # max_retries=0: urllib3 must not resend anything on its own; RetryPolicy decides.
-        # Its connections hand their socket to the attempt's Deadline (see _send).
-        adapter = DeadlineAdapter(
-            pool_connections=self._pool_size, pool_maxsize=self._pool_size, max_retries=0
-        )
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        self._session = session
+        self._pool = _pool_manager(self._wire_base_url, proxies, self._verify, self._pool_size)
+        self._wire_timeout = urllib3.Timeout(connect=self._timeout[0], read=self._timeout[1])
 
     def __repr__(self) -> str:
         return (
@@ -144,7 +195,7 @@ class NumberYoClient(_ClientCore):
         )
 
     def close(self) -> None:
-        self._session.close()
+        self._pool.clear()
 
     def __enter__(self) -> NumberYoClient:
         return self
@@ -157,41 +208,36 @@ class NumberYoClient(_ClientCore):
     ) -> None:
         self.close()
 
-    # --- one attempt over requests -----------------------------------------------------------
+    # --- one attempt over urllib3 ------------------------------------------------------------
 
     def _send(
         self, method: str, url: str, params: Mapping[str, Any] | None, payload: Any
     ) -> _Answer | _Failed | _TooLarge:
         """One attempt, within the total timeout. Returns instead of raising, so that what we
-        raise later does not carry requests' exception (and the request headers it holds) as
+        raise later does not carry urllib3's exception (and the connection it holds) as
         ``__context__``."""
         deadline = Deadline(self._timeout[1])
         try:
             with armed(deadline):
-                # Straight to the session's adapter (its pool, proxies and TLS settings): the
-                # Session.request layer re-merges settings, cookies and hooks on every call,
-                # about a third of the CPU a request costs, and we need none of it. Redirects
-                # are never followed, so the token goes nowhere but base_url.
-                # The request is built by hand: ``url`` is already ASCII (the host was encoded
-                # once in __init__), the only parameter is an integer page and the body our own
-                # JSON, so PreparedRequest.prepare's generic URL and body handling has nothing
-                # to do.
-                session = self._session
-                prepared = requests.PreparedRequest()
-                prepared.method = method
-                prepared.url = f"{url}?{urlencode(params)}" if params else url
-                prepared.headers = CaseInsensitiveDict(self._headers)
+                # ``url`` is already ASCII (the host was encoded once in __init__), the only
+                # parameter an integer page and the body our own JSON. Redirects are never
+                # followed, so the token goes nowhere but base_url.
+                headers = dict(self._headers)
+                headers["Authorization"] = self._auth.header
+                body = None
                 if payload is not None:
-                    prepared.body = json.dumps(payload, allow_nan=False).encode("utf-8")
-                    prepared.headers["Content-Length"] = str(len(prepared.body))
-                self._auth(prepared)
-                # stream=True: the body is read by _receive, under the deadline and the limit.
-                response = session.get_adapter(url).send(
-                    prepared,
-                    stream=True,
-                    timeout=self._timeout,
-                    verify=self._verify,
-                    proxies=session.proxies,
+                    body = json.dumps(payload, allow_nan=False).encode("utf-8")
+                # preload_content=False: the body is read by _receive, under the deadline and
+                # the limit.
+                response = self._pool.urlopen(
+                    method,
+                    f"{url}?{urlencode(params)}" if params else url,
+                    body=body,
+                    headers=headers,
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    timeout=self._wire_timeout,
                 )
                 return self._receive(response, deadline)
         except _TRANSPORT_ERRORS as exc:
@@ -207,15 +253,12 @@ class NumberYoClient(_ClientCore):
         finally:
             deadline.finish()
 
-    def _receive(
-        self, response: requests.Response, deadline: Deadline
-    ) -> _Answer | _Failed | _TooLarge:
+    def _receive(self, raw: BaseHTTPResponse, deadline: Deadline) -> _Answer | _Failed | _TooLarge:
         """Read the body streamed, at most the size limit (64 KiB of an error answer), and give
         the connection back to the pool only when the answer was read whole in time."""
-        raw = response.raw
         attach_response(raw)
-        status = response.status_code
-        body = _Body(status, response.headers, self._max_bytes)
+        status = raw.status
+        body = _Body(status, raw.headers, self._max_bytes)
         reusable = False
         try:
             refused = body.refused()
@@ -237,12 +280,7 @@ class NumberYoClient(_ClientCore):
                 # The watchdog shut the socket: an answer "ended" by that is not trustworthy
                 # (a body read to the end of the stream, headers cut short).
                 return _Failed(Failure.READ_TIMEOUT, "the client closed the connection")
-            return _Answer(
-                status,
-                response.reason or "",
-                CaseInsensitiveDict(response.headers),
-                body.content,
-            )
+            return _Answer(status, raw.reason or "", CaseInsensitiveDict(raw.headers), body.content)
         finally:
             if deadline.finish() or not reusable:
                 raw.close()  # a half-read or cut-off connection must not serve another request

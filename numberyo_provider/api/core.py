@@ -4,7 +4,7 @@
 timeouts and size limit, the headers, the retry policy and rate limit) and decides what an
 attempt's result means (:meth:`_ClientCore._settle`): the decoded JSON of a 2xx, the wait before
 the next attempt, or the exception to raise (the status -> exception mapping is here).
-:class:`~numberyo_provider.api.client.NumberYoClient` (requests, threads) and
+:class:`~numberyo_provider.api.client.NumberYoClient` (urllib3, threads) and
 :class:`~numberyo_provider.api.async_client.AsyncNumberYoClient` (httpx, asyncio) derive from it
 and each only sends one attempt: a behaviour that differs between them is a bug.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,7 +65,10 @@ from numberyo_provider.errors import (
     validation_details,
 )
 
-USER_AGENT = f"airflow-provider-numberyo/{__version__} (+python-requests/{requests.__version__})"
+#: Names us and the Python, not the HTTP library: the sync and async clients send the same one.
+USER_AGENT = (
+    f"airflow-provider-numberyo/{__version__} (Python {sys.version_info[0]}.{sys.version_info[1]})"
+)
 
 CHECKS_PATH = "/api/checks"
 
@@ -102,7 +106,7 @@ def _says_no_credits(body: Any) -> bool:
 
 class _ClientCore:
     """Everything that decides behaviour, shared by
-    :class:`~numberyo_provider.api.client.NumberYoClient` (requests, threads) and
+    :class:`~numberyo_provider.api.client.NumberYoClient` (urllib3, threads) and
     :class:`~numberyo_provider.api.async_client.AsyncNumberYoClient` (httpx, asyncio): the
     cleaned token, base URL, timeouts and limits, the headers, the retry policy and rate limit,
     and what an attempt's result means (:meth:`_settle`: decode, retry or which error). A
