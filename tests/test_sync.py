@@ -722,8 +722,15 @@ def test_shutdown_cancels_what_is_queued() -> None:
     from numberyo_provider.sync.pipeline import RequestPool as _RequestPool
 
     pool = _RequestPool(1, "test-pool")
-    release = threading.Event()
-    running = pool.lane(_RESULTS).submit(release.wait, 5)
+    started, release = threading.Event(), threading.Event()
+
+    def first() -> bool:
+        started.set()
+        return release.wait(5)
+
+    running = pool.lane(_RESULTS).submit(first)
+    # Queue the rest only once the one worker runs the first (else shutdown may cancel it too).
+    assert started.wait(10)
     queued = [pool.lane(_RESULTS).submit(lambda: None) for _ in range(3)]
     threading.Timer(0.2, release.set).start()
     pool.shutdown(wait=True, cancel_futures=True)
