@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from numberyo_provider.errors import ConfigurationError
 
@@ -34,9 +34,11 @@ __all__ = [
     "BASE_URL_ENV",
     "PARQUET_DEFAULT_TEXT",
     "PARQUET_DIR_ENV",
+    "PRIVACY_MODES",
     "PRIVACY_MODE_ENV",
     "PRIVACY_SECRET_ENV",
     "TOKEN_ENV",
+    "PrivacyMode",
     "default_parquet_dir",
     "default_parquet_path",
     "resolve_base_url",
@@ -51,6 +53,12 @@ BASE_URL_ENV = "NUMBERYO_BASE_URL"
 PRIVACY_MODE_ENV = "NUMBERYO_PRIVACY_MODE"
 PRIVACY_SECRET_ENV = "NUMBERYO_PRIVACY_SECRET"  # noqa: S105 - a variable name
 PARQUET_DIR_ENV = "NUMBERYO_PARQUET_DIR"
+#: What the warehouse keeps of phone numbers and IMSIs (:mod:`numberyo_provider.privacy` says what
+#: each mode does). The words live here, with the setting, so that a command line can offer them
+#: without importing the policy (pyarrow, phonenumbers): ``numberyo simulate`` builds every
+#: subcommand's flags.
+PrivacyMode = Literal["keep", "mask", "hmac"]
+PRIVACY_MODES: tuple[str, ...] = get_args(PrivacyMode)
 #: The landing directory's name when nothing says where it is.
 PARQUET_DIR_NAME = "numberyo-parquet"
 #: :func:`default_parquet_path` in words, for help texts and docs.

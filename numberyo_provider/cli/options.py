@@ -15,7 +15,7 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from numberyo_provider.config import BASE_URL_ENV, PARQUET_DEFAULT_TEXT
+from numberyo_provider.config import BASE_URL_ENV, PARQUET_DEFAULT_TEXT, PRIVACY_MODES
 
 __all__ = [
     "add_api_options",
@@ -169,9 +169,6 @@ def add_output_options(parser: Any, *, what: str) -> Any:
 
     The landing is read back as ``args.parquet_path`` (``args.parquet_dir`` mirrors it for
     ``numberyo check`` until that reads ``parquet_path``)."""
-    # Imported here: privacy pulls in pyarrow, which `numberyo simulate` never needs.
-    from numberyo_provider.privacy import MODES as PRIVACY_MODES
-
     group = parser.add_argument_group("output")
     group.add_argument(
         "--warehouse",
