@@ -17,7 +17,9 @@ by :func:`resolve_sync_options`, the one path of ``numberyo sync`` and ``NumberY
 Before this module the CLIs and the operators each decided, and disagreed: the operators took the
 HMAC secret from the connection before the environment while ``numberyo sync`` did the opposite,
 and the operators ignored ``NUMBERYO_PRIVACY_MODE``. ``docs/configuration.md`` has the table.
-Plain Python: the Airflow layer passes what it read from the connection in.
+Plain Python: the Airflow layer passes what it read from the connection in. Light to import (the
+CLI's ``--help`` and the DAG files read it): the privacy policy and ``SyncOptions`` (pyarrow) are
+imported by the functions that build them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from numberyo_provider.api.inputs import DEFAULT_BASE_URL
 from numberyo_provider.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -75,7 +78,7 @@ PARQUET_DEFAULT_TEXT = (
 )
 
 
-def _first(*values: Any) -> str | None:
+def _first(*values: object) -> str | None:
     """The first value that is not None and not blank, as stripped text."""
     for value in values:
         if value is None:
@@ -117,8 +120,6 @@ def resolve_base_url(
     environ: Mapping[str, str] | None = None,
 ) -> str:
     """The API address: explicit, the connection's host, ``NUMBERYO_BASE_URL``, production."""
-    from numberyo_provider.api.client import DEFAULT_BASE_URL
-
     return _first(explicit, connection, _env(environ).get(BASE_URL_ENV)) or DEFAULT_BASE_URL
 
 

@@ -13,7 +13,7 @@ import logging
 import math
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -100,7 +100,7 @@ def mebibytes(text: str) -> float:
 # --- the shared groups ------------------------------------------------------------------------
 
 
-def add_api_options(parser: Any, *, conn_id: bool = False) -> None:
+def add_api_options(parser: argparse.ArgumentParser, *, conn_id: bool = False) -> None:
     """``--base-url``, ``--timeout``, ``--max-response-mb``, ``--max-retries``."""
     override = "; overrides the connection's extra with --conn-id" if conn_id else ""
     group = parser.add_argument_group("API")
@@ -149,7 +149,7 @@ class _ParquetPath(argparse.Action):
         self,
         parser: argparse.ArgumentParser,
         namespace: argparse.Namespace,
-        values: Any,
+        values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
         if option_string == OLD_PARQUET_FLAG:
@@ -167,7 +167,7 @@ PARQUET_FLAG = "--parquet-path"
 OLD_PARQUET_FLAG = "--parquet-dir"
 
 
-def add_output_options(parser: Any, *, what: str) -> Any:
+def add_output_options(parser: argparse.ArgumentParser, *, what: str) -> argparse._ArgumentGroup:
     """``--warehouse``, ``--parquet-path``, ``--privacy``, ``--lock-timeout``, ``--json``,
     ``--no-progress``, ``-v``; returns the group (for a subcommand's own output flags).
 

@@ -37,6 +37,10 @@ try:
     from airflow.sdk.log import amask_secret
 except ImportError:  # pragma: no cover - task SDKs before the async masker
     amask_secret = None  # type: ignore[assignment]
+try:
+    from airflow.sdk.log import mask_secret
+except ImportError:  # pragma: no cover - older task SDKs
+    mask_secret = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -55,7 +59,7 @@ _EXTRA_TYPES: dict[str, str] = {
 }
 
 
-def _coerce(name: str, value: Any, kind: str) -> Any:
+def _coerce(name: str, value: object, kind: str) -> bool | int | float | None:
     """One extra, by the rules of :mod:`numberyo_provider.coercion`; ``None`` when empty."""
     label = f"connection extra {name!r}"
     if value is None or value == "":
@@ -219,11 +223,8 @@ class NumberYoHook(BaseHook):
     @staticmethod
     def _mask(secret: str) -> None:
         """Airflow masks passwords it fetched itself; mask again so any copy is hidden too."""
-        try:
-            from airflow.sdk.log import mask_secret
-        except ImportError:  # pragma: no cover - older task SDKs
-            return
-        mask_secret(secret)
+        if mask_secret is not None:
+            mask_secret(secret)
 
     def get_client(self, *, pool_size: int | None = None, **overrides: Any) -> NumberYoClient:
         """A client configured from the connection; ``pool_size`` should match your workers."""

@@ -11,7 +11,7 @@ installed, costs nothing and works without the ``simulator`` extra (FastAPI, uvi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from numberyo_provider.simulator.server import SimulatorServer
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["RequestLogEntry", "Simulator", "SimulatorRequestError", "SimulatorServer"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name == "SimulatorServer":
         from numberyo_provider.simulator.server import SimulatorServer
 
