@@ -118,9 +118,9 @@ class _PeakRss:
 def _child(mode: str, url: str, chunk_size: int) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    from numberyo_provider.numbers import Deduplicator, NormalizedNumber, normalize
-    from numberyo_provider.sharding import shard_of
-    from numberyo_provider.source import SourceSpec, iter_source_values
+    from numberyo_provider.checks.numbers import Deduplicator, NormalizedNumber, normalize
+    from numberyo_provider.checks.sharding import shard_of
+    from numberyo_provider.checks.source import SourceSpec, iter_source_values
 
     spec = SourceSpec(url, _table(url), "phone")
     rows = chunks = valid = 0
@@ -164,7 +164,7 @@ def _dedup_bytes_per_number(count: int) -> float:
     """Deduplicator memory per distinct number, measured with tracemalloc."""
     import tracemalloc
 
-    from numberyo_provider.numbers import Deduplicator
+    from numberyo_provider.checks.numbers import Deduplicator
 
     digits = [str(32_470_000_000 + i) for i in range(count)]
     tracemalloc.start()
@@ -178,7 +178,7 @@ def _dedup_bytes_per_number(count: int) -> float:
 
 
 def _normalize_rate(count: int) -> float:
-    from numberyo_provider.numbers import normalize
+    from numberyo_provider.checks.numbers import normalize
 
     raws = [f"+32 47{i:07d}" for i in range(count)]  # all distinct: the cache does not help
     started = time.perf_counter()

@@ -17,7 +17,18 @@ import warnings
 from types import ModuleType
 
 #: old dotted name -> new dotted name. Moved in 0.2.0; aliases go in 0.3.0.
-MOVED: dict[str, str] = {}
+MOVED: dict[str, str] = {
+    # The checks domain (paid number checks), one package: numberyo_provider.checks.
+    "numberyo_provider.checker": "numberyo_provider.checks",
+    "numberyo_provider.budget": "numberyo_provider.checks.budget",
+    "numberyo_provider.ledger": "numberyo_provider.checks.ledger",
+    "numberyo_provider.numbers": "numberyo_provider.checks.numbers",
+    "numberyo_provider.read_only_sql": "numberyo_provider.checks.read_only_sql",
+    "numberyo_provider.reconcile": "numberyo_provider.checks.reconcile",
+    "numberyo_provider.sharding": "numberyo_provider.checks.sharding",
+    "numberyo_provider.source": "numberyo_provider.checks.source",
+    "numberyo_provider.verdict": "numberyo_provider.checks.verdict",
+}
 
 
 class _AliasLoader(importlib.abc.Loader):

@@ -20,7 +20,7 @@ and zstd compression.
 
 Older versions wrote ``.../type=<type>/created_date=<YYYY-MM-DD>/...`` (one directory per day).
 Their files stay valid: the warehouse loads files by explicit path, clean-up deletes them by path,
-and :func:`numberyo_provider.checker.discover_landed_files` finds both layouts. A Hive reader over
+and :func:`numberyo_provider.checks.discover_landed_files` finds both layouts. A Hive reader over
 a root holding both must read one layout at a time (DuckDB refuses mixed partition keys); see
 docs/sync.md.
 

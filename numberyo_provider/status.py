@@ -2,9 +2,9 @@
 
 The counterpart of ``dlt pipeline info`` / ``trace``, read from what the sync and the check runs
 already write: ``_sync_state`` (the watermark), ``_loads`` (one row per load, committed or
-failed), the data tables, and the request ledger (:mod:`numberyo_provider.ledger`). Nothing is
-written: DuckDB is opened read-only, PostgreSQL in a read-only transaction, and a warehouse or a
-ledger that does not exist is reported as such, never created.
+failed), the data tables, and the request ledger (:mod:`numberyo_provider.checks.ledger`).
+Nothing is written: DuckDB is opened read-only, PostgreSQL in a read-only transaction, and a
+warehouse or a ledger that does not exist is reported as such, never created.
 
 :func:`read_status` returns a :class:`StatusReport` (``as_dict()`` for JSON, ``render()`` for
 people). Its :attr:`StatusReport.attention` lists what needs a person, each with a stable code
@@ -240,7 +240,7 @@ def read_status(
     now: datetime | None = None,
 ) -> StatusReport:
     """The status of ``warehouse`` (``duckdb:///file`` or a SQLAlchemy URL) and of its request
-    ledger (``ledger``; default :func:`~numberyo_provider.ledger.default_ledger_url`, skipped
+    ledger (``ledger``; default :func:`~numberyo_provider.checks.ledger.default_ledger_url`, skipped
     when that default does not exist). Raises :class:`StatusError` with one line when the
     warehouse (or a ``ledger`` given explicitly) does not exist or cannot be read."""
     from numberyo_provider.warehouse import mask_url
@@ -574,7 +574,7 @@ def _read_ledger(
 ) -> None:
     import sqlalchemy as sa
 
-    from numberyo_provider.ledger import (
+    from numberyo_provider.checks.ledger import (
         CLAIMS_TABLE,
         CREATED,
         PENDING,

@@ -20,10 +20,10 @@ import pytest
 from api_reference import CREATE_201
 from hostile_server import HostileServer, Reply, Request
 
-from numberyo_provider.budget import Budget, Reservation, plausible_cost
-from numberyo_provider.checker import CheckOptions, run_check
+from numberyo_provider.checks import CheckOptions, run_check
+from numberyo_provider.checks.budget import Budget, Reservation, plausible_cost
+from numberyo_provider.checks.ledger import Ledger, default_ledger_url
 from numberyo_provider.client import NumberYoClient
-from numberyo_provider.ledger import Ledger, default_ledger_url
 
 NUMBERS = [f"+32456{i:06d}" for i in range(40)]
 
@@ -103,7 +103,7 @@ def test_credits_spent_counts_checks_found_by_reconciliation(
     sim = numberyo_simulator.sim
     warehouse = f"duckdb:///{tmp_path / 'wh.duckdb'}"
     book = Ledger(default_ledger_url(warehouse))
-    from numberyo_provider.ledger import request_id
+    from numberyo_provider.checks.ledger import request_id
 
     digits = [n[1:] for n in NUMBERS[:3]]
     book.mark_pending("died", "HLR", [(request_id("died", "HLR", d), d) for d in digits])

@@ -14,9 +14,9 @@ from typing import Any
 import duckdb
 import pytest
 
+from numberyo_provider.checks.ledger import CREATED, NOT_CHECKED, Ledger, default_ledger_url
 from numberyo_provider.cli import main
 from numberyo_provider.cli.check import EXIT_NO_CREDITS
-from numberyo_provider.ledger import CREATED, NOT_CHECKED, Ledger, default_ledger_url
 
 NUMBERS = [f"+32 456 {i:06d}" for i in range(40)]
 DIGITS = [n.replace(" ", "")[1:] for n in NUMBERS]

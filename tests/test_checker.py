@@ -21,12 +21,12 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from numberyo_provider.checker import Checker, CheckOptions, CheckRunError
+from numberyo_provider.checks import Checker, CheckOptions, CheckRunError
+from numberyo_provider.checks.ledger import CREATED, NOT_CHECKED, PENDING, Ledger
+from numberyo_provider.checks.source import SourceSpec, iter_source_values
 from numberyo_provider.client import NumberYoClient
 from numberyo_provider.errors import AuthenticationError
 from numberyo_provider.land import ParquetLander
-from numberyo_provider.ledger import CREATED, NOT_CHECKED, PENDING, Ledger
-from numberyo_provider.source import SourceSpec, iter_source_values
 
 FAST = {"reconcile_settle": timedelta(seconds=0.2), "reconcile_skew": timedelta(seconds=5)}
 
@@ -302,10 +302,10 @@ _CHILD = textwrap.dedent(
     """
     import os, sys
     from datetime import timedelta
-    from numberyo_provider.checker import Checker, CheckOptions
+    from numberyo_provider.checks import Checker, CheckOptions
     from numberyo_provider.client import NumberYoClient
     from numberyo_provider.land import ParquetLander
-    from numberyo_provider.ledger import Ledger
+    from numberyo_provider.checks.ledger import Ledger
 
     url, token, ledger_url, root, kill_after = sys.argv[1:6]
     seen = []
@@ -431,7 +431,7 @@ def test_a_load_fetches_results_no_file_holds_and_is_idempotent(
     """A shard killed before landing: its created checks are in the ledger only."""
     from datetime import datetime, timezone
 
-    from numberyo_provider.checker import commit_check_run
+    from numberyo_provider.checks import commit_check_run
 
     run = Run(numberyo_simulator, ledger, tmp_path / "landing")
     batch = numbers(10)
@@ -536,7 +536,7 @@ def test_warehouse_upserts_replace_rows_by_key(
 def test_privacy_applies_to_the_ledger_copy_and_freshness_still_works(
     numberyo_simulator: Any, tmp_path: Path, mode: str
 ) -> None:
-    from numberyo_provider.checker import run_check
+    from numberyo_provider.checks import run_check
     from numberyo_provider.privacy import PrivacyPolicy
     from numberyo_provider.warehouse import connect_warehouse
 
@@ -583,7 +583,7 @@ def test_a_load_finds_the_run_s_files_nobody_passed_on(
     """A shard task's retry cleared the first try's XCom: its files are found by name."""
     from datetime import datetime, timezone
 
-    from numberyo_provider.checker import check_load_id, commit_check_run, discover_landed_files
+    from numberyo_provider.checks import check_load_id, commit_check_run, discover_landed_files
 
     root = tmp_path / "landing"
     run = Run(numberyo_simulator, ledger, root)
@@ -631,8 +631,8 @@ def test_a_200k_row_source_with_a_budget_of_5_loads_every_ledger_row(
     (at the default 64MB, at about 600,000) and nothing was loaded."""
     import json
 
-    from numberyo_provider.checker import run_check
-    from numberyo_provider.ledger import default_ledger_url
+    from numberyo_provider.checks import run_check
+    from numberyo_provider.checks.ledger import default_ledger_url
 
     rows = 200_000
     spec = _distinct_contacts(tmp_path / "contacts.duckdb", rows)
@@ -670,7 +670,7 @@ def test_a_load_that_runs_out_of_memory_says_so_and_a_rerun_loads_without_paying
     """The failure is real (a tiny memory_limit in the warehouse URL), after checks were paid:
     the error names DuckDB's out-of-memory and the setting to raise, not "Current transaction
     is aborted"; nothing is loaded; the same run with a sane limit loads it all, paying nothing."""
-    from numberyo_provider.checker import run_check
+    from numberyo_provider.checks import run_check
     from numberyo_provider.warehouse import LoadError, connect_warehouse
 
     rows = 60_000
@@ -716,7 +716,7 @@ def test_the_ledger_export_streams_every_row_of_the_run_exactly(ledger: Ledger) 
 
     import pyarrow as pa
 
-    from numberyo_provider.ledger import FAILED, Outcome, request_id
+    from numberyo_provider.checks.ledger import FAILED, Outcome, request_id
 
     at = datetime(2025, 3, 30, 14, 10, 23, 456789, tzinfo=timezone.utc)
     mine = [(request_id("run-1", "HLR", d), d) for d in numbers(5)]

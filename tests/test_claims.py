@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from numberyo_provider.ledger import (
+from numberyo_provider.checks.ledger import (
     CREATED,
     NOT_CHECKED,
     PENDING,
@@ -173,7 +173,7 @@ def test_only_an_abandoned_claim_is_taken_over(ledger: Ledger) -> None:
 
 
 def test_a_killed_process_is_known_dead_on_this_host(tmp_path: Path) -> None:
-    code = "from numberyo_provider.ledger import new_owner; print(new_owner(), flush=True)"
+    code = "from numberyo_provider.checks.ledger import new_owner; print(new_owner(), flush=True)"
     proc = subprocess.Popen(
         [sys.executable, "-c", code + "; import time; time.sleep(60)"],
         stdout=subprocess.PIPE,
@@ -336,7 +336,7 @@ def test_an_airflow_shard_retried_beside_its_first_try_pays_each_number_once(
     args = {"operator": operator, "dag_id": "numberyo_check_numbers", "run_id": "manual__1"}
     results = race(tmp_path, [("operator", args), ("operator", args)])
     assert all("summary" in r for r in results), results
-    from numberyo_provider.sharding import shard_of
+    from numberyo_provider.checks.sharding import shard_of
 
     mine = [d for d in DIGITS if shard_of(d, 2) == 1]
     assert charged(slow_api) == Counter(mine)
@@ -390,7 +390,7 @@ def test_a_frozen_owner_whose_lease_ran_short_sends_nothing(
 ) -> None:
     """A process paused past its lease (SIGSTOP, a VM freeze) may have been taken over: its
     workers must not send when they wake."""
-    from numberyo_provider.checker import Checker, CheckOptions
+    from numberyo_provider.checks import Checker, CheckOptions
     from numberyo_provider.client import NumberYoClient
 
     class Sink:

@@ -51,7 +51,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def test_contacts_are_messy_and_their_truth_is_what_the_checker_will_find() -> None:
-    from numberyo_provider.numbers import NormalizedNumber, normalize
+    from numberyo_provider.checks.numbers import NormalizedNumber, normalize
 
     demo = _demo_module()
     contacts = demo.make_contacts(300)

@@ -363,9 +363,9 @@ def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> N
 def test_an_unknown_outcome_is_not_success_and_says_it_may_have_been_charged() -> None:
     from decimal import Decimal
 
-    from numberyo_provider.checker import CheckSummary
+    from numberyo_provider.checks import CheckSummary
+    from numberyo_provider.checks.verdict import failed_numbers
     from numberyo_provider.cli.errors import exit_code
-    from numberyo_provider.verdict import failed_numbers
 
     done = CheckSummary(run_id="r", check_type="HLR", created=5, credits_spent=Decimal("5.00"))
     assert failed_numbers(done, loaded=True) is None

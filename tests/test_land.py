@@ -401,7 +401,7 @@ def test_landed_file_is_a_plain_record() -> None:
 def test_files_of_both_layouts_are_discovered_for_a_load(tmp_path: Path) -> None:
     """A check run started by an older version (one directory per created day) and resumed by
     this one: its commit must find the files of both layouts."""
-    from numberyo_provider.checker import discover_landed_files
+    from numberyo_provider.checks import discover_landed_files
 
     old_dir = tmp_path / "checks" / "type=HLR" / "created_date=2025-03-30"
     old_dir.mkdir(parents=True)

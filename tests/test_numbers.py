@@ -6,14 +6,14 @@ from decimal import Decimal
 
 import pytest
 
-from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.numbers import (
+from numberyo_provider.checks.numbers import (
     Deduplicator,
     NormalizedNumber,
     RejectedNumber,
     check_region,
     normalize,
 )
+from numberyo_provider.errors import ConfigurationError
 
 # (raw value, default_region, expected digits, expected region)
 VALID = [

@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
+from numberyo_provider.checks.numbers import NormalizedNumber, normalize
+from numberyo_provider.checks.sharding import check_shard, in_shard, shard_of
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.numbers import NormalizedNumber, normalize
-from numberyo_provider.sharding import check_shard, in_shard, shard_of
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def test_shard_is_the_same_in_another_process_with_another_hash_seed() -> None:
     numbers = [str(32_400_000_000 + i * 7919) for i in range(200)]
     script = (
         "import json, sys\n"
-        "from numberyo_provider.sharding import shard_of\n"
+        "from numberyo_provider.checks.sharding import shard_of\n"
         "print(json.dumps([shard_of(d, 5) for d in json.loads(sys.argv[1])]))\n"
     )
     results = []

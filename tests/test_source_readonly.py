@@ -22,19 +22,19 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
-from numberyo_provider import source as source_module
-from numberyo_provider.checker import CheckOptions, run_check
-from numberyo_provider.cli import main
-from numberyo_provider.client import NumberYoClient
-from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.read_only_sql import read_only_statement
-from numberyo_provider.source import (
+from numberyo_provider.checks import CheckOptions, run_check
+from numberyo_provider.checks import source as source_module
+from numberyo_provider.checks.read_only_sql import read_only_statement
+from numberyo_provider.checks.source import (
     Source,
     SourceSpec,
     iter_source_values,
     iter_values_from_connection,
     open_source,
 )
+from numberyo_provider.cli import main
+from numberyo_provider.client import NumberYoClient
+from numberyo_provider.errors import ConfigurationError
 
 PHONES = ["+32456000001", "+32456000002", "+32456000003"]
 MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/"

@@ -26,9 +26,9 @@ from test_sync_operator import (  # type: ignore[import-not-found]
     dag_from_source,  # noqa: F401 - the fixture that runs DAG files (dag.test() needs a bundle)
 )
 
-from numberyo_provider.checker import CheckOptions, run_check
+from numberyo_provider.checks import CheckOptions, run_check
+from numberyo_provider.checks.ledger import PENDING, Ledger, default_ledger_url
 from numberyo_provider.client import NumberYoClient
-from numberyo_provider.ledger import PENDING, Ledger, default_ledger_url
 from numberyo_provider.status import StatusError, read_status
 from numberyo_provider.sync import run_sync
 
@@ -68,7 +68,7 @@ def check(server: Any, wh: str, root: Path, numbers: list[str], run_id: str, **c
 
 _KILLED = """
 import sys
-from numberyo_provider.checker import CheckOptions, run_check
+from numberyo_provider.checks import CheckOptions, run_check
 from numberyo_provider.client import NumberYoClient
 
 url, token, wh, root, *numbers = sys.argv[1:]

@@ -167,7 +167,7 @@ def register(subparsers: Any) -> None:
 
 
 def _source_spec(args: argparse.Namespace) -> Any:
-    from numberyo_provider.source import SourceSpec
+    from numberyo_provider.checks.source import SourceSpec
 
     if args.sql is not None and args.table is not None:
         raise ConfigurationError("give --table/--column or --sql, not both")
@@ -181,7 +181,7 @@ def _source_spec(args: argparse.Namespace) -> Any:
 def _say_if_resuming(ledger_url: str, run_id: str) -> None:
     """The default run id is per day: a second run of the same command the same day resumes the
     first. Say so, or its summary would read as if the results were fresh."""
-    from numberyo_provider.ledger import Ledger, existing_ledger
+    from numberyo_provider.checks.ledger import Ledger, existing_ledger
 
     if not existing_ledger(ledger_url):
         return
@@ -200,7 +200,7 @@ def _say_if_resuming(ledger_url: str, run_id: str) -> None:
 
 
 def _default_run_id(args: argparse.Namespace, check_type: str) -> str:
-    from numberyo_provider.checker import default_cli_run_id
+    from numberyo_provider.checks import default_cli_run_id
     from numberyo_provider.warehouse import mask_url
 
     selection = f"{args.schema}.{args.table}.{args.column}" if args.sql is None else args.sql
@@ -220,15 +220,15 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from numberyo_provider.budget import DEFAULT_COST_ESTIMATE
-    from numberyo_provider.checker import CheckOptions, run_check
+    from numberyo_provider.checks import CheckOptions, run_check
+    from numberyo_provider.checks.budget import DEFAULT_COST_ESTIMATE
+    from numberyo_provider.checks.ledger import default_ledger_url
+    from numberyo_provider.checks.source import open_source
+    from numberyo_provider.checks.verdict import failed_numbers, money_spent
     from numberyo_provider.client import NumberYoClient
-    from numberyo_provider.ledger import default_ledger_url
     from numberyo_provider.models import normalize_check_type
     from numberyo_provider.progress import Progress
-    from numberyo_provider.source import open_source
     from numberyo_provider.sync import cancellable_sleep
-    from numberyo_provider.verdict import failed_numbers, money_spent
 
     spec = _source_spec(args)
     check_type = normalize_check_type(args.type)

@@ -1,7 +1,7 @@
 """Operators: paid checks of the numbers in a table, credit-safe and idempotent.
 
 * :class:`NumberYoCreateChecksOperator` reads a source (an Airflow SQL connection or a SQLAlchemy
-  URL), cleans the numbers and creates the checks (:mod:`numberyo_provider.checker`); with
+  URL), cleans the numbers and creates the checks (:mod:`numberyo_provider.checks`); with
   ``load=True`` (default) it also loads them into the warehouse.
 * For large tables, map it over shards (``.partial(shards=N, load=False).expand(shard_index=...)``):
   each mapped task checks the numbers of its shard and only lands Parquet; then ONE
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
-from numberyo_provider.budget import DEFAULT_COST_ESTIMATE
+from numberyo_provider.checks.budget import DEFAULT_COST_ESTIMATE
 from numberyo_provider.coercion import as_bool, as_decimal, as_int, as_text
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.hooks.numberyo import NumberYoHook
@@ -39,7 +39,7 @@ from numberyo_provider.operators.sync import default_outlets
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from numberyo_provider.checker import CheckSummary
+    from numberyo_provider.checks import CheckSummary
     from numberyo_provider.land import LandedFile
     from numberyo_provider.privacy import PrivacyPolicy
 
@@ -235,7 +235,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
 
     @contextmanager
     def _chunks(self) -> Iterator[Iterable[list[object]]]:
-        from numberyo_provider.source import (
+        from numberyo_provider.checks.source import (
             SourceSpec,
             iter_values_from_connection,
             open_source,
@@ -283,7 +283,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
     # --- execution -------------------------------------------------------------------------------
 
     def _options(self, context: Context) -> Any:
-        from numberyo_provider.checker import CheckOptions
+        from numberyo_provider.checks import CheckOptions
 
         run_id = as_text(self.run_id) or f"{context['dag'].dag_id}:{context['run_id']}"
         cost = as_decimal("cost_estimate", self.cost_estimate)
@@ -312,9 +312,9 @@ class NumberYoCreateChecksOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         # The run's modules (pyarrow, phonenumbers, ...) are imported here, not when the DAG
         # file is parsed.
-        from numberyo_provider.checker import ON_INSUFFICIENT_CREDITS, run_check
+        from numberyo_provider.checks import ON_INSUFFICIENT_CREDITS, run_check
+        from numberyo_provider.checks.verdict import failed_numbers
         from numberyo_provider.sync import cancellable_sleep
-        from numberyo_provider.verdict import failed_numbers
 
         policy = str(self.on_insufficient_credits or "fail").strip().lower()
         if policy not in ON_INSUFFICIENT_CREDITS:
@@ -496,8 +496,8 @@ class NumberYoLoadLandedOperator(BaseOperator):
         self.max_workers = max_workers
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from numberyo_provider.checker import CheckSummary, commit_check_run
-        from numberyo_provider.ledger import Ledger, default_ledger_url
+        from numberyo_provider.checks import CheckSummary, commit_check_run
+        from numberyo_provider.checks.ledger import Ledger, default_ledger_url
 
         pulled = context["ti"].xcom_pull(task_ids=self.check_task_id, key=XCOM_KEY)
         parts = _as_list(pulled)

@@ -28,9 +28,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from numberyo_provider.checks.ledger import LedgerRow
 from numberyo_provider.client import NumberYoClient
 from numberyo_provider.extract import CheckLister, ResultFetcher
-from numberyo_provider.ledger import LedgerRow
 from numberyo_provider.models import Check, CheckResults, HlrResult, VerifyResult
 
 __all__ = [

@@ -2,8 +2,8 @@
 
 Money safety rests on one rule: a number is marked ``pending`` (committed) *before* its POST is
 submitted, and its row is updated after the answer. A ``pending`` row therefore means "maybe sent":
-after a crash, a read timeout or a kill, :mod:`numberyo_provider.reconcile` resolves it against
-the account's checks before the number may be sent again. Rows are never deleted.
+after a crash, a read timeout or a kill, :mod:`numberyo_provider.checks.reconcile` resolves it
+against the account's checks before the number may be sent again. Rows are never deleted.
 
 Where the ledger lives (``docs/credits-and-idempotency.md``): a run lasts long and writes often,
 while DuckDB allows one writer process per file, so holding the warehouse's write lock for a whole
@@ -29,12 +29,13 @@ their own row for one number. What stops them both paying is a second table, ``_
 keyed by ``(check_type, phone_number)``: :meth:`Ledger.claim` inserts the claim (insert-if-absent,
 the database's unique key is the compare-and-set), re-checks inside the same transaction that no
 other row of the number is ``pending`` or freshly ``created``, and only then marks the number
-``pending``. The claim names its owner (one per :class:`~numberyo_provider.checker.Checker`) and a
-lease; the owner renews the lease while it holds claims and releases a claim in the transaction
-that records a definite outcome. A claim whose outcome stayed unknown is *kept* until the owner
-reconciles it. Another process only takes a claim over once its lease expired (or its owner is a
-dead process on this host) and then only through reconciliation (:meth:`Ledger.take_over`), never
-by sending. Guarantees per backend are in ``docs/credits-and-idempotency.md``.
+``pending``. The claim names its owner (one per :class:`~numberyo_provider.checks.engine.Checker`)
+and a lease; the owner renews the lease while it holds claims and releases a claim in the
+transaction that records a definite outcome. A claim whose outcome stayed unknown is *kept* until
+the owner reconciles it. Another process only takes a claim over once its lease expired (or its
+owner is a dead process on this host) and then only through reconciliation
+(:meth:`Ledger.acquire`), never by sending. Guarantees per backend are in
+``docs/credits-and-idempotency.md``.
 """
 
 from __future__ import annotations

@@ -217,8 +217,8 @@ class Deduplicator:
     Memory grows with the distinct numbers seen: E.164 digits never start with ``0``, so they are
     kept as Python ints (a 12-15 digit int is 32 bytes, plus about 30-60 bytes of set slot), about
     70-90 bytes per distinct number: ~80 MB per million, ~0.8 GB for ten million. Split bigger
-    sources into shards (:mod:`numberyo_provider.sharding`); each shard task deduplicates its own
-    numbers, and a number always lands in the same shard.
+    sources into shards (:mod:`numberyo_provider.checks.sharding`); each shard task deduplicates
+    its own numbers, and a number always lands in the same shard.
     """
 
     __slots__ = ("_seen",)

@@ -14,10 +14,10 @@ Two ways to say what to read, exactly one of them:
   one dotted ``table`` when no table has the literal dotted name.
 * ``sql``: the user's own query, sent as is (no bind-parameter parsing, so ``:`` and ``%`` in
   literals are safe; trailing semicolons and comments are dropped because a server-side cursor
-  wraps the query). It must be one read-only query (:mod:`numberyo_provider.read_only_sql` refuses
-  anything else before any connection is made). It must return one column, or ``column`` must name
-  which of its columns to read: silently taking the first of several could spend money on the
-  wrong values.
+  wraps the query). It must be one read-only query (:mod:`numberyo_provider.checks.read_only_sql`
+  refuses anything else before any connection is made). It must return one column, or ``column``
+  must name which of its columns to read: silently taking the first of several could spend money
+  on the wrong values.
 
 **A source is only ever read.** Besides the query check, every connection is made read-only by the
 database itself, which is the real guarantee:
@@ -42,9 +42,9 @@ caller creates a warehouse, a ledger or a request. Iterating the :class:`Source`
 own read-only connection and streams; nothing holds the file in between (a DuckDB source may be
 the warehouse's own file, which the run opens for writing).
 
-Values are yielded as the database returns them (text, integers, decimals, ``None``): normalising
-them is :mod:`numberyo_provider.numbers`' job, and a ``None`` is kept so that rejected values can be
-counted against the source's row count.
+Values are yielded as the database returns them (text, integers, decimals, ``None``): turning
+them into E.164 numbers is :mod:`numberyo_provider.checks.numbers`' job, and a ``None`` is kept so
+that rejected values can be counted against the source's row count.
 
 DuckDB files are read through the ``duckdb_engine`` dialect (``duckdb:///path/file.duckdb``),
 opened read-only so that several shard tasks can read one file at the same time. When this process
@@ -79,8 +79,8 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
+from numberyo_provider.checks.read_only_sql import read_only_statement
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.read_only_sql import read_only_statement
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

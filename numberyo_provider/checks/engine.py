@@ -3,8 +3,9 @@
 One run (one shard of a run), in order (``docs/credits-and-idempotency.md`` has the why):
 
 1. **Reconcile** ``pending`` ledger rows of this shard's numbers (this run's of any age, earlier
-   runs' within ``max_age``) against the account's checks (:mod:`numberyo_provider.reconcile`):
-   found ones become ``created`` and their results are landed; the others are safe to send.
+   runs' within ``max_age``) against the account's checks
+   (:mod:`numberyo_provider.checks.reconcile`): found ones become ``created`` and their results
+   are landed; the others are safe to send.
 2. **Hygiene**, streamed chunk by chunk: normalise to E.164 (``default_region``); invalid values go
    to the ledger's rejected list, never to the API; keep this shard's numbers; drop duplicates;
    skip numbers this run already created (a retry) and, unless ``force``, numbers with a result of
@@ -39,21 +40,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyarrow as pa
 
 from numberyo_provider import schema
-from numberyo_provider.budget import DEFAULT_COST_ESTIMATE, WAIT, Budget, Reservation
-from numberyo_provider.client import NumberYoClient
-from numberyo_provider.errors import (
-    CheckRunError,
-    ConfigurationError,
-    InsufficientCreditsError,
-    InsufficientCreditsStop,
-    NotFoundError,
-    NumberYoError,
-    SyncCancelled,
-    TransportError,
-    UnsupportedCheckTypeError,
-    ValidationError,
-)
-from numberyo_provider.ledger import (
+from numberyo_provider.checks.budget import DEFAULT_COST_ESTIMATE, WAIT, Budget, Reservation
+from numberyo_provider.checks.ledger import (
     CREATED,
     DEFAULT_CLAIM_LEASE,
     FAILED,
@@ -67,16 +55,29 @@ from numberyo_provider.ledger import (
     request_id,
     retire_owner,
 )
-from numberyo_provider.models import Check, CheckResults, CreatedCheck, normalize_check_type
-from numberyo_provider.normalize import normalize_checks, normalize_created
-from numberyo_provider.numbers import Deduplicator, RejectedNumber, check_region, normalize
-from numberyo_provider.reconcile import (
+from numberyo_provider.checks.numbers import Deduplicator, RejectedNumber, check_region, normalize
+from numberyo_provider.checks.reconcile import (
     DEFAULT_SETTLE,
     DEFAULT_SKEW,
     reconcile,
     wait_until_settled,
 )
-from numberyo_provider.sharding import check_shard, shard_of
+from numberyo_provider.checks.sharding import check_shard, shard_of
+from numberyo_provider.client import NumberYoClient
+from numberyo_provider.errors import (
+    CheckRunError,
+    ConfigurationError,
+    InsufficientCreditsError,
+    InsufficientCreditsStop,
+    NotFoundError,
+    NumberYoError,
+    SyncCancelled,
+    TransportError,
+    UnsupportedCheckTypeError,
+    ValidationError,
+)
+from numberyo_provider.models import Check, CheckResults, CreatedCheck, normalize_check_type
+from numberyo_provider.normalize import normalize_checks, normalize_created
 
 if TYPE_CHECKING:
     from numberyo_provider.land import LandedFile
@@ -1155,15 +1156,15 @@ def run_check(
     """Check the numbers of ``chunks`` and land the results; with ``commit`` also load them (and
     the run's ledger rows) into the warehouse in one transaction.
 
-    ``chunks``: a :class:`~numberyo_provider.source.Source` is validated before anything is
+    ``chunks``: a :class:`~numberyo_provider.checks.source.Source` is validated before anything is
     created, so a usage error leaves no warehouse, ledger or landing file.
     ``ledger``: a :class:`Ledger`, its URL, or None for the default beside the warehouse
-    (:func:`~numberyo_provider.ledger.default_ledger_url`). ``on_checker`` receives the
+    (:func:`~numberyo_provider.checks.ledger.default_ledger_url`). ``on_checker`` receives the
     :class:`Checker` before it starts (to wire ``stop()`` to Ctrl-C or ``on_kill``);
     ``stop_event`` is the event the checker sets to stop (share it with the client's ``sleep``).
     """
+    from numberyo_provider.checks.source import Source
     from numberyo_provider.land import ParquetLander
-    from numberyo_provider.source import Source
     from numberyo_provider.warehouse import connect_warehouse
 
     if isinstance(chunks, Source):

@@ -1,0 +1,87 @@
+"""Paid number checks: read a source, clean the numbers, create each check once, load the results.
+
+The public face of the checks domain; the modules behind it, one concept each:
+
+* :mod:`~numberyo_provider.checks.engine`: :class:`Checker`, one run (or shard) of threaded POSTs;
+* :mod:`~numberyo_provider.checks.ledger`: the request ledger and its claims (never pay twice);
+* :mod:`~numberyo_provider.checks.budget`: ``max_checks`` / ``max_credits``, reserved before a POST;
+* :mod:`~numberyo_provider.checks.reconcile`: requests whose outcome is unknown, looked up;
+* :mod:`~numberyo_provider.checks.numbers`: number hygiene (E.164, validity, duplicates);
+* :mod:`~numberyo_provider.checks.source`: streaming, read-only reads of the numbers
+  (:mod:`~numberyo_provider.checks.read_only_sql` checks a user's query first);
+* :mod:`~numberyo_provider.checks.sharding`: which shard a number belongs to;
+* :mod:`~numberyo_provider.checks.verdict`: whether a finished run did its job.
+
+Names are imported on first use, so ``import numberyo_provider.checks.numbers`` (or a DAG file
+importing the operators) does not pull in pyarrow and the engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from numberyo_provider.checks.engine import (
+        DEFAULT_MAX_AGE,
+        ON_INSUFFICIENT_CREDITS,
+        Checker,
+        CheckOptions,
+        CheckRun,
+        CheckSummary,
+        CommitReport,
+        check_load_id,
+        commit_check_run,
+        default_cli_run_id,
+        discover_landed_files,
+        run_check,
+    )
+    from numberyo_provider.errors import CheckRunError, InsufficientCreditsStop
+
+#: Public name -> the module that defines it (imported when the name is first used).
+_EXPORTS = {
+    "DEFAULT_MAX_AGE": "numberyo_provider.checks.engine",
+    "ON_INSUFFICIENT_CREDITS": "numberyo_provider.checks.engine",
+    "CheckOptions": "numberyo_provider.checks.engine",
+    "CheckSummary": "numberyo_provider.checks.engine",
+    "check_load_id": "numberyo_provider.checks.engine",
+    "default_cli_run_id": "numberyo_provider.checks.engine",
+    "Checker": "numberyo_provider.checks.engine",
+    "CheckRun": "numberyo_provider.checks.engine",
+    "run_check": "numberyo_provider.checks.engine",
+    "CommitReport": "numberyo_provider.checks.engine",
+    "commit_check_run": "numberyo_provider.checks.engine",
+    "discover_landed_files": "numberyo_provider.checks.engine",
+    "CheckRunError": "numberyo_provider.errors",
+    "InsufficientCreditsStop": "numberyo_provider.errors",
+}
+
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "ON_INSUFFICIENT_CREDITS",
+    "CheckOptions",
+    "CheckRun",
+    "CheckRunError",
+    "CheckSummary",
+    "Checker",
+    "CommitReport",
+    "InsufficientCreditsStop",
+    "check_load_id",
+    "commit_check_run",
+    "default_cli_run_id",
+    "discover_landed_files",
+    "run_check",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
