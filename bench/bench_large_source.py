@@ -68,8 +68,8 @@ def _floor() -> dict[str, Any]:
     import sqlalchemy  # noqa: F401
 
     import numberyo_provider.checks
-    import numberyo_provider.checks.engine
     import numberyo_provider.checks.ledger
+    import numberyo_provider.checks.run
     import numberyo_provider.checks.source
     import numberyo_provider.cli
     import numberyo_provider.cli.check
@@ -122,7 +122,7 @@ class _Phases:
 
 def _instrument(phases: _Phases) -> None:
     from numberyo_provider import cli
-    from numberyo_provider.checks import engine, ledger, source
+    from numberyo_provider.checks import engine, ledger, run, source
     from numberyo_provider.warehouse import base
 
     engine.Checker.run = phases.call("check run (all of it)", engine.Checker.run)  # type: ignore[method-assign]
@@ -130,7 +130,7 @@ def _instrument(phases: _Phases) -> None:
     ledger.Ledger.mark_not_checked = phases.call(  # type: ignore[method-assign]
         "  ledger: not_checked rows", ledger.Ledger.mark_not_checked
     )
-    engine.commit_check_run = phases.call("commit (all of it)", engine.commit_check_run)
+    run.commit_check_run = phases.call("commit (all of it)", run.commit_check_run)
     base.Warehouse.commit_load = phases.call(  # type: ignore[method-assign]
         "  load transaction", base.Warehouse.commit_load
     )
