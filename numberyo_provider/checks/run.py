@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from numberyo_provider import schema
 from numberyo_provider.checks.engine import Checker
 from numberyo_provider.checks.landing import commit_check_run, one_line
 from numberyo_provider.checks.ledger import Ledger, default_ledger_url
@@ -28,39 +27,11 @@ if TYPE_CHECKING:
     from numberyo_provider.land import LandedFile
     from numberyo_provider.privacy import PrivacyPolicy
     from numberyo_provider.progress import Progress
-    from numberyo_provider.warehouse import LoadResult, Warehouse
+    from numberyo_provider.warehouse import LoadResult
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CheckRun", "fresh_numbers_in_warehouse", "new_lander_id", "run_check"]
-
-
-def fresh_numbers_in_warehouse(warehouse: Warehouse, check_type: str, since: datetime) -> list[str]:
-    """Numbers (as stored: digits, or their privacy pseudonym) with a check of ``check_type``
-    created at or after ``since``. Creates the schema when the warehouse is new."""
-    warehouse.ensure_schema()
-    tables = getattr(warehouse, "tables", None)
-    if isinstance(tables, Mapping):  # a SQLAlchemy warehouse: typed, dialect-portable
-        import sqlalchemy as sa
-
-        checks = tables[schema.CHECKS.name]
-        stmt = (
-            sa.select(checks.c.phone_number)
-            .distinct()
-            .where(
-                checks.c.type == check_type,
-                checks.c.created_at >= since,
-                checks.c.phone_number.is_not(None),
-            )
-        )
-        with warehouse.transaction() as conn:
-            return [str(r[0]) for r in conn.execute(stmt)]
-    rows = warehouse.query(
-        f"SELECT DISTINCT phone_number FROM {warehouse.qualified(schema.CHECKS.name)} "
-        "WHERE type = ? AND created_at >= ? AND phone_number IS NOT NULL",
-        [check_type, since],
-    )
-    return [str(r[0]) for r in rows]
+__all__ = ["CheckRun", "new_lander_id", "run_check"]
 
 
 @dataclass
@@ -124,7 +95,8 @@ def run_check(
         if not options.force:
             since = started_at - options.max_age
             with connect_warehouse(warehouse, lock_timeout_s=lock_timeout_s) as wh:
-                fresh = fresh_numbers_in_warehouse(wh, options.check_type, since)
+                wh.ensure_schema()  # a new warehouse gets its tables now (and has no numbers)
+                fresh = wh.fresh_numbers(options.check_type, since)
             fresh = _comparable(fresh, privacy)
         lander = ParquetLander(
             parquet_root,
