@@ -248,38 +248,15 @@ def commit_check_run(
 def discover_landed_files(
     parquet_root: str, load_id: str, storage_options: Mapping[str, Any] | None = None
 ) -> list[LandedFile]:
-    """Every file landed under ``parquet_root`` for ``load_id`` (all shards, all tries).
+    """Every file landed under ``parquet_root`` for ``load_id`` (all shards, all tries), both
+    landing layouts (:func:`~numberyo_provider.land.find_landed_files`)."""
+    from numberyo_provider.land import find_landed_files
 
-    Both layouts: ``type=*/landed_date=*`` (this version) and ``type=*/created_date=*`` (files a
-    run of an older version landed before an upgrade, then resumed by this one).
-    """
-    from urllib.parse import unquote
-
-    import fsspec
-    import pyarrow.parquet as pq
-
-    from numberyo_provider.land import LandedFile
-
-    fs, root = fsspec.core.url_to_fs(parquet_root, **dict(storage_options or {}))
-    root = str(root).rstrip("/")
-    local = "file" in ([fs.protocol] if isinstance(fs.protocol, str) else list(fs.protocol))
-    out: list[LandedFile] = []
-    for table in schema.DATA_TABLES:
-        paths = {
-            str(p)
-            for partition in ("landed_date", "created_date")
-            for p in fs.glob(f"{root}/{table.name}/type=*/{partition}=*/{load_id}-*.parquet")
-        }
-        for path in sorted(paths):
-            partition = {
-                key: unquote(value)
-                for key, _, value in (p.partition("=") for p in str(path).split("/")[-3:-1])
-            }
-            with fs.open(path, "rb") as handle:
-                rows = pq.ParquetFile(handle).metadata.num_rows
-            shown = str(path) if local else str(fs.unstrip_protocol(path))
-            out.append(LandedFile(table.name, shown, rows, partition))
-    return out
+    return [
+        found
+        for table in schema.DATA_TABLES
+        for found in find_landed_files(parquet_root, table, load_id, storage_options)
+    ]
 
 
 def _results_or_error(client: NumberYoClient, row: LedgerRow) -> CheckResults | NumberYoError:
