@@ -45,6 +45,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from numberyo_provider import schema
+from numberyo_provider.cancellation import cancellable_sleep
 from numberyo_provider.client import DEFAULT_BASE_URL, NumberYoClient
 from numberyo_provider.config import TOKEN_ENV
 from numberyo_provider.errors import ConfigurationError, LandingError, NumberYoError
@@ -215,14 +216,6 @@ def new_load_id(kind: str = KIND) -> str:
     """``sync-20250330T141023Z-1a2b3c4d``: sortable by time, unique, safe in file names."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{kind}-{stamp}-{uuid.uuid4().hex[:8]}"
-
-
-def cancellable_sleep(stop: threading.Event) -> Callable[[float], None]:
-    def sleep(seconds: float) -> None:
-        if stop.wait(seconds):
-            raise SyncCancelled("the sync was cancelled")
-
-    return sleep
 
 
 #: Priorities of the shared request workers: a list page before any result fetch.

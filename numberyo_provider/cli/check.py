@@ -220,6 +220,7 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from numberyo_provider.cancellation import cancellable_sleep
     from numberyo_provider.checks import CheckOptions, run_check
     from numberyo_provider.checks.budget import DEFAULT_COST_ESTIMATE
     from numberyo_provider.checks.ledger import default_ledger_url
@@ -228,7 +229,6 @@ def _run(args: argparse.Namespace) -> int:
     from numberyo_provider.client import NumberYoClient
     from numberyo_provider.models import normalize_check_type
     from numberyo_provider.progress import Progress
-    from numberyo_provider.sync import cancellable_sleep
 
     spec = _source_spec(args)
     check_type = normalize_check_type(args.type)

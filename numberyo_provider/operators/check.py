@@ -312,9 +312,9 @@ class NumberYoCreateChecksOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         # The run's modules (pyarrow, phonenumbers, ...) are imported here, not when the DAG
         # file is parsed.
+        from numberyo_provider.cancellation import cancellable_sleep
         from numberyo_provider.checks import ON_INSUFFICIENT_CREDITS, run_check
         from numberyo_provider.checks.verdict import failed_numbers
-        from numberyo_provider.sync import cancellable_sleep
 
         policy = str(self.on_insufficient_credits or "fail").strip().lower()
         if policy not in ON_INSUFFICIENT_CREDITS:

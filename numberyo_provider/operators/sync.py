@@ -98,7 +98,8 @@ class NumberYoSyncOperator(BaseOperator):
         return privacy_policy(self.privacy, self.privacy_secret, hook)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from numberyo_provider.sync import cancellable_sleep, run_sync
+        from numberyo_provider.cancellation import cancellable_sleep
+        from numberyo_provider.sync import run_sync
 
         concurrency = as_int("concurrency", self.concurrency, minimum=1) or 1
         full_refresh = as_bool("full_refresh", self.full_refresh)
