@@ -23,7 +23,7 @@ MOVED: dict[str, str] = {
     "numberyo_provider.budget": "numberyo_provider.checks.budget",
     "numberyo_provider.ledger": "numberyo_provider.checks.ledger",
     "numberyo_provider.numbers": "numberyo_provider.checks.numbers",
-    "numberyo_provider.read_only_sql": "numberyo_provider.checks.read_only_sql",
+    "numberyo_provider.read_only_sql": "numberyo_provider.checks.source.read_only_sql",
     "numberyo_provider.reconcile": "numberyo_provider.checks.reconcile",
     "numberyo_provider.sharding": "numberyo_provider.checks.sharding",
     "numberyo_provider.source": "numberyo_provider.checks.source",

@@ -13,8 +13,7 @@ The public face of the checks domain; the modules behind it, one concept each:
 * :mod:`~numberyo_provider.checks.budget`: ``max_checks`` / ``max_credits``, reserved before a POST;
 * :mod:`~numberyo_provider.checks.reconcile`: requests whose outcome is unknown, looked up;
 * :mod:`~numberyo_provider.checks.numbers`: number hygiene (E.164, validity, duplicates);
-* :mod:`~numberyo_provider.checks.source`: streaming, read-only reads of the numbers
-  (:mod:`~numberyo_provider.checks.read_only_sql` checks a user's query first);
+* :mod:`~numberyo_provider.checks.source`: streaming, read-only reads of the numbers;
 * :mod:`~numberyo_provider.checks.sharding`: which shard a number belongs to;
 * :mod:`~numberyo_provider.checks.verdict`: whether a finished run did its job.
 
