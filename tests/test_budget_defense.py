@@ -59,14 +59,14 @@ def test_a_lying_cost_never_loosens_max_credits(cost: Any, tmp_path: Path) -> No
                 check_type="HLR",
                 run_id="lie",
                 max_credits=Decimal(2),
-                max_workers=4,
+                concurrency=4,
                 # An unreadable cost leaves outcomes unknown; reconciling them waits this long
                 # (30 s by default) for nothing here: the server answers at once.
                 reconcile_settle=timedelta(seconds=1),
             ),
             chunks=[NUMBERS],
             warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}",
-            parquet_root=str(tmp_path / "landing"),
+            parquet_path=str(tmp_path / "landing"),
         )
     assert run.error is None
     assert sum(posted.values()) == 2, "2 credits at the 1.00 estimate buy two checks, not more"
@@ -115,7 +115,7 @@ def test_credits_spent_counts_checks_found_by_reconciliation(
             options=CheckOptions(check_type="HLR", run_id="died", reconcile_settle=timedelta(0)),
             chunks=[NUMBERS[:5]],
             warehouse=warehouse,
-            parquet_root=str(tmp_path / "landing"),
+            parquet_path=str(tmp_path / "landing"),
             ledger=book,
         )
     book.close()

@@ -140,7 +140,7 @@ def test_credits_run_out_mid_run_exactly(
 ) -> None:
     server = numberyo_simulator_factory(credits=12, costs={"HLR": "1.00"}, latency_ms=5)
     batch = numbers(40)
-    summary = Run(server, ledger, tmp_path, options={"max_workers": 8})(batch)
+    summary = Run(server, ledger, tmp_path, options={"concurrency": 8})(batch)
     charged = charges_per_number(server)
     assert len(charged) == 12 and set(charged.values()) == {1}
     assert server.sim.credits() == 0
@@ -211,10 +211,10 @@ def test_a_500_that_may_follow_a_charge_is_not_resent_in_the_run_and_resolved_la
     server = numberyo_simulator
     server.sim.fail_next(2, 500, endpoint="create")  # the simulator charged nothing for these
     batch = numbers(6)
-    first = Run(server, ledger, tmp_path, options={"max_workers": 1})(batch)
+    first = Run(server, ledger, tmp_path, options={"concurrency": 1})(batch)
     assert len(posted(server)) == 6  # the two 500s were not retried
     assert (first.created, first.not_checked) == (4, 2)  # reconciled: not on the server
-    again = Run(server, ledger, tmp_path, options={"max_workers": 1})(batch)
+    again = Run(server, ledger, tmp_path, options={"concurrency": 1})(batch)
     assert (again.already_created, again.created) == (4, 2)
     assert charges_per_number(server) == Counter(batch)
 
@@ -291,7 +291,7 @@ def test_repeated_failures_stop_the_run(
         numberyo_simulator,
         ledger,
         tmp_path,
-        options={"max_workers": 2, "max_consecutive_errors": 5},
+        options={"concurrency": 2, "max_consecutive_errors": 5},
     )
     with pytest.raises(CheckRunError, match="5 POSTs in a row"):
         run(numbers(50))
@@ -319,7 +319,7 @@ _CHILD = textwrap.dedent(
     Checker(
         NumberYoClient(token, url, pool_size=8),
         Ledger(ledger_url),
-        CheckOptions(check_type="HLR", run_id="killed", max_workers=8),
+        CheckOptions(check_type="HLR", run_id="killed", concurrency=8),
         sink=ParquetLander(root, "child"),
         load_id="check-test",
         on_result=after_post,
@@ -407,7 +407,7 @@ def test_a_100k_row_source_streams_with_bounded_memory(
     assert big_peak < 16_000_000
     assert ledger.rows() == []  # a dry run writes nothing
 
-    paid = Run(numberyo_simulator, ledger, tmp_path, options={"max_workers": 16})
+    paid = Run(numberyo_simulator, ledger, tmp_path, options={"concurrency": 16})
     summary = paid.checker.run(iter_source_values(spec(100_000), chunk_size=5_000))
     paid.client.close()
     assert (summary.read, summary.created, summary.duplicates) == (100_000, 980, 97_020)
@@ -447,7 +447,7 @@ def test_a_load_fetches_results_no_file_holds_and_is_idempotent(
             "run_id": "run-1",
             "started_at": datetime.now(timezone.utc),
             "client": client,
-            "parquet_root": str(tmp_path / "landing"),
+            "parquet_path": str(tmp_path / "landing"),
         }
         report = commit_check_run(files=files, **args)
         assert report.repaired == 10
@@ -551,7 +551,7 @@ def test_privacy_applies_to_the_ledger_copy_and_freshness_still_works(
                 options=CheckOptions(check_type="HLR", run_id=run_id, **FAST),
                 chunks=[[*batch, "bad value 12"]],
                 warehouse=wh,
-                parquet_root=str(tmp_path / "landing"),
+                parquet_path=str(tmp_path / "landing"),
                 ledger=f"sqlite:///{tmp_path / ledger_file}",
                 privacy=policy,
             ).summary
@@ -603,7 +603,7 @@ def test_a_load_finds_the_run_s_files_nobody_passed_on(
             files=[],
             started_at=datetime.now(timezone.utc),
             client=client,
-            parquet_root=str(root),
+            parquet_path=str(root),
         )
     assert report.repaired == 0
     assert [e for e in numberyo_simulator.sim.requests() if e.endpoint == "results"] == []
@@ -643,7 +643,7 @@ def test_a_200k_row_source_with_a_budget_of_5_loads_every_ledger_row(
             options=CheckOptions(check_type="HLR", run_id="big", max_checks=5, **FAST),
             chunks=iter_source_values(spec),
             warehouse=wh,
-            parquet_root=str(tmp_path / "landing"),
+            parquet_path=str(tmp_path / "landing"),
         )
     assert run.error is None
     assert (run.summary.read, run.summary.created, run.summary.not_checked) == (rows, 5, rows - 5)
@@ -686,7 +686,7 @@ def test_a_load_that_runs_out_of_memory_says_so_and_a_rerun_loads_without_paying
                 options=CheckOptions(check_type="HLR", run_id="oom", max_checks=max_checks, **FAST),
                 chunks=iter_source_values(spec),
                 warehouse=url,
-                parquet_root=str(tmp_path / "landing"),
+                parquet_path=str(tmp_path / "landing"),
             )
 
     with pytest.raises(LoadError) as caught:

@@ -229,7 +229,7 @@ def check_argv(source: str, warehouse: str, landing: Path, *extra: str) -> list[
     return [
         "check", "--source", source, "--table", "contacts", "--column", "phone",
         "--type", "HLR", "--default-region", "BE", "--warehouse", warehouse,
-        "--parquet-dir", str(landing), "--workers", "4", "--no-progress",
+        "--parquet-dir", str(landing), "--concurrency", "4", "--no-progress",
         "--reconcile-settle", "0.5", *extra,
     ]  # fmt: skip
 
@@ -330,7 +330,7 @@ def test_an_airflow_shard_retried_beside_its_first_try_pays_each_number_once(
         "shards": 2,
         "shard_index": 1,
         "load": False,
-        "max_workers": 4,
+        "concurrency": 4,
         "reconcile_settle_s": 0.5,
     }
     args = {"operator": operator, "dag_id": "numberyo_check_numbers", "run_id": "manual__1"}

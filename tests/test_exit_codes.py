@@ -163,7 +163,7 @@ def test_a_run_that_stops_on_an_error_says_whether_money_was_spent(
     numbers); the line still says nothing was paid."""
     monkeypatch.setenv("NUMBERYO_BASE_URL", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("NUMBERYO_API_TOKEN", "tok")
-    code = main(check_args(source, work, "--workers", "1"))
+    code = main(check_args(source, work, "--concurrency", "1"))
     line = verdict(capsys.readouterr().err, "check")
     assert code == EXIT_FAILURE
     assert "in a row failed" in line and line.endswith("no credits spent, no check created")
@@ -341,7 +341,7 @@ def test_argparse_errors_are_usage_errors_from_both(
     source: str, work: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for argv in (
-        [*check_args(source, work), "--workers", "0"],
+        [*check_args(source, work), "--concurrency", "0"],
         [*sync_args(work), "--concurrency", "0"],
     ):
         with pytest.raises(SystemExit) as info:

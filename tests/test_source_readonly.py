@@ -503,7 +503,7 @@ def test_run_check_validates_a_source_before_creating_anything(
                 options=CheckOptions(check_type="HLR", run_id="r", default_region="BE"),
                 chunks=source,
                 warehouse=f"duckdb:///{tmp_path / 'out' / 'wh.duckdb'}",
-                parquet_root=str(tmp_path / "out" / "landing"),
+                parquet_path=str(tmp_path / "out" / "landing"),
             )
     finally:
         client.close()

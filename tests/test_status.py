@@ -59,10 +59,10 @@ def check(server: Any, wh: str, root: Path, numbers: list[str], run_id: str, **c
     with NumberYoClient(server.token, server.url, pool_size=4, **client) as api:
         return run_check(
             client=api,
-            options=CheckOptions(check_type="HLR", run_id=run_id, max_workers=4),
+            options=CheckOptions(check_type="HLR", run_id=run_id, concurrency=4),
             chunks=[list(numbers)],
             warehouse=wh,
-            parquet_root=str(root / "checks"),
+            parquet_path=str(root / "checks"),
         )
 
 
@@ -75,10 +75,10 @@ url, token, wh, root, *numbers = sys.argv[1:]
 with NumberYoClient(token, url, pool_size=4) as api:
     run_check(
         client=api,
-        options=CheckOptions(check_type="HLR", run_id="lost-run", max_workers=4),
+        options=CheckOptions(check_type="HLR", run_id="lost-run", concurrency=4),
         chunks=[numbers],
         warehouse=wh,
-        parquet_root=root,
+        parquet_path=root,
     )
 """
 
@@ -285,7 +285,7 @@ def test_pending_then_reconciled_by_a_rerun(
             ),
             chunks=[list(LOST)],
             warehouse=wh,
-            parquet_root=str(tmp_path / "checks"),
+            parquet_path=str(tmp_path / "checks"),
         )
     assert len(server.sim.charges()) == 2
     after = read_status(wh)

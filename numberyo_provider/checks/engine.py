@@ -6,12 +6,12 @@ One run (one shard of a run), in order (``docs/credits-and-idempotency.md`` has 
    runs' within ``max_age``) against the account's checks
    (:mod:`numberyo_provider.checks.reconcile`): found ones become ``created`` and their results
    are landed; the others are safe to send.
-2. **Hygiene**, streamed chunk by chunk: normalise to E.164 (``default_region``); invalid values go
+2. **Hygiene**, streamed chunk by chunk: to E.164 (``default_region``); invalid values go
    to the ledger's rejected list, never to the API; keep this shard's numbers; drop duplicates;
    skip numbers this run already created (a retry) and, unless ``force``, numbers with a result of
    this type newer than ``max_age`` (warehouse ``checks`` or any run's ``created`` ledger row).
 3. **Send**: each number is reserved against the budget, marked ``pending`` in the ledger in a
-   batch (committed) *before* its POST is submitted to ``max_workers`` threads, and its row is
+   batch (committed) *before* its POST is submitted to ``concurrency`` threads, and its row is
    updated after the answer (batched too). Created checks and their results go to the lander.
 4. On 422 "not enough credits", a budget limit or a stop request: no new POST is sent, POSTs in
    flight finish and are recorded; the rest of the source is recorded ``not_checked`` with the
@@ -55,7 +55,7 @@ from numberyo_provider.checks.ledger import (
     new_owner,
     request_id,
 )
-from numberyo_provider.checks.numbers import Deduplicator, RejectedNumber, normalize
+from numberyo_provider.checks.numbers import Deduplicator, RejectedNumber, to_e164
 from numberyo_provider.checks.options import (
     STOP_CREDITS,
     STOP_ERROR,
@@ -66,6 +66,7 @@ from numberyo_provider.checks.options import (
 from numberyo_provider.checks.reconcile import reconcile, wait_until_settled
 from numberyo_provider.checks.sharding import shard_of
 from numberyo_provider.client import NumberYoClient
+from numberyo_provider.deprecation import renamed_keywords, warn_renamed
 from numberyo_provider.errors import (
     CheckRunError,
     InsufficientCreditsError,
@@ -113,6 +114,7 @@ class _Result:
 class Checker:
     """One run (or shard) of paid checks; see the module docstring. Not reusable."""
 
+    @renamed_keywords(stop_event="cancel")
     def __init__(
         self,
         client: NumberYoClient,
@@ -125,7 +127,7 @@ class Checker:
         fresh_numbers: Iterable[str] = (),
         progress: Progress | None = None,
         on_result: Callable[[str, str], None] | None = None,
-        stop_event: threading.Event | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -137,9 +139,9 @@ class Checker:
         self.progress = progress
         #: Test seam / hook: called in the worker thread after each POST with (digits, kind).
         self.on_result = on_result
-        #: Set when sending must stop; give the client ``sleep=cancellable_sleep(stop_event)`` so
-        #: a retry's backoff ends at once too.
-        self.stop_event = stop_event if stop_event is not None else threading.Event()
+        #: Set when sending must stop; give the client ``sleep=cancellable_sleep(cancel)`` so a
+        #: retry's backoff ends at once too.
+        self.cancel = cancel if cancel is not None else threading.Event()
         self._stop_kind: str | None = None
         self._stop_message: str | None = None
         self._fatal: BaseException | None = None
@@ -165,7 +167,7 @@ class Checker:
         self._last_flush = time.monotonic()
         self._consecutive_errors = 0
         #: POSTs submitted and not yet recorded: a bound on the "maybe sent" window too.
-        self._max_inflight = max(4 * options.max_workers, 8)
+        self._max_inflight = max(4 * options.concurrency, 8)
         self._executor: ThreadPoolExecutor | None = None
         self._ran = False
         #: This checker's identity in the ledger's claims (one per checker, never reused).
@@ -176,6 +178,12 @@ class Checker:
         #: Numbers another owner held when this run wanted them, ``{digits: request_id}``.
         self._contended: dict[str, str] = {}
 
+    @property
+    def stop_event(self) -> threading.Event:
+        """Deprecated: :attr:`cancel` (renamed in 0.2)."""
+        warn_renamed("stop_event", "cancel", where="Checker")
+        return self.cancel
+
     # --- control --------------------------------------------------------------------------------
 
     def stop(self, message: str = "stopped on request") -> None:
@@ -184,7 +192,7 @@ class Checker:
         if self._stop_kind != STOP_ERROR:
             self._stop_kind = STOP_INTERRUPTED
             self._stop_message = message
-        self.stop_event.set()
+        self.cancel.set()
 
     def _begin_stop(
         self, kind: str, message: str, *, halt: bool = True, fatal: BaseException | None = None
@@ -199,7 +207,7 @@ class Checker:
             if fatal is not None and self._fatal is None:
                 self._fatal = fatal
         if halt:
-            self.stop_event.set()
+            self.cancel.set()
             self.budget.wake()
 
     @property
@@ -223,7 +231,7 @@ class Checker:
         if known is not None:
             self.budget.record_known(opts.check_type, known)
         self._executor = ThreadPoolExecutor(
-            max_workers=opts.max_workers, thread_name_prefix="numberyo-check"
+            max_workers=opts.concurrency, thread_name_prefix="numberyo-check"
         )
         try:
             if not opts.dry_run:
@@ -289,7 +297,7 @@ class Checker:
             jobs: list[_Job] = []
             todo = [(rid, d) for rid, d in pairs if d not in abandoned]
             for index, (rid, digits) in enumerate(todo):
-                reservation = self.budget.reserve(opts.check_type, self.stop_event)
+                reservation = self.budget.reserve(opts.check_type, self.cancel)
                 if reservation is None:
                     if self.budget.exhausted and self._stop_kind is None:
                         self._begin_stop(self.budget.exhausted, self.budget.describe(), halt=False)
@@ -433,7 +441,7 @@ class Checker:
             executor=self._executor,
             known_check_ids=self.ledger.known_check_ids(window),
             skew=opts.reconcile_skew,
-            cancel=self.stop_event,
+            cancel=self.cancel,
         )
         outcomes: list[Outcome] = []
         for found in report.found:
@@ -527,7 +535,7 @@ class Checker:
             rejected: list[tuple[str, str]] = []
             for raw in chunk:
                 s.read += 1
-                number = normalize(raw, region)
+                number = to_e164(raw, region)
                 if isinstance(number, RejectedNumber):
                     if opts.shard_index == 0:
                         s.invalid += 1
@@ -567,7 +575,7 @@ class Checker:
                     # Only checks in flight can decide: send what is ready, wait for them.
                     self._dispatch(ready)
                     ready = []
-                    reservation = self.budget.reserve(check_type, self.stop_event)
+                    reservation = self.budget.reserve(check_type, self.cancel)
                 if not isinstance(reservation, Reservation):
                     if self._stop_kind is None and self.budget.exhausted:
                         self._begin_stop(self.budget.exhausted, self.budget.describe(), halt=False)
@@ -647,7 +655,7 @@ class Checker:
     def _send(self, job: _Job) -> _Result:
         """Worker thread: one POST, classified. Never raises."""
         check_type = self.options.check_type
-        if self.stop_event.is_set():
+        if self.cancel.is_set():
             self.budget.settle(job.reservation, "not_created")
             return _Result(job, "unsent", error=self._stop_message or "stopped")
         if not self._lease_allows_send():

@@ -27,6 +27,7 @@ import pyarrow as pa
 from numberyo_provider import schema
 from numberyo_provider.checks.ledger import CREATED, Ledger, LedgerRow
 from numberyo_provider.checks.options import check_load_id
+from numberyo_provider.deprecation import renamed_keywords
 from numberyo_provider.errors import (
     ConfigurationError,
     NotFoundError,
@@ -128,6 +129,9 @@ class CommitReport:
     repaired: int
 
 
+@renamed_keywords(
+    parquet_root="parquet_path", lock_timeout_s="lock_timeout", max_workers="concurrency"
+)
 def commit_check_run(
     *,
     warehouse: str,
@@ -136,18 +140,20 @@ def commit_check_run(
     files: Sequence[LandedFile],
     started_at: datetime,
     client: NumberYoClient | None,
-    parquet_root: str,
+    parquet_path: str,
     storage_options: Mapping[str, Any] | None = None,
     privacy: PrivacyPolicy | None = None,
-    lock_timeout_s: float = 60.0,
-    max_workers: int = 8,
+    lock_timeout: float = 60.0,
+    concurrency: int = 8,
 ) -> CommitReport:
     """Load a run (all its shards' files) into the warehouse in ONE transaction (``kind`` check):
     the landed checks and results, plus the run's ``check_requests`` and ``rejected_numbers``.
 
     Created checks of the run whose results are neither in ``files`` nor already in the warehouse
     (a shard killed before it landed them, a lost file) are fetched again first (free GETs), so a
-    load is complete whatever happened to the shards. Idempotent: loading again changes nothing.
+    load is complete whatever happened to the shards (``concurrency`` GETs at a time).
+    Idempotent: loading again changes nothing. Renamed in 0.2 (the old keywords ``parquet_root``,
+    ``lock_timeout_s``, ``max_workers`` still work until 0.3).
     """
     from numberyo_provider.land import ParquetLander
     from numberyo_provider.warehouse import LoadCommit, connect_warehouse
@@ -162,7 +168,7 @@ def commit_check_run(
     # Files of the run that nobody passed on (an earlier try of a shard task, whose XCom a retry
     # cleared): found by name, so their checks need no second GET.
     known_paths = {f.path for f in present}
-    for found_file in discover_landed_files(parquet_root, load_id, storage_options):
+    for found_file in discover_landed_files(parquet_path, load_id, storage_options):
         if found_file.path not in known_paths:
             present.append(found_file)
             known_paths.add(found_file.path)
@@ -172,7 +178,7 @@ def commit_check_run(
     errors: list[dict[str, Any]] = []
     repaired = 0
     all_files = list(present)
-    with connect_warehouse(warehouse, lock_timeout_s=lock_timeout_s) as wh:
+    with connect_warehouse(warehouse, lock_timeout_s=lock_timeout) as wh:
         wh.ensure_schema()
         loaded = wh.existing_check_ids([r.check_id for r in unlanded if r.check_id is not None])
     missing = [r for r in unlanded if r.check_id not in loaded]
@@ -184,11 +190,11 @@ def commit_check_run(
             )
         log.info("fetching the results of %d created check(s) that were not landed", len(missing))
         lander = ParquetLander(
-            parquet_root,
+            parquet_path,
             f"{load_id}-repair-{uuid.uuid4().hex[:6]}",
             storage_options=storage_options,
         )
-        with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
             results = list(pool.map(lambda r: _results_or_error(client, r), missing))
         checks: list[Check] = []
         found: dict[int, CheckResults] = {}
@@ -222,7 +228,7 @@ def commit_check_run(
                 lander.write(schema.TABLES_BY_NAME[name], data)
         all_files.extend(lander.flush())
         repaired = len(found)
-    with connect_warehouse(warehouse, lock_timeout_s=lock_timeout_s) as wh:
+    with connect_warehouse(warehouse, lock_timeout_s=lock_timeout) as wh:
         result = wh.commit_load(
             LoadCommit(
                 load_id=load_id,
@@ -245,17 +251,18 @@ def commit_check_run(
     return CommitReport(load=result, repaired=repaired)
 
 
+@renamed_keywords(parquet_root="parquet_path")
 def discover_landed_files(
-    parquet_root: str, load_id: str, storage_options: Mapping[str, Any] | None = None
+    parquet_path: str, load_id: str, storage_options: Mapping[str, Any] | None = None
 ) -> list[LandedFile]:
-    """Every file landed under ``parquet_root`` for ``load_id`` (all shards, all tries), both
+    """Every file landed under ``parquet_path`` for ``load_id`` (all shards, all tries), both
     landing layouts (:func:`~numberyo_provider.land.find_landed_files`)."""
     from numberyo_provider.land import find_landed_files
 
     return [
         found
         for table in schema.DATA_TABLES
-        for found in find_landed_files(parquet_root, table, load_id, storage_options)
+        for found in find_landed_files(parquet_path, table, load_id, storage_options)
     ]
 
 

@@ -22,8 +22,9 @@ from numberyo_provider.checks.ledger import DEFAULT_CLAIM_LEASE
 from numberyo_provider.checks.numbers import check_region
 from numberyo_provider.checks.reconcile import DEFAULT_SETTLE, DEFAULT_SKEW
 from numberyo_provider.checks.sharding import check_shard
+from numberyo_provider.deprecation import renamed_keywords, warn_renamed
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.models import normalize_check_type
+from numberyo_provider.models import canonical_check_type
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -84,7 +85,8 @@ class CheckOptions:
     cost_estimate: Decimal = DEFAULT_COST_ESTIMATE
     max_age: timedelta = DEFAULT_MAX_AGE
     force: bool = False
-    max_workers: int = 8
+    #: Parallel POSTs (threads sharing one client). Renamed from ``max_workers`` in 0.2.
+    concurrency: int = 8
     shard_index: int = 0
     shards: int = 1
     #: Ledger rows marked pending per transaction (at most); also the outcome flush size.
@@ -103,7 +105,7 @@ class CheckOptions:
     claim_wait: timedelta = timedelta(seconds=60)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "check_type", normalize_check_type(self.check_type))
+        object.__setattr__(self, "check_type", canonical_check_type(self.check_type))
         if not isinstance(self.run_id, str) or not self.run_id.strip():
             raise ConfigurationError("run_id must be a non-empty string")
         if len(self.run_id) > 250:
@@ -117,7 +119,7 @@ class CheckOptions:
             object.__setattr__(self, "cost_estimate", Decimal(str(self.cost_estimate)))
         if not isinstance(self.max_age, timedelta) or self.max_age < timedelta(0):
             raise ConfigurationError(f"max_age must be a duration >= 0, not {self.max_age!r}")
-        _positive_int("max_workers", self.max_workers)
+        _positive_int("concurrency", self.concurrency)
         _positive_int("batch_size", self.batch_size)
         _positive_int("max_consecutive_errors", self.max_consecutive_errors)
         if not isinstance(self.claim_lease, timedelta) or self.claim_lease < timedelta(seconds=4):
@@ -127,6 +129,18 @@ class CheckOptions:
         if not isinstance(self.claim_wait, timedelta) or self.claim_wait < timedelta(0):
             raise ConfigurationError(f"claim_wait must be a duration >= 0, not {self.claim_wait!r}")
         check_shard(self.shard_index, self.shards)
+
+    @property
+    def max_workers(self) -> int:
+        """Deprecated: :attr:`concurrency` (renamed in 0.2)."""
+        warn_renamed("max_workers", "concurrency", where="CheckOptions")
+        return self.concurrency
+
+
+# ``CheckOptions(max_workers=...)`` still works until 0.3, with a DeprecationWarning.
+CheckOptions.__init__ = renamed_keywords(max_workers="concurrency")(  # type: ignore[method-assign]
+    CheckOptions.__init__
+)
 
 
 @dataclass

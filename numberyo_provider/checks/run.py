@@ -21,6 +21,7 @@ from numberyo_provider.checks.engine import Checker
 from numberyo_provider.checks.landing import commit_check_run, one_line
 from numberyo_provider.checks.ledger import Ledger, default_ledger_url
 from numberyo_provider.checks.options import STOP_ERROR, CheckOptions, CheckSummary, check_load_id
+from numberyo_provider.deprecation import renamed_keywords
 
 if TYPE_CHECKING:
     from numberyo_provider.client import NumberYoClient
@@ -53,22 +54,23 @@ def new_lander_id(load_id: str, shard_index: int, shards: int) -> str:
     return f"{load_id}{part}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
+@renamed_keywords(parquet_root="parquet_path", lock_timeout_s="lock_timeout", stop_event="cancel")
 def run_check(
     *,
     client: NumberYoClient,
     options: CheckOptions,
     chunks: Iterable[Sequence[object]],
     warehouse: str,
-    parquet_root: str,
+    parquet_path: str,
     ledger: str | Ledger | None = None,
     storage_options: Mapping[str, Any] | None = None,
     privacy: PrivacyPolicy | None = None,
-    lock_timeout_s: float = 60.0,
+    lock_timeout: float = 60.0,
     commit: bool = True,
     progress: Progress | None = None,
     on_checker: Callable[[Checker], None] | None = None,
     on_result: Callable[[str, str], None] | None = None,
-    stop_event: threading.Event | None = None,
+    cancel: threading.Event | None = None,
 ) -> CheckRun:
     """Check the numbers of ``chunks`` and land the results; with ``commit`` also load them (and
     the run's ledger rows) into the warehouse in one transaction.
@@ -78,7 +80,10 @@ def run_check(
     ``ledger``: a :class:`Ledger`, its URL, or None for the default beside the warehouse
     (:func:`~numberyo_provider.checks.ledger.default_ledger_url`). ``on_checker`` receives the
     :class:`Checker` before it starts (to wire ``stop()`` to Ctrl-C or ``on_kill``);
-    ``stop_event`` is the event the checker sets to stop (share it with the client's ``sleep``).
+    ``cancel`` is the event the checker sets to stop (share it with the client's ``sleep``).
+    ``parquet_path``: where results land (a directory or ``s3://bucket/prefix``);
+    ``lock_timeout``: seconds to wait for another writer of the warehouse. Renamed in 0.2 (the
+    old keywords ``parquet_root``, ``lock_timeout_s``, ``stop_event`` still work until 0.3).
     """
     from numberyo_provider.checks.source import Source
     from numberyo_provider.land import ParquetLander
@@ -94,12 +99,12 @@ def run_check(
         fresh: list[str] = []
         if not options.force:
             since = started_at - options.max_age
-            with connect_warehouse(warehouse, lock_timeout_s=lock_timeout_s) as wh:
+            with connect_warehouse(warehouse, lock_timeout_s=lock_timeout) as wh:
                 wh.ensure_schema()  # a new warehouse gets its tables now (and has no numbers)
                 fresh = wh.fresh_numbers(options.check_type, since)
             fresh = _comparable(fresh, privacy)
         lander = ParquetLander(
-            parquet_root,
+            parquet_path,
             new_lander_id(load_id, options.shard_index, options.shards),
             storage_options=storage_options,
         )
@@ -113,7 +118,7 @@ def run_check(
             fresh_numbers=fresh,
             progress=progress,
             on_result=on_result,
-            stop_event=stop_event,
+            cancel=cancel,
         )
         if on_checker is not None:
             on_checker(checker)
@@ -136,11 +141,11 @@ def run_check(
                     files=files,
                     started_at=started_at,
                     client=client,
-                    parquet_root=parquet_root,
+                    parquet_path=parquet_path,
                     storage_options=storage_options,
                     privacy=privacy,
-                    lock_timeout_s=lock_timeout_s,
-                    max_workers=options.max_workers,
+                    lock_timeout=lock_timeout,
+                    concurrency=options.concurrency,
                 )
             except Exception as exc:
                 if error is None:

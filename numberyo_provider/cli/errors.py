@@ -63,10 +63,10 @@ def exit_code(exc: BaseException) -> int:
 #: line they are flags. Plain words (table, column) count only with their ``=``.
 _KEYWORD_AS_FLAG = re.compile(
     r"(?<![\w-])(?:(sql|table|column|schema|ledger|warehouse)=|"
-    r"(base_url|max_checks|max_credits|max_workers|cost_estimate|parquet_path)\b=?)"
+    r"(base_url|max_checks|max_credits|concurrency|cost_estimate|parquet_path)\b=?)"
     r"(?P<value>['\"\w])?"
 )
-_FLAG_NAMES = {"max_workers": "workers", "parquet_path": "parquet-dir"}
+_FLAG_NAMES = {"parquet_path": "parquet-dir"}
 
 
 def _as_flag(match: re.Match[str]) -> str:
