@@ -1,7 +1,7 @@
 """The :class:`Ledger`: every read and write of the request ledger, each in one transaction.
 
 What the rows mean and why the ledger is its own database: :mod:`numberyo_provider.checks.ledger`.
-Why one module of about 620 lines: the class is the ledger's transactions, and the claims and the
+Why one module of about 650 lines: the class is the ledger's transactions, and the claims and the
 request rows change together in them (a claim is granted and its number marked ``pending`` in
 one; an outcome is recorded and its claim released in one), so splitting claims from requests
 would split those transactions. Values, owners and the database setup live beside it
