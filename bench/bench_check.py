@@ -30,10 +30,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.checks import Checker, CheckOptions
 from numberyo_provider.checks.ledger import Ledger
-from numberyo_provider.client import NumberYoClient
-from numberyo_provider.land import ParquetLander
+from numberyo_provider.sync.land import ParquetLander
 
 TOKEN = "bench-token"
 

@@ -84,7 +84,7 @@ server.serve_forever()
 #: One case, in a fresh process: the import floor, then one request, then the peak.
 CHILD = r"""
 import json, sys, time
-from numberyo_provider.client import NumberYoClient
+from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.errors import NumberYoError
 
 def hwm():

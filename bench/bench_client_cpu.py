@@ -30,7 +30,7 @@ import asyncio, statistics, sys, time
 url, mode, requests, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 figures = []
 if mode == "async":
-    from numberyo_provider.async_client import AsyncNumberYoClient
+    from numberyo_provider.api.async_client import AsyncNumberYoClient
 
     async def main():
         async with await AsyncNumberYoClient.open("bench-token", url, max_retries=0) as client:
@@ -43,7 +43,7 @@ if mode == "async":
 
     asyncio.run(main())
 else:
-    from numberyo_provider.client import NumberYoClient
+    from numberyo_provider.api.client import NumberYoClient
 
     with NumberYoClient("bench-token", url, max_retries=0) as client:
         client.list_checks(1)

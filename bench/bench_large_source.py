@@ -73,7 +73,7 @@ def _floor() -> dict[str, Any]:
     import numberyo_provider.checks.source
     import numberyo_provider.cli
     import numberyo_provider.cli.check
-    import numberyo_provider.land
+    import numberyo_provider.sync.land
     import numberyo_provider.warehouse.duckdb  # noqa: F401
 
     return {"vmhwm_mb": round(_vmhwm_mb(), 1)}
@@ -160,7 +160,7 @@ def _run_cli(source: str, workdir: str, base_url: str) -> dict[str, Any]:
         str(MAX_CHECKS),
         "--warehouse",
         f"duckdb:///{workdir}/warehouse.duckdb",
-        "--parquet-dir",
+        "--parquet-path",
         f"{workdir}/landing",
         "--base-url",
         base_url,

@@ -35,8 +35,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from numberyo_provider.land import LandedFile, ParquetLander
 from numberyo_provider.schema import HLR_RESULTS
+from numberyo_provider.sync.land import LandedFile, ParquetLander
 from numberyo_provider.warehouse import LoadCommit, Warehouse, Watermark, connect_warehouse
 
 BATCH = 50_000

@@ -58,7 +58,7 @@ SYNC_IMPORTS = (
     "sqlalchemy",
     "requests",
     "numberyo_provider.sync",
-    "numberyo_provider.land",
+    "numberyo_provider.sync.land",
     "numberyo_provider.warehouse.duckdb",
 )
 
@@ -175,7 +175,7 @@ def import_floor() -> dict[str, float]:
 
 def client_ceiling(url: str, workers: int, n: int) -> float:
     """Seconds for ``n`` bare result requests with ``workers`` threads (the machine's limit)."""
-    from numberyo_provider.client import NumberYoClient
+    from numberyo_provider.api.client import NumberYoClient
 
     with NumberYoClient(TOKEN, url, pool_size=workers) as client:
         client.get_results(1)

@@ -35,18 +35,19 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from numberyo_provider import settings
 from numberyo_provider.operators.check import (
     NumberYoCreateChecksOperator,
     NumberYoLoadLandedOperator,
 )
 from numberyo_provider.operators.sync import sync_assets
 
-WAREHOUSE = settings.warehouse_url()
-PARQUET_DIR = settings.parquet_dir()
-CONN_ID = settings.conn_id()
+import numberyo_settings
+
+WAREHOUSE = numberyo_settings.warehouse_url()
+PARQUET_DIR = numberyo_settings.parquet_dir()
+CONN_ID = numberyo_settings.conn_id()
 CONTACTS = os.environ.get("NUMBERYO_CONTACTS_URL") or (
-    f"duckdb:///{settings.airflow_home() / 'contacts.duckdb'}"
+    f"duckdb:///{numberyo_settings.airflow_home() / 'contacts.duckdb'}"
 )
 
 #: Arguments every check task shares; templated from the run's Params.

@@ -31,10 +31,11 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, task
 
-from numberyo_provider import settings
 from numberyo_provider.assets import sync_asset_uris
 
-WAREHOUSE = settings.warehouse_url()
+import numberyo_settings
+
+WAREHOUSE = numberyo_settings.warehouse_url()
 
 
 def dbt_project_dir() -> Path:

@@ -29,13 +29,14 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param
 
-from numberyo_provider import settings
 from numberyo_provider.operators.sync import NumberYoSyncOperator, sync_assets
 from numberyo_provider.sensors.new_checks import NumberYoNewChecksSensor
 
-WAREHOUSE = settings.warehouse_url()
-PARQUET_DIR = settings.parquet_dir()
-CONN_ID = settings.conn_id()
+import numberyo_settings
+
+WAREHOUSE = numberyo_settings.warehouse_url()
+PARQUET_DIR = numberyo_settings.parquet_dir()
+CONN_ID = numberyo_settings.conn_id()
 
 #: How often the sensor asks the API for page 1 (a free request).
 POLL_INTERVAL = timedelta(minutes=5)

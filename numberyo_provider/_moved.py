@@ -18,6 +18,17 @@ from types import ModuleType
 
 #: old dotted name -> new dotted name. Moved in 0.2.0; aliases go in 0.3.0.
 MOVED: dict[str, str] = {
+    # The sync pipeline became a package; ``numberyo_provider.sync`` itself still exports run_sync.
+    "numberyo_provider.extract": "numberyo_provider.sync.extract",
+    "numberyo_provider.normalize": "numberyo_provider.sync.normalize",
+    "numberyo_provider.land": "numberyo_provider.sync.land",
+    # The HTTP API domain: numberyo_provider/api/ (issue 11).
+    "numberyo_provider.async_client": "numberyo_provider.api.async_client",
+    "numberyo_provider.client": "numberyo_provider.api.client",
+    "numberyo_provider.deadline": "numberyo_provider.api.deadline",
+    "numberyo_provider.models": "numberyo_provider.api.models",
+    "numberyo_provider.ratelimit": "numberyo_provider.api.ratelimit",
+    "numberyo_provider.retry": "numberyo_provider.api.retry",
     # The checks domain (paid number checks), one package: numberyo_provider.checks.
     "numberyo_provider.checker": "numberyo_provider.checks",
     "numberyo_provider.budget": "numberyo_provider.checks.budget",

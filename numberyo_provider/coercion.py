@@ -4,6 +4,7 @@ errors that name the setting."""
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -36,6 +37,19 @@ def as_int(name: str, value: Any, *, minimum: int, optional: bool = False) -> in
         raise ConfigurationError(f"{name} must be a whole number, got {value!r}") from None
     if isinstance(number, bool) or number < minimum:
         raise ConfigurationError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return number
+
+
+def as_seconds(name: str, value: Any) -> float:
+    """A finite number of seconds >= 0."""
+    if isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
+    try:
+        number = float(value if isinstance(value, int | float) else str(value).strip())
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
     return number
 
 

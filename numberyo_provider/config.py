@@ -8,6 +8,9 @@ Every setting is resolved with the same precedence, highest first:
    ``NUMBERYO_PRIVACY_SECRET``, ``NUMBERYO_PARQUET_DIR``;
 4. **the default**: production API, privacy ``keep``, Parquet beside the DuckDB warehouse.
 
+A sync run's settings are resolved as one :class:`~numberyo_provider.sync.options.SyncOptions`
+by :func:`resolve_sync_options`, the one path of ``numberyo sync`` and ``NumberYoSyncOperator``.
+
 Before this module the CLIs and the operators each decided, and disagreed: the operators took the
 HMAC secret from the connection before the environment while ``numberyo sync`` did the opposite,
 and the operators ignored ``NUMBERYO_PRIVACY_MODE``. ``docs/configuration.md`` has the table.
@@ -25,6 +28,7 @@ from numberyo_provider.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from numberyo_provider.privacy import PrivacyPolicy
+    from numberyo_provider.sync.options import SyncOptions
 
 __all__ = [
     "BASE_URL_ENV",
@@ -34,8 +38,11 @@ __all__ = [
     "PRIVACY_SECRET_ENV",
     "TOKEN_ENV",
     "default_parquet_dir",
+    "default_parquet_path",
     "resolve_base_url",
+    "resolve_parquet_path",
     "resolve_privacy",
+    "resolve_sync_options",
     "resolve_token",
 ]
 
@@ -46,7 +53,7 @@ PRIVACY_SECRET_ENV = "NUMBERYO_PRIVACY_SECRET"  # noqa: S105 - a variable name
 PARQUET_DIR_ENV = "NUMBERYO_PARQUET_DIR"
 #: The landing directory's name when nothing says where it is.
 PARQUET_DIR_NAME = "numberyo-parquet"
-#: :func:`default_parquet_dir` in words, for help texts and docs.
+#: :func:`default_parquet_path` in words, for help texts and docs.
 PARQUET_DEFAULT_TEXT = (
     f"${PARQUET_DIR_ENV}, else {PARQUET_DIR_NAME}/ beside a DuckDB warehouse file, else "
     f"./{PARQUET_DIR_NAME}"
@@ -95,7 +102,7 @@ def resolve_base_url(
     environ: Mapping[str, str] | None = None,
 ) -> str:
     """The API address: explicit, the connection's host, ``NUMBERYO_BASE_URL``, production."""
-    from numberyo_provider.client import DEFAULT_BASE_URL
+    from numberyo_provider.api.client import DEFAULT_BASE_URL
 
     return _first(explicit, connection, _env(environ).get(BASE_URL_ENV)) or DEFAULT_BASE_URL
 
@@ -124,7 +131,7 @@ def resolve_privacy(
     return PrivacyPolicy(mode=chosen, secret=key)  # type: ignore[arg-type]
 
 
-def default_parquet_dir(
+def default_parquet_path(
     warehouse: str | None = None, *, environ: Mapping[str, str] | None = None
 ) -> str:
     """Where Parquet lands when nobody says: ``NUMBERYO_PARQUET_DIR``, else ``numberyo-parquet``
@@ -136,6 +143,54 @@ def default_parquet_dir(
     if path is not None:
         return str(path.parent / PARQUET_DIR_NAME)
     return f"./{PARQUET_DIR_NAME}"
+
+
+#: The old name of :func:`default_parquet_path` (0.1), kept while ``numberyo check`` still calls
+#: it; it goes in 0.3.
+default_parquet_dir = default_parquet_path
+
+
+def resolve_parquet_path(
+    explicit: str | None = None,
+    *,
+    warehouse: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """Where Parquet lands: explicit (``--parquet-path``, ``parquet_path=``), else
+    :func:`default_parquet_path`."""
+    return _first(explicit) or default_parquet_path(warehouse, environ=environ)
+
+
+def resolve_sync_options(
+    *,
+    warehouse: str | None = None,
+    parquet_path: str | None = None,
+    privacy: PrivacyPolicy | str | None = None,
+    privacy_secret: str | None = None,
+    connection_secret: str | Callable[[], str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **settings: Any,
+) -> SyncOptions:
+    """A sync run's settings, resolved: ``parquet_path`` by :func:`resolve_parquet_path` (beside
+    ``warehouse`` by default), the privacy policy by :func:`resolve_privacy` (``privacy`` is its
+    mode; a ready policy is taken as it is), every other ``SyncOptions`` field as given (``None``
+    is not given: the field's default). Validated, text included, by ``SyncOptions``."""
+    from numberyo_provider.privacy import PrivacyPolicy
+    from numberyo_provider.sync.options import SyncOptions
+
+    policy = (
+        privacy
+        if isinstance(privacy, PrivacyPolicy)
+        else resolve_privacy(
+            privacy, privacy_secret, connection_secret=connection_secret, environ=environ
+        )
+    )
+    given = {name: value for name, value in settings.items() if value is not None}
+    return SyncOptions(
+        parquet_path=resolve_parquet_path(parquet_path, warehouse=warehouse, environ=environ),
+        privacy=policy,
+        **given,
+    )
 
 
 def _duckdb_file(warehouse: str | None) -> Path | None:

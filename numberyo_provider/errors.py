@@ -288,7 +288,7 @@ class LandingError(NumberYoError):
             todo = "fix the directory"
         message = (
             f"cannot write Parquet files under {root}: {what}; {todo}, or choose another Parquet "
-            "directory (--parquet-dir, the operators' parquet_path)"
+            "directory (--parquet-path, the operators' parquet_path)"
         )
         return cls(_sentence(message, outcome), errno=code)
 

@@ -47,7 +47,7 @@ class DatasetName:
 
 def api_dataset(base_url: str) -> DatasetName:
     """The NumberYo API's checks endpoint (what a sync reads and a check run writes to)."""
-    from numberyo_provider.client import CHECKS_PATH
+    from numberyo_provider.api.client import CHECKS_PATH
 
     parts = urlsplit(base_url.strip())
     host = parts.hostname or ""
@@ -96,9 +96,9 @@ def warehouse_datasets(url: str, tables: Iterable[schema.Table]) -> list[Dataset
     return out
 
 
-def landing_datasets(parquet_root: str, tables: Iterable[schema.Table]) -> list[DatasetName]:
-    """One dataset per table directory ``<parquet_root>/<table>`` of the Parquet landing."""
-    root = parquet_root.strip()
+def landing_datasets(parquet_path: str, tables: Iterable[schema.Table]) -> list[DatasetName]:
+    """One dataset per table directory ``<parquet_path>/<table>`` of the Parquet landing."""
+    root = parquet_path.strip()
     parts = urlsplit(root)
     if "://" not in root or parts.scheme == "file":
         local = _abs_path(parts.path if parts.scheme == "file" else root)

@@ -220,7 +220,7 @@ ORDER BY numbers DESC, country
 
 
 def _account_total(base_url: str, token: str) -> int:
-    from numberyo_provider.client import NumberYoClient
+    from numberyo_provider.api.client import NumberYoClient
 
     with NumberYoClient(token, base_url, max_retries=2) as client:
         return client.list_checks(1).pagination.total

@@ -8,6 +8,7 @@ tests too.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,12 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME /
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).parents[1] / "dags"))
+# Airflow puts the DAG folder (a bundle's root) on sys.path before it parses or runs a DAG file
+# (BundleDagBag), so the example DAGs import their configuration as `numberyo_settings`. The tests
+# parse them with a plain DagBag or runpy, which do not: do it here, as Airflow does.
+_DAGS = str(Path(__file__).parents[1] / "dags")
+if _DAGS not in sys.path:
+    sys.path.append(_DAGS)
 
 PG_ADMIN_URL = os.environ.get(
     "NUMBERYO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -26,7 +26,7 @@ def pause(ready: Path) -> None:
 
 
 def install(point: str, ready: Path) -> None:
-    from numberyo_provider import extract, land
+    from numberyo_provider.sync import extract, land
     from numberyo_provider.warehouse import duckdb as duckdb_warehouse
 
     if point == "listing":

@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 from hostile_server import HostileServer, Reply, Request, flood
 
-from numberyo_provider.async_client import AsyncNumberYoClient
-from numberyo_provider.client import NumberYoClient
+from numberyo_provider.api.async_client import AsyncNumberYoClient
+from numberyo_provider.api.client import NumberYoClient
+from numberyo_provider.api.models import CheckPage
 from numberyo_provider.errors import (
     AuthenticationError,
     BadResponseError,
@@ -38,7 +39,6 @@ from numberyo_provider.errors import (
     TransportError,
     ValidationError,
 )
-from numberyo_provider.models import CheckPage
 
 pytestmark = pytest.mark.timeout(60)
 

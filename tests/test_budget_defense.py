@@ -20,10 +20,10 @@ import pytest
 from api_reference import CREATE_201
 from hostile_server import HostileServer, Reply, Request
 
+from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.checks import CheckOptions, run_check
 from numberyo_provider.checks.budget import Budget, Reservation, plausible_cost
 from numberyo_provider.checks.ledger import Ledger, default_ledger_url
-from numberyo_provider.client import NumberYoClient
 
 NUMBERS = [f"+32456{i:06d}" for i in range(40)]
 

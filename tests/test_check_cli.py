@@ -49,7 +49,7 @@ def args(contacts: str, tmp_path: Path, *extra: str) -> list[str]:
         "--type", "hlr",
         "--default-region", "BE",
         "--warehouse", f"duckdb:///{tmp_path / 'wh.duckdb'}",
-        "--parquet-dir", str(tmp_path / "landing"),
+        "--parquet-path", str(tmp_path / "landing"),
         "--no-progress",
         *extra,
     ]  # fmt: skip

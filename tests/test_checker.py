@@ -21,12 +21,12 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.checks import Checker, CheckOptions, CheckRunError
 from numberyo_provider.checks.ledger import CREATED, NOT_CHECKED, PENDING, Ledger
 from numberyo_provider.checks.source import SourceSpec, iter_source_values
-from numberyo_provider.client import NumberYoClient
 from numberyo_provider.errors import AuthenticationError
-from numberyo_provider.land import ParquetLander
+from numberyo_provider.sync.land import ParquetLander
 
 FAST = {"reconcile_settle": timedelta(seconds=0.2), "reconcile_skew": timedelta(seconds=5)}
 
@@ -303,8 +303,8 @@ _CHILD = textwrap.dedent(
     import os, sys
     from datetime import timedelta
     from numberyo_provider.checks import Checker, CheckOptions
-    from numberyo_provider.client import NumberYoClient
-    from numberyo_provider.land import ParquetLander
+    from numberyo_provider.api.client import NumberYoClient
+    from numberyo_provider.sync.land import ParquetLander
     from numberyo_provider.checks.ledger import Ledger
 
     url, token, ledger_url, root, kill_after = sys.argv[1:6]

@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from numberyo_provider import schema
+from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.checks import CheckOptions, run_check
 from numberyo_provider.checks.ledger import CREATED, PENDING, Ledger, Outcome, request_id
-from numberyo_provider.client import NumberYoClient
 from numberyo_provider.warehouse import LoadCommit, LoadError, connect_warehouse
 
 pytestmark = pytest.mark.postgres

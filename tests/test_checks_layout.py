@@ -1,37 +1,16 @@
-"""The checks domain is one package: old flat import paths still work for one release, and its
-public face (``numberyo_provider.checks``) imports its engine only when a name of it is used."""
+"""The checks domain is one package: what the old ``checker`` module offered is still there, and
+its public face (``numberyo_provider.checks``) imports the engine only when a name of it is used.
+
+Every old import path (``_moved.MOVED``) is tested in ``tests/test_moved.py``."""
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
 
 import pytest
 
 import numberyo_provider.checks
-from numberyo_provider._moved import MOVED
-
-OLD_PATHS = {
-    "numberyo_provider.checker": "numberyo_provider.checks",
-    "numberyo_provider.budget": "numberyo_provider.checks.budget",
-    "numberyo_provider.ledger": "numberyo_provider.checks.ledger",
-    "numberyo_provider.numbers": "numberyo_provider.checks.numbers",
-    "numberyo_provider.read_only_sql": "numberyo_provider.checks.source.read_only_sql",
-    "numberyo_provider.reconcile": "numberyo_provider.checks.reconcile",
-    "numberyo_provider.sharding": "numberyo_provider.checks.sharding",
-    "numberyo_provider.source": "numberyo_provider.checks.source",
-    "numberyo_provider.verdict": "numberyo_provider.checks.verdict",
-}
-
-
-@pytest.mark.parametrize(("old", "new"), sorted(OLD_PATHS.items()))
-def test_an_old_path_is_the_new_module_with_a_deprecation_warning(old: str, new: str) -> None:
-    assert MOVED[old] == new
-    sys.modules.pop(old, None)
-    with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
-        module = importlib.import_module(old)
-    assert module is importlib.import_module(new)
 
 
 def test_what_the_old_checker_module_offered_is_still_there() -> None:

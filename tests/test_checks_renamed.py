@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.checks import (
     Checker,
     CheckOptions,
@@ -15,7 +16,6 @@ from numberyo_provider.checks import (
     run_check,
 )
 from numberyo_provider.checks.ledger import Ledger
-from numberyo_provider.client import NumberYoClient
 
 
 def test_check_options_max_workers_is_concurrency() -> None:

@@ -229,7 +229,7 @@ def check_argv(source: str, warehouse: str, landing: Path, *extra: str) -> list[
     return [
         "check", "--source", source, "--table", "contacts", "--column", "phone",
         "--type", "HLR", "--default-region", "BE", "--warehouse", warehouse,
-        "--parquet-dir", str(landing), "--concurrency", "4", "--no-progress",
+        "--parquet-path", str(landing), "--concurrency", "4", "--no-progress",
         "--reconcile-settle", "0.5", *extra,
     ]  # fmt: skip
 
@@ -390,8 +390,8 @@ def test_a_frozen_owner_whose_lease_ran_short_sends_nothing(
 ) -> None:
     """A process paused past its lease (SIGSTOP, a VM freeze) may have been taken over: its
     workers must not send when they wake."""
+    from numberyo_provider.api.client import NumberYoClient
     from numberyo_provider.checks import Checker, CheckOptions
-    from numberyo_provider.client import NumberYoClient
 
     class Sink:
         def write(self, table: Any, data: Any) -> None:

@@ -5,6 +5,7 @@ log its requests)."""
 
 from __future__ import annotations
 
+import argparse
 import socket
 import subprocess
 import sys
@@ -23,7 +24,8 @@ SHARED = {
     "--max-response-mb",
     "--max-retries",
     "--warehouse",
-    "--parquet-dir",
+    "--parquet-path",
+    "--parquet-dir",  # its 0.1 name, accepted until 0.3
     "--privacy",
     "--lock-timeout",
     "--json",
@@ -97,7 +99,7 @@ def test_a_rerun_that_resumes_todays_run_says_so(
     monkeypatch.setenv("NUMBERYO_BASE_URL", numberyo_simulator.url)
     argv = ["check", "--source", contacts, "--table", "contacts", "--column", "phone",
             "--type", "HLR", "--warehouse", f"duckdb:///{tmp_path / 'wh.duckdb'}",
-            "--parquet-dir", str(tmp_path / "landing"), "--no-progress"]  # fmt: skip
+            "--parquet-path", str(tmp_path / "landing"), "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     assert "resuming" not in capsys.readouterr().err
     assert main(argv) == 0
@@ -174,3 +176,48 @@ def test_a_command_run_in_process_gives_the_callers_logging_back(
     with caplog.at_level(logging.INFO, logger="numberyo_provider"):
         logging.getLogger("numberyo_provider.client").info("still seen")
     assert "still seen" in caplog.text
+
+
+# --- renamed in 0.2 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["sync", "check"])
+def test_parquet_path_flag_and_its_old_name(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = build_parser()
+    base = [command, "--warehouse", "duckdb:///w.duckdb"]
+    if command == "check":
+        base += ["--source", "duckdb:///c.duckdb", "--table", "t", "--type", "HLR"]
+    args = parser.parse_args([*base, "--parquet-path", "new"])
+    assert (args.parquet_path, args.parquet_dir) == ("new", "new")
+    assert capsys.readouterr().err == ""
+
+    args = parser.parse_args([*base, "--parquet-dir", "old"])
+    # `numberyo check` still reads ``parquet_dir`` until it is renamed: both are set.
+    assert (args.parquet_path, args.parquet_dir) == ("old", "old")
+    assert capsys.readouterr().err == (
+        f"numberyo {command}: warning: --parquet-dir is deprecated, use --parquet-path (the old "
+        "name stops working in 0.3)\n"
+    )
+
+    args = parser.parse_args(base)
+    assert (args.parquet_path, args.parquet_dir) == (None, None)
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    help_text = sub.choices[command].format_help()
+    assert "--parquet-path" in help_text and "--parquet-dir" not in help_text
+
+
+def test_the_old_parquet_flag_still_lands_where_it_says(
+    numberyo_simulator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    numberyo_simulator.sim.seed_checks(3)
+    monkeypatch.setenv("NUMBERYO_API_TOKEN", numberyo_simulator.token)
+    monkeypatch.setenv("NUMBERYO_BASE_URL", numberyo_simulator.url)
+    wh = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    code = main(
+        ["sync", "--warehouse", wh, "--parquet-dir", str(tmp_path / "old"), "--no-progress"]
+    )
+    assert code == 0
+    assert "--parquet-dir is deprecated, use --parquet-path" in capsys.readouterr().err
+    assert list((tmp_path / "old").rglob("*.parquet"))

@@ -11,6 +11,7 @@ import json
 import logging
 import pickle
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -24,9 +25,13 @@ from typing import Any
 
 import pytest
 import requests
+import urllib3
 
 from numberyo_provider import __version__
-from numberyo_provider.client import DEFAULT_BASE_URL, NumberYoClient
+from numberyo_provider.api.client import DEFAULT_BASE_URL, NumberYoClient
+from numberyo_provider.api.models import HlrResult, VerifyResult, parse_timestamp
+from numberyo_provider.api.ratelimit import RateLimiter
+from numberyo_provider.api.retry import Failure, classify_failure
 from numberyo_provider.errors import (
     AuthenticationError,
     BadResponseError,
@@ -42,9 +47,6 @@ from numberyo_provider.errors import (
     UnsupportedCheckTypeError,
     ValidationError,
 )
-from numberyo_provider.models import HlrResult, VerifyResult, parse_timestamp
-from numberyo_provider.ratelimit import RateLimiter
-from numberyo_provider.retry import Failure, classify_failure
 from numberyo_provider.simulator.server import SimulatorServer
 
 pytestmark = pytest.mark.timeout(30)
@@ -727,10 +729,12 @@ def test_post_retry_then_success_against_a_real_listener(
 def test_classify_real_failures(
     closed_port_url: str, full_backlog_url: str, scripted: ScriptedServer
 ) -> None:
+    pool = urllib3.PoolManager(retries=False)  # how the client sends: urllib3, no retries
+
     def failure(url: str, timeout: tuple[float, float] = (0.2, 0.2)) -> Failure:
         try:
-            requests.post(url, json={}, timeout=timeout)
-        except requests.RequestException as exc:
+            pool.request("POST", url, body=b"{}", timeout=urllib3.Timeout(*timeout), retries=False)
+        except urllib3.exceptions.HTTPError as exc:
             return classify_failure(exc)
         raise AssertionError("the request should have failed")
 
@@ -841,12 +845,13 @@ def test_request_headers_and_pool(
     assert got.headers["Authorization"] == "Bearer scripted-token"
     assert got.headers["Accept"] == "application/json"
     assert got.headers["Content-Type"] == "application/json"
+    major, minor = sys.version_info[:2]
     assert got.headers["User-Agent"] == (
-        f"airflow-provider-numberyo/{__version__} (+python-requests/{requests.__version__})"
+        f"airflow-provider-numberyo/{__version__} (Python {major}.{minor})"
     )
-    adapter = client._session.get_adapter("https://www.numberyo.tech")
-    assert adapter._pool_connections == 7 and adapter._pool_maxsize == 7  # type: ignore[attr-defined]
-    assert adapter.max_retries.total == 0  # type: ignore[attr-defined]
+    pool = client._pool.connection_from_url("https://www.numberyo.tech")
+    assert pool.pool.maxsize == 7  # type: ignore[union-attr]
+    assert pool.retries.total is False  # type: ignore[union-attr]  # urllib3 never resends
     scripted.script.append(Scripted(201, b"x"))
     with pytest.raises(OutcomeUnknownError):
         client.create_check("+32 456789023", "hlr")
@@ -1085,7 +1090,7 @@ def test_token_never_in_messages_reprs_logs_or_chains(
                 assert not isinstance(link, requests.RequestException), link
                 assert secret not in repr(vars(link))
         for c in (client, other, nowhere, echo):
-            assert secret not in repr(c) and secret not in repr(c._session.auth)
+            assert secret not in repr(c) and secret not in repr(c._auth)
         assert secret not in caplog.text
         for record in caplog.records:
             assert secret not in record.getMessage()

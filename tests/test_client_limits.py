@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from hostile_server import HostileServer, Reply, Request, drip, flood
 
-from numberyo_provider.client import NumberYoClient
+from numberyo_provider.api.client import NumberYoClient
+from numberyo_provider.api.models import Check, CheckResults, Pagination
+from numberyo_provider.api.retry import RetryPolicy
 from numberyo_provider.errors import (
     BadResponseError,
     OutcomeUnknownError,
@@ -35,8 +36,6 @@ from numberyo_provider.errors import (
     ServerError,
     TransportError,
 )
-from numberyo_provider.models import Check, CheckResults, Pagination
-from numberyo_provider.retry import RetryPolicy
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -164,9 +163,7 @@ def test_the_connection_is_reused_after_a_complete_answer() -> None:
         client = _client(server)
         for _ in range(5):
             client.list_checks(1)
-        probe = requests.Request("GET", server.url).prepare()
-        adapter = client._session.get_adapter(server.url)
-        pool = adapter.get_connection_with_tls_context(probe, verify=client._verify)
+        pool = client._pool.connection_from_url(server.url)
         # Five requests, one connection: the pool got it back after each complete answer.
         assert server.count("GET") == 5
         assert pool.num_connections == 1 and pool.num_requests == 5
@@ -244,7 +241,7 @@ def test_a_huge_error_answer_is_read_only_for_its_message() -> None:
 _CHILD = textwrap.dedent(
     """
     import json, resource, sys
-    from numberyo_provider.client import NumberYoClient
+    from numberyo_provider.api.client import NumberYoClient
     from numberyo_provider.errors import NumberYoError
 
     def status(field):
@@ -499,7 +496,7 @@ def test_check_cli_cut_off_post_is_sent_once_and_looked_up(tmp_path: Path) -> No
             [
                 *("--source", f"duckdb:///{source}", "--table", "contacts", "--column", "phone"),
                 *("--type", "HLR", "--warehouse", f"duckdb:///{tmp_path / 'wh.duckdb'}"),
-                *("--parquet-dir", str(tmp_path / "pq"), "--no-progress"),
+                *("--parquet-path", str(tmp_path / "pq"), "--no-progress"),
                 *("--timeout", "1", "--reconcile-settle", "0.5"),
             ],
             server.url,
@@ -615,7 +612,7 @@ def test_a_drip_over_tls_is_cut_off_too(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_the_watchdog_wakes_a_blocked_read_and_forgets_finished_deadlines() -> None:
-    from numberyo_provider import deadline as deadlines
+    from numberyo_provider.api import deadline as deadlines
 
     reader, writer = socket.socketpair()
     try:

@@ -16,10 +16,12 @@ from typing import Any
 import duckdb
 import pytest
 
-from numberyo_provider.client import DEFAULT_BASE_URL
+from numberyo_provider.api.client import DEFAULT_BASE_URL
 from numberyo_provider.config import (
     default_parquet_dir,
+    default_parquet_path,
     resolve_base_url,
+    resolve_parquet_path,
     resolve_privacy,
     resolve_token,
 )
@@ -72,11 +74,20 @@ def test_privacy_precedence() -> None:
 
 
 def test_parquet_default_sits_beside_a_duckdb_warehouse() -> None:
-    assert default_parquet_dir("duckdb:////data/wh.duckdb", environ={}) == "/data/numberyo-parquet"
-    assert default_parquet_dir("duckdb:///wh.duckdb?x=1", environ={}) == "numberyo-parquet"
-    assert default_parquet_dir("postgresql+psycopg://h/db", environ={}) == "./numberyo-parquet"
+    assert default_parquet_path("duckdb:////data/wh.duckdb", environ={}) == "/data/numberyo-parquet"
+    assert default_parquet_path("duckdb:///wh.duckdb?x=1", environ={}) == "numberyo-parquet"
+    assert default_parquet_path("postgresql+psycopg://h/db", environ={}) == "./numberyo-parquet"
     env = {"NUMBERYO_PARQUET_DIR": "s3://b/p"}
-    assert default_parquet_dir("duckdb:////data/wh.duckdb", environ=env) == "s3://b/p"
+    assert default_parquet_path("duckdb:////data/wh.duckdb", environ=env) == "s3://b/p"
+    assert default_parquet_dir is default_parquet_path  # the 0.1 name, until 0.3
+
+
+def test_parquet_path_precedence() -> None:
+    env = {"NUMBERYO_PARQUET_DIR": "s3://b/p"}
+    wh = "duckdb:////data/wh.duckdb"
+    assert resolve_parquet_path("flag", warehouse=wh, environ=env) == "flag"
+    assert resolve_parquet_path("  ", warehouse=wh, environ=env) == "s3://b/p"
+    assert resolve_parquet_path(None, warehouse=wh, environ={}) == "/data/numberyo-parquet"
 
 
 def _pseudonyms(warehouse: Path) -> set[str]:
@@ -122,7 +133,7 @@ def test_the_cli_and_the_operator_resolve_the_same_policy(
 
     cli_wh = tmp_path / "cli.duckdb"
     argv = ["sync", "--conn-id", "numberyo_default", "--warehouse", f"duckdb:///{cli_wh}"]
-    assert main([*argv, "--parquet-dir", str(tmp_path / "cli-landing"), "--no-progress"]) == 0
+    assert main([*argv, "--parquet-path", str(tmp_path / "cli-landing"), "--no-progress"]) == 0
 
     folder = tmp_path / "dags"
     folder.mkdir()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -121,6 +123,41 @@ def test_every_dag_imports_without_errors(dag_env: dict[str, str]) -> None:
         assert set(dag.task_ids) == tasks, dag_id
         assert "numberyo" in dag.tags
         assert dag.max_active_runs == 1, f"{dag_id}: runs of one warehouse must not overlap"
+
+
+def test_airflow_parses_the_dags_with_their_settings_module_beside_them(
+    dag_env: dict[str, str],
+) -> None:
+    """As the DAG processor and ``airflow dags test`` do (a ``BundleDagBag`` rooted at the DAGs
+    folder, which Airflow puts on ``sys.path``), in a fresh interpreter without the tests' own
+    ``sys.path`` entry: ``import numberyo_settings`` resolves, and ``.airflowignore`` keeps the
+    settings module from being parsed as a DAG file."""
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from airflow.dag_processing.dagbag import BundleDagBag\n"
+        f"dags = Path({str(DAGS)!r})\n"
+        "assert str(dags) not in sys.path\n"
+        "bag = BundleDagBag(dag_folder=str(dags), bundle_path=dags)\n"
+        "errors = {str(k): str(v) for k, v in bag.import_errors.items()}\n"
+        "files = sorted(Path(f).name for f in bag.file_last_changed)\n"
+        "print(json.dumps({'errors': errors, 'dags': sorted(bag.dag_ids), 'files': files}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+    parsed = json.loads(out.strip().splitlines()[-1])
+    assert parsed["errors"] == {}
+    assert parsed["dags"] == sorted(EXPECTED_TASKS)
+    assert "numberyo_settings.py" not in parsed["files"]
+    assert "numberyo_sync.py" in parsed["files"]
+
+
+def test_the_example_settings_are_not_in_the_installed_package() -> None:
+    import numberyo_provider
+
+    assert not (Path(numberyo_provider.__file__).parent / "settings.py").exists()
+    assert (DAGS / "numberyo_settings.py").is_file()
 
 
 def test_writers_update_exactly_the_assets_the_dbt_dag_waits_for(dag_env: dict[str, str]) -> None:

@@ -57,7 +57,7 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries of a refused connection happen at once (the waits only make the test slow)."""
     import numberyo_provider.cancellation as cancellation_module
-    import numberyo_provider.sync as sync_module
+    import numberyo_provider.sync.run as sync_module
 
     # numberyo check imports it from its module when it runs; run_sync holds its own name.
     for module in (cancellation_module, sync_module):
@@ -85,7 +85,7 @@ def check_args(source: str, work: Path, *extra: str) -> list[str]:
         "--column", "phone",
         "--type", "hlr",
         "--warehouse", f"duckdb:///{work / 'wh.duckdb'}",
-        "--parquet-dir", str(work / "landing"),
+        "--parquet-path", str(work / "landing"),
         "--no-progress",
         "--reconcile-settle", "0.1",
     ]  # fmt: skip
@@ -105,7 +105,7 @@ def sync_args(work: Path, *extra: str) -> list[str]:
     argv = [
         "sync",
         "--warehouse", f"duckdb:///{work / 'wh.duckdb'}",
-        "--parquet-dir", str(work / "landing"),
+        "--parquet-path", str(work / "landing"),
         "--no-progress",
         "--max-retries", "0",
     ]  # fmt: skip

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from numberyo_provider.client import NumberYoClient
+from numberyo_provider.api.client import NumberYoClient
+from numberyo_provider.api.models import parse_timestamp
 from numberyo_provider.errors import AuthenticationError, ServerError
-from numberyo_provider.extract import (
+from numberyo_provider.sync.extract import (
     CheckLister,
     ListingUnstableError,
     ResultFetcher,
 )
-from numberyo_provider.models import parse_timestamp
 from numberyo_provider.warehouse.base import Watermark
 
 NUMBER = "32456789023"

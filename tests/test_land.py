@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.land import (
+from numberyo_provider.schema import CHECKS, HLR_RESULTS, LOADS, VERIFY_RESULTS
+from numberyo_provider.sync.land import (
     LandedFile,
     ParquetLander,
     SchemaMismatchError,
@@ -22,7 +23,6 @@ from numberyo_provider.land import (
     find_landed_files,
     remove_files,
 )
-from numberyo_provider.schema import CHECKS, HLR_RESULTS, LOADS, VERIFY_RESULTS
 
 UTC = timezone.utc
 DAY1 = datetime(2025, 3, 30, 14, 21, tzinfo=UTC)
@@ -442,7 +442,7 @@ def test_the_files_of_a_load_and_of_the_landers_it_named_are_found_per_table(
 def test_one_fsync_per_finished_file_and_per_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from numberyo_provider import land
+    from numberyo_provider.sync import land
 
     file_syncs: list[int] = []
     dir_syncs: list[str] = []

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from numberyo_provider.land import ParquetLander, remove_files
 from numberyo_provider.schema import CHECKS, HLR_RESULTS
+from numberyo_provider.sync.land import ParquetLander, remove_files
 from numberyo_provider.warehouse import LoadCommit, Watermark, connect_warehouse
 
 moto_server = pytest.importorskip("moto.server")

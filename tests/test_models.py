@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from api_reference import CREATE_201, HLR_RESULT
 
-from numberyo_provider.errors import BadResponseError, ConfigurationError
-from numberyo_provider.models import (
+from numberyo_provider.api.models import (
     Check,
     CheckPage,
     CheckResults,
@@ -23,6 +22,7 @@ from numberyo_provider.models import (
     normalize_check_type,
     parse_timestamp,
 )
+from numberyo_provider.errors import BadResponseError, ConfigurationError
 
 # The reference's examples, verbatim.
 LIST_200: dict[str, Any] = {

@@ -11,16 +11,16 @@ import pytest
 from api_reference import CREATE_201, HLR_RESULT
 
 from numberyo_provider import schema
+from numberyo_provider.api.models import Check, CheckResults, CreatedCheck
 from numberyo_provider.errors import BadResponseError
-from numberyo_provider.models import Check, CheckResults, CreatedCheck
-from numberyo_provider.normalize import (
+from numberyo_provider.privacy import PrivacyPolicy
+from numberyo_provider.sync.normalize import (
     empty_tables,
     extra_json,
     normalize_checks,
     normalize_created,
     phone_digits,
 )
-from numberyo_provider.privacy import PrivacyPolicy
 
 LOADED_AT = datetime(2025, 4, 1, 8, 0, tzinfo=timezone.utc)
 

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.land import ParquetLander
 from numberyo_provider.privacy import (
     ENV_MODE,
     ENV_SECRET,
@@ -22,6 +21,7 @@ from numberyo_provider.privacy import (
     mask_value,
 )
 from numberyo_provider.schema import CHECKS, HLR_RESULTS, VERIFY_RESULTS
+from numberyo_provider.sync.land import ParquetLander
 
 SECRET = "0123456789abcdef0123456789abcdef"
 UTC = timezone.utc

@@ -119,8 +119,8 @@ def test_landed_parquet_files_and_their_directories_are_private(
 ) -> None:
     import pyarrow as pa
 
-    from numberyo_provider.land import ParquetLander
     from numberyo_provider.schema import HLR_RESULTS
+    from numberyo_provider.sync.land import ParquetLander
 
     umask(mask)
     root = tmp_path / "landing"
@@ -200,7 +200,7 @@ def test_numberyo_check_leaves_only_private_files_with_a_permissive_umask(
         "--source", f"duckdb:///{source}", "--table", "contacts", "--column", "phone",
         "--type", "hlr", "--no-progress",
         "--warehouse", f"duckdb:///{out / 'db' / 'wh.duckdb'}",
-        "--parquet-dir", str(out / "landing"),
+        "--parquet-path", str(out / "landing"),
     ]  # fmt: skip
     done = subprocess.run(
         ["sh", "-c", 'umask 022 && exec "$@"', "sh", *command],

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
+from numberyo_provider.api.ratelimit import RateLimiter
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.ratelimit import RateLimiter
 
 
 class FakeClock:

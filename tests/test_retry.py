@@ -7,8 +7,8 @@ from email.utils import format_datetime
 
 import pytest
 
+from numberyo_provider.api.retry import Failure, RetryPolicy, may_retry, parse_retry_after
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.retry import Failure, RetryPolicy, may_retry, parse_retry_after
 
 # The matrix in docs/client.md, row by row: (method, outcome, retried?).
 MATRIX = [

@@ -22,6 +22,7 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
+from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.checks import CheckOptions, run_check
 from numberyo_provider.checks.source import (
     Source,
@@ -35,7 +36,6 @@ from numberyo_provider.checks.source import spec as spec_module
 from numberyo_provider.checks.source import stream as stream_module
 from numberyo_provider.checks.source.read_only_sql import read_only_statement
 from numberyo_provider.cli import main
-from numberyo_provider.client import NumberYoClient
 from numberyo_provider.errors import ConfigurationError
 
 PHONES = ["+32456000001", "+32456000002", "+32456000003"]
@@ -225,7 +225,7 @@ def _check_args(tmp_path: Path, source: str, *selection: str) -> list[str]:
         "--type", "hlr",
         "--default-region", "BE",
         "--warehouse", f"duckdb:///{tmp_path / 'out' / 'wh.duckdb'}",
-        "--parquet-dir", str(tmp_path / "out" / "landing"),
+        "--parquet-path", str(tmp_path / "out" / "landing"),
         "--no-progress",
     ]  # fmt: skip
 

@@ -26,9 +26,9 @@ from test_sync_operator import (  # type: ignore[import-not-found]
     dag_from_source,  # noqa: F401 - the fixture that runs DAG files (dag.test() needs a bundle)
 )
 
+from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.checks import CheckOptions, run_check
 from numberyo_provider.checks.ledger import PENDING, Ledger, default_ledger_url
-from numberyo_provider.client import NumberYoClient
 from numberyo_provider.status import StatusError, read_status
 from numberyo_provider.sync import run_sync
 
@@ -69,7 +69,7 @@ def check(server: Any, wh: str, root: Path, numbers: list[str], run_id: str, **c
 _KILLED = """
 import sys
 from numberyo_provider.checks import CheckOptions, run_check
-from numberyo_provider.client import NumberYoClient
+from numberyo_provider.api.client import NumberYoClient
 
 url, token, wh, root, *numbers = sys.argv[1:]
 with NumberYoClient(token, url, pool_size=4) as api:
@@ -109,7 +109,7 @@ def build_troubled_warehouse(
     factory: Callable[..., Any], wh: str, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Any:
     """A warehouse with every kind of trouble, made by real runs; returns the simulator."""
-    from numberyo_provider import land
+    from numberyo_provider.sync import land
 
     server = factory(seed_checks=12, costs={"HLR": "1.50"})
     sim = server.sim
@@ -466,3 +466,16 @@ def test_requests_in_flight_are_listed_but_not_an_alert(
     assert report.attention == []
     assert done and done[0].summary.created == 2
     assert read_status(wh).pending_total == 0  # settled once the answers came
+
+
+def test_importing_the_status_package_loads_no_table_definitions_or_drivers() -> None:
+    """``numberyo status --help`` and a DAG file with the status operator pay nothing for the
+    warehouse side: pyarrow, DuckDB and SQLAlchemy come with the first report."""
+    code = (
+        "import sys\n"
+        "import numberyo_provider.status\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'pyarrow', 'duckdb', 'sqlalchemy'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"

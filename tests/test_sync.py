@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from api_reference import HLR_KEYS, VERIFY_KEYS
 
-from numberyo_provider.client import NumberYoClient
+from numberyo_provider.api.client import NumberYoClient
+from numberyo_provider.api.models import parse_timestamp
 from numberyo_provider.errors import AuthenticationError, ServerError
-from numberyo_provider.models import parse_timestamp
 from numberyo_provider.privacy import PrivacyPolicy
 from numberyo_provider.sync import SyncCancelled, SyncSummary, run_sync
 from numberyo_provider.warehouse import connect_warehouse
@@ -590,7 +590,7 @@ def test_files_of_failed_loads_are_deleted_by_the_next_run_once(
     root: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from numberyo_provider import land
+    from numberyo_provider.sync import land
 
     server = numberyo_simulator_factory(seed_checks=15)
 
@@ -695,7 +695,9 @@ def test_watermark_moves_only_on_commit(
 
 
 def test_list_pages_run_before_queued_result_fetches() -> None:
-    from numberyo_provider.sync import _PAGES, _RESULTS, _RequestPool
+    from numberyo_provider.sync.pipeline import PAGES as _PAGES
+    from numberyo_provider.sync.pipeline import RESULTS as _RESULTS
+    from numberyo_provider.sync.pipeline import RequestPool as _RequestPool
 
     pool = _RequestPool(1, "test-pool")
     release = threading.Event()
@@ -716,11 +718,19 @@ def test_list_pages_run_before_queued_result_fetches() -> None:
 
 
 def test_shutdown_cancels_what_is_queued() -> None:
-    from numberyo_provider.sync import _RESULTS, _RequestPool
+    from numberyo_provider.sync.pipeline import RESULTS as _RESULTS
+    from numberyo_provider.sync.pipeline import RequestPool as _RequestPool
 
     pool = _RequestPool(1, "test-pool")
-    release = threading.Event()
-    running = pool.lane(_RESULTS).submit(release.wait, 5)
+    started, release = threading.Event(), threading.Event()
+
+    def first() -> bool:
+        started.set()
+        return release.wait(5)
+
+    running = pool.lane(_RESULTS).submit(first)
+    # Queue the rest only once the one worker runs the first (else shutdown may cancel it too).
+    assert started.wait(10)
     queued = [pool.lane(_RESULTS).submit(lambda: None) for _ in range(3)]
     threading.Timer(0.2, release.set).start()
     pool.shutdown(wait=True, cancel_futures=True)
@@ -738,7 +748,7 @@ def test_a_landing_failure_is_the_error_the_run_raises(
 ) -> None:
     """Normalising and landing run on their own thread: a failure there stops the listing and is
     raised as itself (not as the cancellation it causes), and nothing is visible."""
-    import numberyo_provider.sync as sync_module
+    import numberyo_provider.sync.run as sync_module
 
     server = numberyo_simulator_factory(seed_checks=300, latency_ms=2)
     calls = [0]

@@ -45,7 +45,7 @@ def test_sync_then_incremental_prints_a_summary(numberyo_simulator: Any, tmp_pat
 
     numberyo_simulator.sim.create_check(numberyo_simulator.token, "32456789023", "HLR")
     again = _run(
-        ["--warehouse", wh, "--parquet-dir", str(tmp_path / "pq"), "--json"],
+        ["--warehouse", wh, "--parquet-path", str(tmp_path / "pq"), "--json"],
         _env(numberyo_simulator),
         tmp_path,
     )

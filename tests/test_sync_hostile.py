@@ -115,7 +115,7 @@ def run(
                 "sync",
                 "--warehouse",
                 f"duckdb:///{tmp_path / 'wh.duckdb'}",
-                "--parquet-dir",
+                "--parquet-path",
                 str(tmp_path / "landing"),
                 "--no-progress",
                 "--max-retries",

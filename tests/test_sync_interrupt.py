@@ -26,7 +26,7 @@ def sync_args(wh: Path, landing: Path) -> list[str]:
         "sync",
         "--warehouse",
         f"duckdb:///{wh}",
-        "--parquet-dir",
+        "--parquet-path",
         str(landing),
         "--no-progress",
         "--concurrency",

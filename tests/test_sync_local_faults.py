@@ -26,10 +26,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from numberyo_provider import land
 from numberyo_provider.cli import main
 from numberyo_provider.errors import LandingError
 from numberyo_provider.schema import ALL_TABLES, SCHEMA_NAME
+from numberyo_provider.sync import land
 
 NUMBER = "32456789023"
 
@@ -85,7 +85,7 @@ def sync_cli(
         "sync",
         "--warehouse",
         f"duckdb:///{wh}",
-        "--parquet-dir",
+        "--parquet-path",
         str(landing),
         "--no-progress",
         "--concurrency",
@@ -242,7 +242,7 @@ def test_disk_full_injected_at_the_write(
     monkeypatch.setenv("NUMBERYO_BASE_URL", server.url)
     monkeypatch.setenv("NUMBERYO_API_TOKEN", server.token)
     monkeypatch.delenv("NUMBERYO_PRIVACY_MODE", raising=False)
-    args = ["sync", "--warehouse", f"duckdb:///{wh}", "--parquet-dir", str(landing)]
+    args = ["sync", "--warehouse", f"duckdb:///{wh}", "--parquet-path", str(landing)]
     assert main([*args, "--no-progress"]) == 0
     before = snapshot(wh, committed_only=True)
     server.sim.seed_checks(30)

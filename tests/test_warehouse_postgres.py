@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from numberyo_provider.land import LandedFile, ParquetLander
 from numberyo_provider.schema import (
     ALL_TABLES,
     CHECKS,
@@ -25,6 +24,7 @@ from numberyo_provider.schema import (
     VERIFY_RESULTS,
     description,
 )
+from numberyo_provider.sync.land import LandedFile, ParquetLander
 from numberyo_provider.warehouse import (
     LoadCommit,
     LoadError,
@@ -443,13 +443,13 @@ def test_failed_loads_are_listed_for_cleanup_but_never_a_committed_one(
 @pytest.mark.postgres
 def test_postgres_lock_waits_are_bounded(postgres_url: str, tmp_path: Path) -> None:
     files = land(tmp_path / "land", "l", checks=[check(1)])
-    with SqlWarehouse(postgres_url, lock_timeout_s=0.3) as pg:
+    with SqlWarehouse(postgres_url, lock_timeout=0.3) as pg:
         pg.ensure_schema()
         other = sa.create_engine(postgres_url)
         try:
             with other.begin() as conn:  # another session mid-commit
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
-                with pytest.raises(WarehouseLockedError, match="lock_timeout_s"):
+                with pytest.raises(WarehouseLockedError, match=r"\(lock_timeout, --lock-timeout\)"):
                     pg.commit_load(commit("l", files))
             assert pg.commit_load(commit("l", files)).rows["checks"] == 1
         finally:

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from numberyo_provider.api.client import NumberYoClient
+from numberyo_provider.api.models import CreatedCheck
 from numberyo_provider.checks.budget import WAIT, Budget, Reservation
 from numberyo_provider.checks.landing import Sink, land_created, land_found
 from numberyo_provider.checks.lease import ClaimLease
@@ -65,7 +67,6 @@ from numberyo_provider.checks.options import (
 )
 from numberyo_provider.checks.reconcile import reconcile, wait_until_settled
 from numberyo_provider.checks.sharding import shard_of
-from numberyo_provider.client import NumberYoClient
 from numberyo_provider.deprecation import renamed_keywords, warn_renamed
 from numberyo_provider.errors import (
     CheckRunError,
@@ -75,7 +76,6 @@ from numberyo_provider.errors import (
     TransportError,
     ValidationError,
 )
-from numberyo_provider.models import CreatedCheck
 
 if TYPE_CHECKING:
     from numberyo_provider.privacy import PrivacyPolicy

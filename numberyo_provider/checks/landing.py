@@ -2,7 +2,7 @@
 
 While a run sends, the :class:`~numberyo_provider.checks.engine.Checker` hands every created (or
 reconciled) check with its results to a :class:`Sink` (a
-:class:`~numberyo_provider.land.ParquetLander`): :func:`land_created`, :func:`land_found`.
+:class:`~numberyo_provider.sync.land.ParquetLander`): :func:`land_created`, :func:`land_found`.
 
 Loading is separate (:func:`commit_check_run`), so that shard tasks can land in parallel and one
 task commits them all (DuckDB has one writer): every file of the run (those passed on, and those
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyarrow as pa
 
 from numberyo_provider import schema
+from numberyo_provider.api.models import Check, CheckResults, CreatedCheck
 from numberyo_provider.checks.ledger import CREATED, Ledger, LedgerRow
 from numberyo_provider.checks.options import check_load_id
 from numberyo_provider.deprecation import renamed_keywords
@@ -34,13 +35,12 @@ from numberyo_provider.errors import (
     NumberYoError,
     UnsupportedCheckTypeError,
 )
-from numberyo_provider.models import Check, CheckResults, CreatedCheck
-from numberyo_provider.normalize import normalize_checks, normalize_created
+from numberyo_provider.sync.normalize import normalize_checks, normalize_created
 
 if TYPE_CHECKING:
-    from numberyo_provider.client import NumberYoClient
-    from numberyo_provider.land import LandedFile
+    from numberyo_provider.api.client import NumberYoClient
     from numberyo_provider.privacy import PrivacyPolicy
+    from numberyo_provider.sync.land import LandedFile
     from numberyo_provider.warehouse import LoadResult
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ _EXTRA_ENVELOPE_KEYS = frozenset({"status"})
 
 
 class Sink(Protocol):
-    """Where created checks' rows go (a :class:`~numberyo_provider.land.ParquetLander`)."""
+    """Where created checks' rows go (a :class:`~numberyo_provider.sync.land.ParquetLander`)."""
 
     def write(self, table: schema.Table, data: pa.Table) -> None: ...
 
@@ -155,7 +155,7 @@ def commit_check_run(
     Idempotent: loading again changes nothing. Renamed in 0.2 (the old keywords ``parquet_root``,
     ``lock_timeout_s``, ``max_workers`` still work until 0.3).
     """
-    from numberyo_provider.land import ParquetLander
+    from numberyo_provider.sync.land import ParquetLander
     from numberyo_provider.warehouse import LoadCommit, connect_warehouse
 
     load_id = check_load_id(run_id)
@@ -178,7 +178,7 @@ def commit_check_run(
     errors: list[dict[str, Any]] = []
     repaired = 0
     all_files = list(present)
-    with connect_warehouse(warehouse, lock_timeout_s=lock_timeout) as wh:
+    with connect_warehouse(warehouse, lock_timeout=lock_timeout) as wh:
         wh.ensure_schema()
         loaded = wh.existing_check_ids([r.check_id for r in unlanded if r.check_id is not None])
     missing = [r for r in unlanded if r.check_id not in loaded]
@@ -228,7 +228,7 @@ def commit_check_run(
                 lander.write(schema.TABLES_BY_NAME[name], data)
         all_files.extend(lander.flush())
         repaired = len(found)
-    with connect_warehouse(warehouse, lock_timeout_s=lock_timeout) as wh:
+    with connect_warehouse(warehouse, lock_timeout=lock_timeout) as wh:
         result = wh.commit_load(
             LoadCommit(
                 load_id=load_id,
@@ -256,8 +256,8 @@ def discover_landed_files(
     parquet_path: str, load_id: str, storage_options: Mapping[str, Any] | None = None
 ) -> list[LandedFile]:
     """Every file landed under ``parquet_path`` for ``load_id`` (all shards, all tries), both
-    landing layouts (:func:`~numberyo_provider.land.find_landed_files`)."""
-    from numberyo_provider.land import find_landed_files
+    landing layouts (:func:`~numberyo_provider.sync.land.find_landed_files`)."""
+    from numberyo_provider.sync.land import find_landed_files
 
     return [
         found

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from numberyo_provider.checks.ledger import retire_owner
 
 if TYPE_CHECKING:
+    from numberyo_provider.api.client import NumberYoClient
     from numberyo_provider.checks.ledger import Ledger
-    from numberyo_provider.client import NumberYoClient
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 from hashlib import sha256
 from typing import Any
 
+from numberyo_provider.api.models import canonical_check_type
 from numberyo_provider.checks.budget import DEFAULT_COST_ESTIMATE
 from numberyo_provider.checks.ledger import DEFAULT_CLAIM_LEASE
 from numberyo_provider.checks.numbers import check_region
@@ -24,7 +25,6 @@ from numberyo_provider.checks.reconcile import DEFAULT_SETTLE, DEFAULT_SKEW
 from numberyo_provider.checks.sharding import check_shard
 from numberyo_provider.deprecation import renamed_keywords, warn_renamed
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.models import canonical_check_type
 
 __all__ = [
     "DEFAULT_MAX_AGE",

@@ -28,10 +28,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from numberyo_provider.api.client import NumberYoClient
+from numberyo_provider.api.models import Check, CheckResults, HlrResult, VerifyResult
 from numberyo_provider.checks.ledger import LedgerRow
-from numberyo_provider.client import NumberYoClient
-from numberyo_provider.extract import CheckLister, ResultFetcher
-from numberyo_provider.models import Check, CheckResults, HlrResult, VerifyResult
+from numberyo_provider.sync.extract import CheckLister, ResultFetcher
 
 __all__ = [
     "DEFAULT_SETTLE",
@@ -130,7 +130,7 @@ def reconcile(
 ) -> ReconcileReport:
     """Match pending rows to the account's checks (see the module docstring); no writes.
 
-    Listing goes through :class:`~numberyo_provider.extract.CheckLister`, which proves that no
+    Listing goes through :class:`~numberyo_provider.sync.extract.CheckLister`, which proves that no
     check was hidden by the list moving under us (checks created or deleted meanwhile): a row is
     only reported not found when the whole window was seen.
     """

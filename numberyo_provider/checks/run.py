@@ -24,10 +24,10 @@ from numberyo_provider.checks.options import STOP_ERROR, CheckOptions, CheckSumm
 from numberyo_provider.deprecation import renamed_keywords
 
 if TYPE_CHECKING:
-    from numberyo_provider.client import NumberYoClient
-    from numberyo_provider.land import LandedFile
+    from numberyo_provider.api.client import NumberYoClient
     from numberyo_provider.privacy import PrivacyPolicy
     from numberyo_provider.progress import Progress
+    from numberyo_provider.sync.land import LandedFile
     from numberyo_provider.warehouse import LoadResult
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def run_check(
     old keywords ``parquet_root``, ``lock_timeout_s``, ``stop_event`` still work until 0.3).
     """
     from numberyo_provider.checks.source import Source
-    from numberyo_provider.land import ParquetLander
+    from numberyo_provider.sync.land import ParquetLander
     from numberyo_provider.warehouse import connect_warehouse
 
     if isinstance(chunks, Source):
@@ -99,7 +99,7 @@ def run_check(
         fresh: list[str] = []
         if not options.force:
             since = started_at - options.max_age
-            with connect_warehouse(warehouse, lock_timeout_s=lock_timeout) as wh:
+            with connect_warehouse(warehouse, lock_timeout=lock_timeout) as wh:
                 wh.ensure_schema()  # a new warehouse gets its tables now (and has no numbers)
                 fresh = wh.fresh_numbers(options.check_type, since)
             fresh = _comparable(fresh, privacy)

@@ -61,8 +61,8 @@ from numberyo_provider.cli.options import (
 from numberyo_provider.config import (
     BASE_URL_ENV,
     TOKEN_ENV,
-    default_parquet_dir,
     resolve_base_url,
+    resolve_parquet_path,
     resolve_privacy,
     resolve_token,
 )
@@ -258,14 +258,14 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from numberyo_provider.api.client import NumberYoClient
+    from numberyo_provider.api.models import canonical_check_type
     from numberyo_provider.cancellation import cancellable_sleep
     from numberyo_provider.checks import CheckOptions, run_check
     from numberyo_provider.checks.budget import DEFAULT_COST_ESTIMATE
     from numberyo_provider.checks.ledger import default_ledger_url
     from numberyo_provider.checks.source import open_source
     from numberyo_provider.checks.verdict import failed_numbers, money_spent
-    from numberyo_provider.client import NumberYoClient
-    from numberyo_provider.models import canonical_check_type
     from numberyo_provider.progress import Progress
 
     spec = _source_spec(args)
@@ -290,7 +290,7 @@ def _run(args: argparse.Namespace) -> int:
     # Names, query and URL are checked (read-only) before run_check creates any file.
     source = open_source(spec)
     base_url = resolve_base_url(args.base_url)
-    parquet_path = args.parquet_dir or default_parquet_dir(args.warehouse)
+    parquet_path = resolve_parquet_path(args.parquet_path, warehouse=args.warehouse)
     stop = threading.Event()
     configure_logging(args.verbose)
     client = NumberYoClient(

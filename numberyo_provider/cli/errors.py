@@ -66,12 +66,11 @@ _KEYWORD_AS_FLAG = re.compile(
     r"(base_url|max_checks|max_credits|concurrency|cost_estimate|parquet_path)\b=?)"
     r"(?P<value>['\"\w])?"
 )
-_FLAG_NAMES = {"parquet_path": "parquet-dir"}
 
 
 def _as_flag(match: re.Match[str]) -> str:
     name = match.group(1) or match.group(2)
-    flag = "--" + _FLAG_NAMES.get(name, name).replace("_", "-")
+    flag = "--" + name.replace("_", "-")
     value = match.group("value")
     return f"{flag} {value}" if value else flag
 

@@ -132,9 +132,43 @@ def add_api_options(parser: Any, *, conn_id: bool = False) -> None:
     )
 
 
+class _ParquetPath(argparse.Action):
+    """``--parquet-path``, and its old spelling ``--parquet-dir`` (0.1), which still works until
+    0.3 with a one-line warning on stderr.
+
+    Both set ``parquet_path``. They also set ``parquet_dir``, the attribute ``numberyo check``
+    read before the rename, so it keeps working until it reads ``parquet_path``; then the mirror
+    goes.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if option_string == OLD_PARQUET_FLAG:
+            print(
+                f"{parser.prog}: warning: {OLD_PARQUET_FLAG} is deprecated, use "
+                f"{PARQUET_FLAG} (the old name stops working in 0.3)",
+                file=sys.stderr,
+            )
+        namespace.parquet_path = values
+        namespace.parquet_dir = values
+
+
+PARQUET_FLAG = "--parquet-path"
+#: Renamed in 0.2; accepted with a warning until 0.3.
+OLD_PARQUET_FLAG = "--parquet-dir"
+
+
 def add_output_options(parser: Any, *, what: str) -> Any:
-    """``--warehouse``, ``--parquet-dir``, ``--privacy``, ``--lock-timeout``, ``--json``,
-    ``--no-progress``, ``-v``; returns the group (for a subcommand's own output flags)."""
+    """``--warehouse``, ``--parquet-path``, ``--privacy``, ``--lock-timeout``, ``--json``,
+    ``--no-progress``, ``-v``; returns the group (for a subcommand's own output flags).
+
+    The landing is read back as ``args.parquet_path`` (``args.parquet_dir`` mirrors it for
+    ``numberyo check`` until that reads ``parquet_path``)."""
     # Imported here: privacy pulls in pyarrow, which `numberyo simulate` never needs.
     from numberyo_provider.privacy import MODES as PRIVACY_MODES
 
@@ -147,12 +181,23 @@ def add_output_options(parser: Any, *, what: str) -> Any:
         "(e.g. postgresql+psycopg://user@host:5432/db)",
     )
     group.add_argument(
-        "--parquet-dir",
+        PARQUET_FLAG,
+        action=_ParquetPath,
+        dest="parquet_path",
         default=None,
-        metavar="DIR",
+        metavar="PATH",
         help=f"where {what} are landed before loading: a directory or s3://bucket/prefix "
         f"(default: {PARQUET_DEFAULT_TEXT})",
     )
+    group.add_argument(
+        OLD_PARQUET_FLAG,
+        action=_ParquetPath,
+        dest="parquet_path",
+        default=None,
+        metavar="PATH",
+        help=argparse.SUPPRESS,
+    )
+    parser.set_defaults(parquet_dir=None)
     group.add_argument(
         "--privacy",
         choices=PRIVACY_MODES,

@@ -6,14 +6,17 @@
     numberyo sync --warehouse duckdb:///warehouse.duckdb
 
 API address and token come from ``NUMBERYO_BASE_URL`` / ``NUMBERYO_API_TOKEN`` (or the Airflow
-connection named by ``--conn-id``). Parquet files are landed under ``--parquet-dir`` (default
-``./numberyo-parquet``, next to where you run it). A progress line is drawn on a terminal only; the
-summary goes to stdout (``--json`` for machines). Exit codes are shared with ``numberyo check``
-(:mod:`numberyo_provider.cli.errors`): 0 done; 1 failure (token refused, API or warehouse
-unreachable, a lying server, a Parquet directory that cannot take files, ...); 2 usage error (bad
-flag, no token, bad ``--base-url`` or ``--warehouse``), found before anything is written; 130
-interrupted (Ctrl-C at any moment, the commit included: nothing of the run is committed). A
-failure is one line on stderr; the token is never printed.
+connection named by ``--conn-id``). Parquet files are landed under ``--parquet-path`` (default:
+``NUMBERYO_PARQUET_DIR``, else beside a DuckDB warehouse file, else ``./numberyo-parquet``; the
+old ``--parquet-dir`` still works until 0.3, with a warning). The flags become one
+:class:`~numberyo_provider.sync.SyncOptions` through
+:func:`~numberyo_provider.config.resolve_sync_options`, as the operator's arguments do. A progress
+line is drawn on a terminal only; the summary goes to stdout (``--json`` for machines). Exit codes
+are shared with ``numberyo check`` (:mod:`numberyo_provider.cli.errors`): 0 done; 1 failure (token
+refused, API or warehouse unreachable, a lying server, a Parquet directory that cannot take files,
+...); 2 usage error (bad flag, no token, bad ``--base-url`` or ``--warehouse``), found before
+anything is written; 130 interrupted (Ctrl-C at any moment, the commit included: nothing of the
+run is committed). A failure is one line on stderr; the token is never printed.
 """
 
 from __future__ import annotations
@@ -41,9 +44,8 @@ from numberyo_provider.cli.options import (
 from numberyo_provider.config import (
     BASE_URL_ENV,
     TOKEN_ENV,
-    default_parquet_dir,
     resolve_base_url,
-    resolve_privacy,
+    resolve_sync_options,
     resolve_token,
 )
 from numberyo_provider.errors import ConfigurationError, NumberYoError
@@ -132,16 +134,16 @@ def _sync(args: argparse.Namespace) -> int:
         api, conn_secret = _client_args(args)
         client = api.get("client")
         configure_logging(args.verbose)
-        summary = run_sync(
+        options = resolve_sync_options(
             warehouse=args.warehouse,
-            parquet_path=args.parquet_dir or default_parquet_dir(args.warehouse),
+            parquet_path=args.parquet_path,
+            privacy=args.privacy,
+            connection_secret=conn_secret,
             full_refresh=args.full_refresh,
             concurrency=args.concurrency,
-            privacy=resolve_privacy(args.privacy, connection_secret=conn_secret),
             lock_timeout=args.lock_timeout,
-            progress=progress,
-            **api,
         )
+        summary = run_sync(args.warehouse, options, progress=progress, **api)
     except Exception as exc:  # ours, a database driver's, a bug: one line, no traceback
         progress.close()
         return report("sync", exc)

@@ -12,14 +12,14 @@ from urllib.parse import urlsplit, urlunsplit
 from airflow.sdk import BaseHook
 from asgiref.sync import sync_to_async
 
-from numberyo_provider.async_client import AsyncNumberYoClient
-from numberyo_provider.client import (
+from numberyo_provider.api.async_client import AsyncNumberYoClient
+from numberyo_provider.api.auth import _clean_token
+from numberyo_provider.api.client import (
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_MB,
     DEFAULT_TIMEOUT,
     NumberYoClient,
-    _clean_token,
 )
 from numberyo_provider.coercion import as_bool, as_decimal, as_int
 from numberyo_provider.errors import ConfigurationError, NumberYoError

@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from numberyo_provider.checks import Checker, CheckOptions, CheckSummary
-    from numberyo_provider.land import LandedFile
     from numberyo_provider.privacy import PrivacyPolicy
+    from numberyo_provider.sync.land import LandedFile
 
 #: XCom key of a check task's summary and landed files (pushed also when the task fails).
 XCOM_KEY = "numberyo_check"
@@ -76,7 +76,7 @@ def _files_to_xcom(files: Sequence[LandedFile]) -> list[dict[str, Any]]:
 
 
 def _files_from_xcom(items: Any) -> list[LandedFile]:
-    from numberyo_provider.land import LandedFile
+    from numberyo_provider.sync.land import LandedFile
 
     return [
         LandedFile(

@@ -37,7 +37,7 @@ def operator_lineage(inputs: Iterable[DatasetName], outputs: Iterable[DatasetNam
 def api_base_url(conn_id: str) -> str:
     """The API address of a NumberYo connection (the default address when it has none or cannot
     be read: lineage never fails a task)."""
-    from numberyo_provider.client import DEFAULT_BASE_URL
+    from numberyo_provider.api.client import DEFAULT_BASE_URL
     from numberyo_provider.hooks.numberyo import NumberYoHook
 
     try:

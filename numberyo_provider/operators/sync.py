@@ -1,7 +1,9 @@
 """Operator: the incremental check-history sync as an Airflow task.
 
-Thin on purpose: it turns the connection into a client, the arguments into a privacy policy and
-calls :func:`numberyo_provider.sync.run_sync`; the returned summary dict is the XCom. The tables it
+Thin on purpose: it turns the connection into a client, the arguments into one
+:class:`~numberyo_provider.sync.SyncOptions` (through
+:func:`numberyo_provider.config.resolve_sync_options`, as ``numberyo sync`` does) and calls
+:func:`numberyo_provider.sync.run_sync`; the returned summary dict is the XCom. The tables it
 updates are declared as Airflow Assets (``outlets``, URIs from :mod:`numberyo_provider.assets`) so
 dbt DAGs can be scheduled on them.
 """
@@ -15,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, BaseOperator
 
 from numberyo_provider.assets import sync_asset_uris, sync_tables
-from numberyo_provider.coercion import as_bool, as_int
 from numberyo_provider.hooks.numberyo import NumberYoHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from numberyo_provider.privacy import PrivacyPolicy
+    from numberyo_provider.sync import SyncOptions
 
 
 def sync_assets(warehouse: str) -> list[Asset]:
@@ -92,34 +96,38 @@ class NumberYoSyncOperator(BaseOperator):
         self._cancel = threading.Event()
         self._base_url: str | None = None
 
-    def _policy(self, hook: NumberYoHook) -> Any:
+    def _policy(self, hook: NumberYoHook) -> PrivacyPolicy:
         from numberyo_provider.operators.check import privacy_policy
 
         return privacy_policy(self.privacy, self.privacy_secret, hook)
+
+    def _sync_options(self, hook: NumberYoHook) -> SyncOptions:
+        """The run's settings from the (rendered) arguments, by the one resolver."""
+        from numberyo_provider.config import resolve_sync_options
+
+        return resolve_sync_options(
+            warehouse=self.warehouse,
+            parquet_path=self.parquet_path,
+            privacy=self._policy(hook),
+            full_refresh=self.full_refresh,
+            concurrency=self.concurrency,
+            storage_options=self.storage_options,
+            lock_timeout=self.lock_timeout,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from numberyo_provider.cancellation import cancellable_sleep
         from numberyo_provider.sync import run_sync
 
-        concurrency = as_int("concurrency", self.concurrency, minimum=1) or 1
-        full_refresh = as_bool("full_refresh", self.full_refresh)
         hook = NumberYoHook(self.numberyo_conn_id)
-        policy = self._policy(hook)
+        options = self._sync_options(hook)
         self._cancel = threading.Event()
-        client = hook.get_client(pool_size=concurrency, sleep=cancellable_sleep(self._cancel))
+        client = hook.get_client(
+            pool_size=options.concurrency, sleep=cancellable_sleep(self._cancel)
+        )
         self._base_url = client.base_url
         try:
-            summary = run_sync(
-                client=client,
-                warehouse=self.warehouse,
-                parquet_path=self.parquet_path,
-                full_refresh=full_refresh,
-                concurrency=concurrency,
-                privacy=policy,
-                storage_options=self.storage_options,
-                lock_timeout=self.lock_timeout,
-                cancel=self._cancel,
-            )
+            summary = run_sync(self.warehouse, options, client=client, cancel=self._cancel)
         finally:
             client.close()
         self.log.info("%s", summary.render())

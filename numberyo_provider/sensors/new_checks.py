@@ -36,7 +36,7 @@ def read_watermark(warehouse: str, *, lock_timeout: float = 60.0) -> Watermark |
     """
     from numberyo_provider.warehouse import WarehouseError, connect_warehouse
 
-    with connect_warehouse(warehouse, lock_timeout_s=lock_timeout) as wh:
+    with connect_warehouse(warehouse, lock_timeout=lock_timeout) as wh:
         try:
             return wh.get_watermark("checks")
         except WarehouseError:

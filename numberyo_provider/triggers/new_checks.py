@@ -1,11 +1,11 @@
 """Trigger that waits, in the triggerer, until the account has a check newer than a watermark.
 
 It polls ``GET /api/checks?page=1`` (free) through the client's async path
-(:class:`~numberyo_provider.async_client.AsyncNumberYoClient`), so token cleaning, timeouts, size
-limits, retries and error classes are the sync client's. Nothing in :meth:`run` blocks the event
-loop: the connection is read with the Task SDK's async lookup and the client is built in a worker
-thread. Its serialised kwargs hold the connection id and the watermark only, never the token: the
-connection is loaded inside the triggerer, so no secret lands in the metadata database.
+(:class:`~numberyo_provider.api.async_client.AsyncNumberYoClient`), so token cleaning, timeouts,
+size limits, retries and error classes are the sync client's. Nothing in :meth:`run` blocks the
+event loop: the connection is read with the Task SDK's async lookup and the client is built in a
+worker thread. Its serialised kwargs hold the connection id and the watermark only, never the
+token: the connection is loaded inside the triggerer, so no secret lands in the metadata database.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from numberyo_provider.api.models import Check, CheckPage, parse_timestamp
 from numberyo_provider.errors import (
     AuthenticationError,
     BadResponseError,
@@ -26,7 +27,6 @@ from numberyo_provider.errors import (
     TransportError,
 )
 from numberyo_provider.hooks.numberyo import NumberYoHook
-from numberyo_provider.models import Check, CheckPage, parse_timestamp
 
 #: After this many failed polls in a row (5xx, 429, network), the trigger gives up with an error.
 DEFAULT_MAX_FAILURES = 5

@@ -36,8 +36,17 @@ def mask_url(url: str) -> str:
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
-def connect_warehouse(url: str, *, lock_timeout_s: float = 60.0) -> Warehouse:
-    """The warehouse at ``url``: ``duckdb:///...`` is native DuckDB, anything else SQLAlchemy."""
+def connect_warehouse(
+    url: str, *, lock_timeout: float = 60.0, lock_timeout_s: float | None = None
+) -> Warehouse:
+    """The warehouse at ``url``: ``duckdb:///...`` is native DuckDB, anything else SQLAlchemy.
+
+    ``lock_timeout``: seconds to wait for another writer. ``lock_timeout_s`` is its old internal
+    name, still taken (silently: an internal keyword, no deprecation) until the last caller in the
+    checks engine is renamed; it goes then.
+    """
+    if lock_timeout_s is not None:
+        lock_timeout = lock_timeout_s
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError(f"no warehouse URL given; use {ACCEPTED_URLS}")
     url = url.strip()
@@ -51,7 +60,7 @@ def connect_warehouse(url: str, *, lock_timeout_s: float = 60.0) -> Warehouse:
                 "then the path, then optional DuckDB settings such as ?memory_limit=1GB)"
             )
         config = dict(parse_qsl(match.group(2) or "", keep_blank_values=True))
-        return DuckDBWarehouse(match.group(1), lock_timeout_s=lock_timeout_s, config=config)
+        return DuckDBWarehouse(match.group(1), lock_timeout=lock_timeout, config=config)
     import sqlalchemy as sa
     from sqlalchemy.exc import ArgumentError
 
@@ -63,7 +72,7 @@ def connect_warehouse(url: str, *, lock_timeout_s: float = 60.0) -> Warehouse:
         ) from exc
     from numberyo_provider.warehouse.sql import SqlWarehouse
 
-    return SqlWarehouse(parsed, lock_timeout_s=lock_timeout_s)
+    return SqlWarehouse(parsed, lock_timeout=lock_timeout)
 
 
 __all__ = [

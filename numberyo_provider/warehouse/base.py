@@ -22,7 +22,6 @@ from typing import Any
 import pyarrow as pa
 
 from numberyo_provider.errors import LoadError, SchemaMismatchError
-from numberyo_provider.land import LandedFile, conform
 from numberyo_provider.schema import (
     CHECKS,
     DATA_TABLES,
@@ -32,6 +31,7 @@ from numberyo_provider.schema import (
     TABLES_BY_NAME,
     Table,
 )
+from numberyo_provider.sync.land import LandedFile, conform
 
 log = logging.getLogger(__name__)
 

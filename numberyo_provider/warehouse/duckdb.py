@@ -1,7 +1,7 @@
 """The DuckDB warehouse: loads landed Parquet natively (``read_parquet``), one transaction per load.
 
 DuckDB allows a single writing process, so the file is opened only for one operation at a time and
-closed right after (readers get in between loads); a busy file is retried until ``lock_timeout_s``
+closed right after (readers get in between loads); a busy file is retried until ``lock_timeout``
 (see :mod:`.lock`). ``:memory:`` keeps one connection for the warehouse's lifetime.
 
 Merge, per data table, inside the load's transaction:
@@ -92,7 +92,7 @@ class DuckDBWarehouse(Warehouse):
     """A DuckDB database file (or ``:memory:``) holding the ``numberyo`` schema."""
 
     def __init__(
-        self, path: str, *, lock_timeout_s: float = 60.0, config: Mapping[str, str] | None = None
+        self, path: str, *, lock_timeout: float = 60.0, config: Mapping[str, str] | None = None
     ) -> None:
         # DuckDB names the catalog after the file; a file called like the schema makes every
         # `numberyo.<table>` ambiguous (catalog or schema?) for us, for dbt and for analysts.
@@ -109,7 +109,7 @@ class DuckDBWarehouse(Warehouse):
         self.row_group_size = _row_group_size(settings.pop(ROW_GROUP_SIZE_OPTION, None))
         spill = {} if path == MEMORY else {"temp_directory": f"{self.path}.tmp"}
         self.config = {"memory_limit": DEFAULT_MEMORY_LIMIT, **spill, **settings}
-        self.lock_timeout_s = lock_timeout_s
+        self.lock_timeout = lock_timeout
         self.url_for_display = f"duckdb:///{path}"
         self._memory: duckdb.DuckDBPyConnection | None = (
             _connect(MEMORY, self.config) if path == MEMORY else None
@@ -124,16 +124,22 @@ class DuckDBWarehouse(Warehouse):
             yield self._memory
             return
         directory = os.path.dirname(self.path)
-        if directory:
-            make_private_dirs(directory)
         # DuckDB makes its spill directory 0755 and removes it at close; one we make is 0700.
         spill = self.config.get("temp_directory") or ""
         made_spill = bool(spill) and not os.path.exists(spill)
-        if made_spill:
-            make_private_dirs(spill)
+        try:
+            if directory:
+                make_private_dirs(directory)
+            if made_spill:
+                make_private_dirs(spill)
+        except OSError as exc:
+            raise WarehouseError(
+                f"cannot create the DuckDB warehouse {self.path!r}: {exc.strerror or exc} "
+                f"({exc.filename}). Choose a path in a directory you can write to."
+            ) from exc
         con = connect_with_retry(
             self.path,
-            timeout_s=self.lock_timeout_s,
+            lock_timeout=self.lock_timeout,
             config=self.config,
             row_group_size=self.row_group_size,
         )

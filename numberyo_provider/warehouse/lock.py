@@ -2,7 +2,7 @@
 
 DuckDB lets one process open a database file for writing, and a read-only connection in another
 process also keeps writers out. The warehouse therefore opens the file only for the duration of one
-operation and, when the file is taken, retries until ``timeout_s`` has passed.
+operation and, when the file is taken, retries until ``lock_timeout`` has passed.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def is_lock_error(exc: BaseException) -> bool:
 def connect_with_retry(
     path: str,
     *,
-    timeout_s: float,
+    lock_timeout: float,
     read_only: bool = False,
     config: Mapping[str, str] | None = None,
     row_group_size: int | None = None,
@@ -42,7 +42,7 @@ def connect_with_retry(
     The file is ATTACHed to an in-memory instance (named after the file, as ``duckdb.connect(path)``
     would) because only ATTACH takes storage options such as ``ROW_GROUP_SIZE``.
     """
-    deadline = time.monotonic() + max(timeout_s, 0.0)
+    deadline = time.monotonic() + max(lock_timeout, 0.0)
     delay = 0.02
     options = ["READ_ONLY"] if read_only else []
     if row_group_size is not None:
@@ -72,8 +72,9 @@ def connect_with_retry(
                 raise WarehouseLockedError(
                     f"DuckDB file {path} is held by another process or connection (DuckDB allows "
                     "one writer, and a read-only connection elsewhere also blocks writing); gave "
-                    f"up after {timeout_s:g} s. Close the other connection (a DuckDB CLI, "
-                    "notebook, BI tool or another sync) or raise lock_timeout_s. DuckDB said: "
+                    f"up after {lock_timeout:g} s. Close the other connection (a DuckDB CLI, "
+                    "notebook, BI tool or another sync) or raise the lock timeout (lock_timeout, "
+                    "--lock-timeout). DuckDB said: "
                     f"{str(exc).splitlines()[0]}"
                 ) from exc
             time.sleep(min(delay * (0.5 + random.random()), remaining))

@@ -13,7 +13,7 @@ Keys loaded more than once in the same load are merged occurrence by occurrence,
 as if they came in successive loads. Types beyond PostgreSQL are best effort through SQLAlchemy's
 generic types: SQLite, for one, keeps ``NUMERIC`` as a float and timestamps as naive UTC text.
 On PostgreSQL commits are serialised with a transaction-level advisory lock and every lock wait is
-bounded by ``lock_timeout_s``.
+bounded by ``lock_timeout``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from numberyo_provider.errors import (
     WarehouseError,
     WarehouseLockedError,
 )
-from numberyo_provider.land import conform
 from numberyo_provider.schema import (
     CHECKS,
     LOADS,
@@ -50,6 +49,7 @@ from numberyo_provider.schema import (
     SYNC_STATE,
     Table,
 )
+from numberyo_provider.sync.land import conform
 from numberyo_provider.warehouse import ddl
 from numberyo_provider.warehouse.base import (
     ACCEPTED_URLS,
@@ -100,16 +100,16 @@ class SqlWarehouse(Warehouse):
         self,
         url: str | sa.URL,
         *,
-        lock_timeout_s: float = 60.0,
+        lock_timeout: float = 60.0,
         use_copy: bool | None = None,
         engine_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         parsed = _default_driver(sa.engine.make_url(url))
         self.url_for_display = parsed.render_as_string(hide_password=True)
-        self.lock_timeout_s = lock_timeout_s
+        self.lock_timeout = lock_timeout
         kwargs = dict(engine_kwargs or {})
         if parsed.get_backend_name() == "sqlite":
-            kwargs.setdefault("connect_args", {"timeout": lock_timeout_s})
+            kwargs.setdefault("connect_args", {"timeout": lock_timeout})
         try:
             parsed.get_dialect()
             self.engine = sa.create_engine(parsed, **kwargs)
@@ -147,7 +147,7 @@ class SqlWarehouse(Warehouse):
         try:
             with self.engine.begin() as conn:
                 if self.dialect == "postgresql":
-                    ms = max(int(self.lock_timeout_s * 1000), 1)
+                    ms = max(int(self.lock_timeout * 1000), 1)
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
                 yield conn
         except errors as exc:
@@ -157,8 +157,8 @@ class SqlWarehouse(Warehouse):
             if _sqlstate(exc) == "55P03":
                 raise WarehouseLockedError(
                     f"{self.url_for_display}: another session held a lock for more than "
-                    f"{self.lock_timeout_s:g} s (a concurrent load or schema change?); retry "
-                    "later or raise lock_timeout_s"
+                    f"{self.lock_timeout:g} s (a concurrent load or schema change?); retry "
+                    "later or raise the lock timeout (lock_timeout, --lock-timeout)"
                 ) from exc
             raise
 

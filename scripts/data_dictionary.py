@@ -1,6 +1,10 @@
 """The data dictionary (Markdown), rendered from :mod:`numberyo_provider.schema` so it cannot drift.
 
-python -m numberyo_provider.data_dictionary > docs/data-dictionary.md
+    python scripts/data_dictionary.py > docs/data-dictionary.md
+
+A documentation generator, so it lives with the repository's scripts, not in the installed package
+(until 0.2 it was ``numberyo_provider.data_dictionary``). ``tests/test_data_dictionary.py`` fails
+when the committed page differs from what this renders.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ def render() -> str:
         "# Data dictionary",
         "",
         "<!-- Generated from numberyo_provider/schema.py by "
-        "`python -m numberyo_provider.data_dictionary > docs/data-dictionary.md`. "
+        "`python scripts/data_dictionary.py > docs/data-dictionary.md`. "
         "Do not edit by hand: a test fails when it differs from the schema. -->",
         "",
         f"Every table lives in the `{SCHEMA_NAME}` schema in DuckDB and PostgreSQL; in other SQL "

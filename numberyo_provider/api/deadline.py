@@ -1,12 +1,12 @@
 """A total time limit per HTTP request: connect, headers and the whole body.
 
-requests' ``timeout`` bounds each socket operation, not the answer: a server dripping a byte every
+urllib3's ``timeout`` bounds each socket operation, not the answer: a server dripping a byte every
 few seconds never trips it, while headers or a body can take forever. A :class:`Deadline` is armed
 for one attempt; if it passes before the client is done, one watchdog thread shuts the attempt's
 socket down, the blocked read returns at once, and the client reports a timeout. Arming costs a
 heap push; the thread serves every client of the process (and is restarted in a forked child).
 
-The socket is handed over by the connection classes of :class:`DeadlineAdapter`, from the thread
+The socket is handed over by the connection classes of :data:`POOL_CLASSES`, from the thread
 that is sending (a thread-local), so the watchdog never touches a pooled connection that another
 request owns: the client finishes the deadline before the connection goes back to the pool.
 """
@@ -22,13 +22,11 @@ import threading
 import time
 from typing import Any
 
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.poolmanager import PoolManager
 from urllib3.response import BaseHTTPResponse
 
-__all__ = ["Deadline", "DeadlineAdapter", "armed"]
+__all__ = ["POOL_CLASSES", "Deadline", "armed", "attach_response"]
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -206,25 +204,11 @@ class _DeadlineHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _DeadlineHTTPSConnection
 
 
-_POOL_CLASSES = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
-
-
-class DeadlineAdapter(HTTPAdapter):
-    """An HTTPAdapter whose connections hand their socket to the thread's armed deadline.
-
-    Direct connections and HTTP(S) proxies are covered from connect to the last byte; through a
-    SOCKS proxy only the body is (the client attaches the socket once headers arrived).
-    """
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(_POOL_CLASSES)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if not proxy.lower().startswith("socks") and isinstance(manager, PoolManager):
-            manager.pool_classes_by_scheme = dict(_POOL_CLASSES)
-        return manager
+#: urllib3 pool classes whose connections hand their socket to the thread's armed deadline:
+#: direct connections and HTTP(S) proxies are covered from connect to the last byte; through a
+#: SOCKS proxy (its own pool classes) only the body is (the client attaches the socket once
+#: headers arrived, :func:`attach_response`).
+POOL_CLASSES = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
 
 
 def attach_response(response: BaseHTTPResponse) -> None:

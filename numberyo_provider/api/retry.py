@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from enum import Enum
 
-import requests
 import urllib3.exceptions
 
 from numberyo_provider.errors import ConfigurationError
@@ -42,7 +41,7 @@ class Failure(str, Enum):
     READ_TIMEOUT = "read_timeout"
     #: The server's TLS certificate was rejected: nothing sent, and retrying will not help.
     CERTIFICATE = "certificate"
-    #: requests refused to build the request (bad URL or header): nothing sent, permanent.
+    #: The request could not be built (a URL urllib3 cannot send): nothing sent, permanent.
     INVALID_REQUEST = "invalid_request"
 
 
@@ -80,39 +79,25 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def classify_failure(exc: BaseException) -> Failure:
-    """Map an exception from ``requests`` to a :class:`Failure`, erring towards "maybe sent".
+    """Map an exception of one urllib3 attempt to a :class:`Failure`, erring towards "maybe sent".
 
     Only a connection that was never established counts as CONNECT_FAILED: urllib3 raises
     ``NewConnectionError`` (refused, DNS, via ``NameResolutionError``) or ``ConnectTimeoutError``
-    before a byte of the request is written. A reset, a ``RemoteDisconnected`` or a timeout while
-    reading the body all happen after sending.
+    before a byte of the request is written. A reset, a ``RemoteDisconnected``, a proxy that
+    failed (it may have forwarded the request) or a timeout while reading all happen after
+    sending, or may have.
     """
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):  # NewConnectionError included
         return Failure.CONNECT_FAILED
-    if isinstance(exc, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
-        return Failure.READ_TIMEOUT  # the latter while streaming the body
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return Failure.READ_TIMEOUT
     chain = list(_chain(exc))
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, urllib3.exceptions.SSLError | ssl.SSLError):
         if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
             return Failure.CERTIFICATE
         return Failure.CONNECTION_LOST
-    if isinstance(
-        exc,
-        requests.exceptions.InvalidURL
-        | requests.exceptions.MissingSchema
-        | requests.exceptions.InvalidSchema
-        | requests.exceptions.InvalidHeader
-        | requests.exceptions.InvalidJSONError
-        | requests.exceptions.URLRequired,
-    ):
+    if isinstance(exc, urllib3.exceptions.LocationValueError):  # a URL urllib3 cannot send
         return Failure.INVALID_REQUEST
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        for inner in chain:
-            if isinstance(inner, urllib3.exceptions.MaxRetryError) and isinstance(
-                inner.reason,
-                urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError,
-            ):
-                return Failure.CONNECT_FAILED
     return Failure.CONNECTION_LOST
 
 

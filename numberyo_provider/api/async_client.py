@@ -3,12 +3,14 @@
 For code that runs on an event loop (an Airflow trigger). It is a second *transport*, not a second
 client: token and base-URL cleaning, the headers, the per-attempt deadline, the size limit, JSON
 decoding and its guards, the status -> exception mapping and the retry decisions all come from
-:class:`numberyo_provider.client._ClientCore`, exactly as :class:`NumberYoClient` uses them. Only
-sending one attempt and waiting are asynchronous here. It lists checks and nothing else: it never
-creates (pays for) one.
+:class:`numberyo_provider.api.core._ClientCore`, and the body is read by
+:class:`numberyo_provider.api.answers._Body`, exactly as :class:`NumberYoClient` uses them. Only
+sending one attempt and waiting are asynchronous here. It lists checks and nothing else: it
+never creates (pays for) one.
 
 It lives apart from ``client.py`` so that importing the sync client (the CLI, every worker) does not
-import httpx (about 0.1 s).
+import httpx (about 0.1 s); nor does it import ``client.py`` (the urllib3 transport and its
+deadline watchdog).
 """
 
 from __future__ import annotations
@@ -28,25 +30,19 @@ import httpx
 from requests.structures import CaseInsensitiveDict
 from requests.utils import select_proxy
 
-from numberyo_provider.client import (
-    _CHUNK,
-    CHECKS_PATH,
+from numberyo_provider.api.answers import _CHUNK, _Answer, _Body, _clip, _Failed, _TooLarge
+from numberyo_provider.api.auth import _BearerAuth
+from numberyo_provider.api.core import CHECKS_PATH, _ClientCore
+from numberyo_provider.api.inputs import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_RESPONSE_MB,
     DEFAULT_TIMEOUT,
-    _Answer,
-    _BearerAuth,
-    _Body,
-    _ClientCore,
-    _clip,
-    _Failed,
     _positive_int,
-    _TooLarge,
 )
+from numberyo_provider.api.models import CheckPage
+from numberyo_provider.api.ratelimit import RateLimiter
+from numberyo_provider.api.retry import Failure, _chain
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.models import CheckPage
-from numberyo_provider.ratelimit import RateLimiter
-from numberyo_provider.retry import Failure, _chain
 
 #: Answers larger than this are decoded in a worker thread, so JSON parsing never holds the loop
 #: (a listing page is about 5 KiB; the size limit allows up to ``max_response_mb``).
@@ -54,9 +50,10 @@ _DECODE_ON_LOOP_MAX = 256 * 1024
 
 
 def classify_httpx_failure(exc: httpx.HTTPError) -> Failure:
-    """Map an httpx exception to the :class:`~numberyo_provider.retry.Failure` the retry rules
-    need, erring towards "maybe sent" exactly as :func:`~numberyo_provider.retry.classify_failure`
-    does for requests: only a connection never established is CONNECT_FAILED."""
+    """Map an httpx exception to the :class:`~numberyo_provider.api.retry.Failure` the retry
+    rules need, erring towards "maybe sent" exactly as
+    :func:`~numberyo_provider.api.retry.classify_failure` does for requests: only a connection
+    never established is CONNECT_FAILED."""
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         if any(isinstance(e, ssl.SSLCertVerificationError) for e in _chain(exc)):
             return Failure.CERTIFICATE
@@ -96,7 +93,7 @@ def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
 class AsyncNumberYoClient(_ClientCore):
     """List the account's checks from an event loop, by the sync client's rules.
 
-    Arguments mean what they mean for :class:`~numberyo_provider.client.NumberYoClient`:
+    Arguments mean what they mean for :class:`~numberyo_provider.api.client.NumberYoClient`:
     ``timeout`` is the total seconds of one attempt (connect, headers and the whole answer, read
     streamed), ``max_response_mb`` the largest answer read, retries back off the same way and
     ``requests_per_second`` is the same rate limit. ``sleep`` is an async wait (tests inject a

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from numberyo_provider.client import CHECKS_PATH, NumberYoClient
+from numberyo_provider.api.client import CHECKS_PATH, NumberYoClient
+from numberyo_provider.api.models import CHECK_TYPES, Check, CheckPage, CheckResults
 from numberyo_provider.errors import (
     BadResponseError,
     InconsistentPaginationError,
@@ -48,8 +49,7 @@ from numberyo_provider.errors import (
     SyncCancelled,
     UnsupportedCheckTypeError,
 )
-from numberyo_provider.models import CHECK_TYPES, Check, CheckPage, CheckResults
-from numberyo_provider.normalize import UntypedResults
+from numberyo_provider.sync.normalize import UntypedResults
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,15 @@
-"""Deployment defaults read from the environment, in one place.
+"""The example DAGs' deployment defaults, read from the environment in one place.
 
 Every writer DAG and the dbt DAG must agree on the warehouse (dbt is scheduled on that
-warehouse's Assets), and docker-compose sets these variables once for all of them.
+warehouse's Assets), and docker-compose sets these variables once for all of them:
+``NUMBERYO_WAREHOUSE_URL``, ``NUMBERYO_PARQUET_DIR`` and ``NUMBERYO_CONN_ID``.
+
+It is part of the examples, not of the installed package (until 0.2 it was
+``numberyo_provider.settings``): copy it beside the DAGs that import it. Airflow puts the DAG
+folder (the bundle's root) on ``sys.path``, so ``import numberyo_settings`` works in the DAG
+processor, in tasks and in ``airflow dags test``; ``.airflowignore`` keeps it from being parsed as
+a DAG file. The Parquet default comes from the package's one resolver
+(:func:`numberyo_provider.config.default_parquet_path`).
 """
 
 from __future__ import annotations
@@ -9,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from numberyo_provider.config import PARQUET_DIR_NAME, default_parquet_dir
+from numberyo_provider.config import PARQUET_DIR_NAME, default_parquet_path
 
 WAREHOUSE_ENV = "NUMBERYO_WAREHOUSE_URL"
 CONN_ID_ENV = "NUMBERYO_CONN_ID"
@@ -29,11 +37,11 @@ def warehouse_url() -> str:
 
 
 def parquet_dir() -> str:
-    """The landing of :func:`warehouse_url`, by the one rule (:func:`config.default_parquet_dir`):
+    """The landing of :func:`warehouse_url`, by the one rule (:func:`config.default_parquet_path`):
     ``$NUMBERYO_PARQUET_DIR``, else beside the DuckDB warehouse file (in the Airflow home by
     default)."""
     url = warehouse_url()
-    chosen = default_parquet_dir(url)
+    chosen = default_parquet_path(url)
     if chosen.startswith("./"):  # a server warehouse: keep the landing in the Airflow home
         return str(airflow_home() / PARQUET_DIR_NAME)
     return chosen

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from numberyo_provider import schema
+from numberyo_provider.api.models import Check, CheckResults, CreatedCheck, HlrResult, VerifyResult
 from numberyo_provider.errors import BadResponseError
-from numberyo_provider.models import Check, CheckResults, CreatedCheck, HlrResult, VerifyResult
 
 if TYPE_CHECKING:
     from numberyo_provider.privacy import PrivacyPolicy

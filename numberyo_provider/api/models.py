@@ -38,7 +38,9 @@ def canonical_check_type(value: str) -> str:
 def normalize_check_type(value: str) -> str:
     """Deprecated: :func:`canonical_check_type` (renamed in 0.2; "normalize" names only the sync's
     stage from API models to Arrow tables)."""
-    warn_renamed("normalize_check_type", "canonical_check_type", where="numberyo_provider.models")
+    warn_renamed(
+        "normalize_check_type", "canonical_check_type", where="numberyo_provider.api.models"
+    )
     return canonical_check_type(value)
 
 

@@ -1,0 +1,124 @@
+"""A first backfill sets the warehouse up while its first requests are out (issue 13).
+
+The set-up (imports, schema, watermark) used to run before the first request. When the run knows
+that everything it lists is new (no DuckDB file yet, or a full refresh), it now overlaps; its
+faults must still fail the run as themselves and leave nothing visible.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_sync import (
+    assert_matches_truth,
+    loads,
+    parquet_files,
+    results_requested,
+    sync,
+    temp_files,
+    warehouse_rows,
+)
+
+from numberyo_provider.errors import NumberYoError
+from numberyo_provider.sync import SyncCancelled
+
+EMPTY: dict[str, list[Any]] = {"checks": [], "hlr_results": [], "verify_results": []}
+
+
+@pytest.fixture
+def wh_url(tmp_path: Path) -> str:
+    """A DuckDB file that does not exist yet: the first run is a first backfill."""
+    return f"duckdb:///{tmp_path / 'wh.duckdb'}"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "landing"
+
+
+def test_a_first_backfill_fetches_results_before_the_warehouse_is_ready(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    """The set-up is held at its ``started`` stage until result requests were answered: that
+    can only end early if requests go out meanwhile (else the hold runs into its 20 s limit)."""
+    server = numberyo_simulator_factory(seed_checks=60)
+    answered_while_setting_up: list[int] = []
+
+    def hold(name: str) -> None:
+        if name == "started":
+            give_up = time.monotonic() + 20
+            while not results_requested(server.sim) and time.monotonic() < give_up:
+                time.sleep(0.01)
+            answered_while_setting_up.append(len(results_requested(server.sim)))
+
+    summary = sync(server, wh_url, root, on_stage=hold, batch_size=20)
+    assert answered_while_setting_up and answered_while_setting_up[0] > 0
+    assert summary.checks_new == 60 and summary.watermark_before is None
+    assert_matches_truth(wh_url, server.sim)
+
+
+def test_an_incremental_run_sets_up_before_it_requests(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    """With a warehouse file present only the warehouse knows what is new: no request first."""
+    server = numberyo_simulator_factory(seed_checks=30)
+    sync(server, wh_url, root)
+    server.sim.create_check(server.token, "32456789023", "HLR")
+    before = len(server.sim.requests())
+    at_start: list[int] = []
+    sync(
+        server,
+        wh_url,
+        root,
+        on_stage=lambda n: n == "started" and at_start.append(len(server.sim.requests())),
+    )
+    assert at_start == [before]
+    assert_matches_truth(wh_url, server.sim)
+
+
+def test_a_full_refresh_overlaps_too_and_stays_exact(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=40)
+    sync(server, wh_url, root)
+    summary = sync(server, wh_url, root, full_refresh=True, batch_size=15)
+    assert summary.checks_new == 40 and summary.watermark_before is not None
+    assert summary.watermark_after == summary.watermark_before
+    assert_matches_truth(wh_url, server.sim)
+
+
+def test_a_set_up_failure_fails_the_backfill_as_itself_and_leaves_nothing(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    """The failure happens on the set-up thread while batches are landing or waiting to."""
+    server = numberyo_simulator_factory(seed_checks=200, latency_ms=2)
+
+    def crash(name: str) -> None:
+        if name == "started":
+            time.sleep(0.3)  # let requests and batches pile up behind the set-up
+            raise RuntimeError("injected set-up failure")
+
+    with pytest.raises(RuntimeError, match="injected set-up failure"):
+        sync(server, wh_url, root, on_stage=crash, batch_size=10)
+    assert warehouse_rows(wh_url) == EMPTY
+    assert loads(wh_url)[-1]["status"] == "failed"
+    assert parquet_files(root) == [] and temp_files(root) == []
+    sync(server, wh_url, root)
+    assert_matches_truth(wh_url, server.sim)
+
+
+def test_a_warehouse_that_cannot_be_created_fails_clearly_not_as_a_cancellation(
+    numberyo_simulator_factory: Callable[..., Any], tmp_path: Path, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=100, latency_ms=2)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the warehouse's directory should be")
+    with pytest.raises(NumberYoError) as info:
+        sync(server, f"duckdb:///{blocker / 'wh.duckdb'}", root, batch_size=10)
+    assert not isinstance(info.value, SyncCancelled)
+    assert "not-a-directory" in str(info.value)
+    assert parquet_files(root) == [] and temp_files(root) == []
