@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from numberyo_provider.checker import CheckSummary
+    from numberyo_provider.checks.options import CheckSummary
     from numberyo_provider.status import StatusReport
 
 

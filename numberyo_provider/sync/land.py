@@ -20,7 +20,7 @@ and zstd compression.
 
 Older versions wrote ``.../type=<type>/created_date=<YYYY-MM-DD>/...`` (one directory per day).
 Their files stay valid: the warehouse loads files by explicit path, clean-up deletes them by path,
-and :func:`numberyo_provider.checker.discover_landed_files` finds both layouts. A Hive reader over
+and :func:`find_landed_files` finds both layouts. A Hive reader over
 a root holding both must read one layout at a time (DuckDB refuses mixed partition keys); see
 docs/sync.md.
 
@@ -464,6 +464,36 @@ class ParquetLander:
         for directory in sorted(self._dirty_dirs, key=len, reverse=True):
             _fsync_dir(directory)
         self._dirty_dirs.clear()
+
+
+def find_landed_files(
+    root: str, table: Table, load_id: str, storage_options: Mapping[str, Any] | None = None
+) -> list[LandedFile]:
+    """The files of ``table`` landed under ``root`` by load ``load_id``, or by any lander whose id
+    extends it (``<load_id>-...``: the shards and tries of a check run), sorted by path.
+
+    Both layouts: ``type=*/landed_date=*`` (this version) and ``type=*/created_date=*`` (files an
+    older version landed). Rows are read from each file's footer.
+    """
+    fs, root_path = _filesystem(root, dict(storage_options or {}))
+    local = isinstance(fs, LocalFileSystem)
+    base = root_path.rstrip("/")
+    paths = {
+        str(p)
+        for partition in ("landed_date", "created_date")
+        for p in fs.glob(f"{base}/{table.name}/type=*/{partition}=*/{load_id}-*.parquet")
+    }
+    out: list[LandedFile] = []
+    for path in sorted(paths):
+        partition = {
+            key: urllib.parse.unquote(value)
+            for key, _, value in (p.partition("=") for p in path.split("/")[-3:-1])
+        }
+        with fs.open(path, "rb") as handle:
+            rows = pq.ParquetFile(handle).metadata.num_rows
+        shown = path if local else str(fs.unstrip_protocol(path))
+        out.append(LandedFile(table.name, shown, rows, partition))
+    return out
 
 
 def remove_files(

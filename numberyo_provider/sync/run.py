@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from numberyo_provider import schema
 from numberyo_provider.api.client import DEFAULT_BASE_URL, NumberYoClient
 from numberyo_provider.api.models import CHECK_TYPES, Check
+from numberyo_provider.cancellation import cancellable_sleep
 from numberyo_provider.config import TOKEN_ENV
 from numberyo_provider.errors import ConfigurationError, LandingError, NumberYoError
 from numberyo_provider.private_files import make_private_dirs
@@ -86,14 +87,6 @@ def new_load_id(kind: str = KIND) -> str:
     """``sync-20250330T141023Z-1a2b3c4d``: sortable by time, unique, safe in file names."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{kind}-{stamp}-{uuid.uuid4().hex[:8]}"
-
-
-def cancellable_sleep(cancel: threading.Event) -> Callable[[float], None]:
-    def sleep(seconds: float) -> None:
-        if cancel.wait(seconds):
-            raise SyncCancelled("the sync was cancelled")
-
-    return sleep
 
 
 class _Run:

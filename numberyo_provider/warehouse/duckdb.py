@@ -198,6 +198,9 @@ class DuckDBWarehouse(Warehouse):
     def query(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
+        """Run one statement (DuckDB's ``?`` / ``$name`` parameters) in its own transaction and
+        return its rows. For tests and tools: not part of the :class:`Warehouse` interface, whose
+        callers use its domain methods."""
         with self.transaction() as con:
             con.execute(sql, params)
             return con.fetchall()
@@ -275,6 +278,15 @@ class DuckDBWarehouse(Warehouse):
                 {"ids": wanted},
             ).fetchall()
         return {int(r[0]) for r in rows}
+
+    def fresh_numbers(self, check_type: str, since: datetime) -> list[str]:
+        with self._reading() as con:
+            rows = con.execute(
+                f"SELECT DISTINCT phone_number FROM {self.qualified(CHECKS.name)} "
+                "WHERE type = ? AND created_at >= ? AND phone_number IS NOT NULL",
+                [check_type, since],
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def failed_loads_to_clean(self) -> dict[str, list[str]]:
         with self._reading() as con:
