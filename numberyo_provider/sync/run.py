@@ -25,6 +25,11 @@ lands, inside a DuckDB query included. Any failure before the commit records the
 reads the same checks again and the merge by key makes the reload exact. Stage names passed to
 ``on_stage`` (a test seam, also handy for logging): ``started``, ``batch_landed``, ``landed``,
 ``before_commit``, ``committed``.
+
+Why one module of about 680 lines: :class:`_Run` is one run's state machine (set-up, listing,
+dispatch, landing, commit, and the clean-up of a failure), and each failure path must see every
+piece of that state; the stages it drives, their overlap, its options and its summary are already
+modules of their own.
 """
 
 from __future__ import annotations
@@ -210,7 +215,8 @@ class _Run:
     # --- the run ------------------------------------------------------------------------------
 
     def prepare(self) -> Watermark | None:
-        from numberyo_provider.sync.land import remove_files, sweep_abandoned_temp_files
+        from numberyo_provider.sync.land import remove_files
+        from numberyo_provider.sync.temp_files import sweep_abandoned_temp_files
 
         with self._db("preparing the sync"):
             wh = self.warehouse

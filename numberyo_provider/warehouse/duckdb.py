@@ -22,6 +22,10 @@ Files on object stores are read through the fsspec filesystem registered on the 
 httpfs extension would need a download). A failed transaction raises its first error (DuckDB
 answers every later statement with "Current transaction is aborted"); running out of memory says
 which URL setting to raise.
+
+Why one module of about 680 lines: it is one backend, one class implementing
+:class:`~numberyo_provider.warehouse.base.Warehouse`; its connection handling, staging and merge
+SQL share one transaction per load, and splitting them by method would scatter that transaction.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ as if they came in successive loads. Types beyond PostgreSQL are best effort thr
 generic types: SQLite, for one, keeps ``NUMERIC`` as a float and timestamps as naive UTC text.
 On PostgreSQL commits are serialised with a transaction-level advisory lock and every lock wait is
 bounded by ``lock_timeout``.
+
+Why one module of about 720 lines: as for the DuckDB backend, one class implementing
+:class:`~numberyo_provider.warehouse.base.Warehouse` around one transaction per load; the COPY fast
+path and the generic ``executemany`` path are two ways of staging for the same merge.
 """
 
 from __future__ import annotations
