@@ -159,8 +159,8 @@ def test_workers_is_a_deprecated_alias_of_concurrency(
     assert parser.parse_args(args(contacts, tmp_path, "--workers", "5")).concurrency == 5
     warning = capsys.readouterr().err
     assert warning == (
-        "numberyo check: warning: --workers is deprecated, use --concurrency (renamed in 0.2; "
-        "the old name goes in 0.3)\n"
+        "numberyo check: warning: --workers is deprecated, use --concurrency (the old name stops "
+        "working in 0.3)\n"
     )
     with pytest.raises(SystemExit):
         parser.parse_args(["check", "--help"])

@@ -95,8 +95,8 @@ class _RenamedFlag(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         print(
-            f"numberyo check: warning: {option_string} is deprecated, use {self.new} (renamed "
-            "in 0.2; the old name goes in 0.3)",
+            f"{parser.prog}: warning: {option_string} is deprecated, use {self.new} (the old "
+            "name stops working in 0.3)",
             file=sys.stderr,
         )
         setattr(namespace, self.dest, values)
