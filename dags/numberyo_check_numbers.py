@@ -17,7 +17,7 @@ Configuration, read when the DAG file is parsed (shared with the other example D
 - ``NUMBERYO_WAREHOUSE_URL``: ``duckdb:///path.duckdb`` or a SQLAlchemy URL; default
   ``duckdb:///<AIRFLOW_HOME>/warehouse.duckdb``. The request ledger defaults to
   ``<warehouse file>.ledger.sqlite`` beside a DuckDB file, to the warehouse itself on PostgreSQL.
-- ``NUMBERYO_PARQUET_DIR``: landing directory or ``s3://bucket/prefix``; default
+- ``NUMBERYO_PARQUET_PATH``: landing directory or ``s3://bucket/prefix``; default
   ``<AIRFLOW_HOME>/numberyo-parquet``.
 - ``NUMBERYO_CONN_ID``: the ``numberyo`` connection; default ``numberyo_default``.
 - ``NUMBERYO_CONTACTS_URL``: SQLAlchemy URL of the contacts database (used when the
@@ -44,7 +44,7 @@ from numberyo_provider.operators.sync import sync_assets
 import numberyo_settings
 
 WAREHOUSE = numberyo_settings.warehouse_url()
-PARQUET_DIR = numberyo_settings.parquet_dir()
+PARQUET_PATH = numberyo_settings.parquet_path()
 CONN_ID = numberyo_settings.conn_id()
 CONTACTS = os.environ.get("NUMBERYO_CONTACTS_URL") or (
     f"duckdb:///{numberyo_settings.airflow_home() / 'contacts.duckdb'}"
@@ -125,7 +125,7 @@ with DAG(
             description="When the account runs out of credits: fail, warn or skip the shard",
         ),
         "warehouse": Param(WAREHOUSE, type="string", description="The warehouse URL"),
-        "parquet_path": Param(PARQUET_DIR, type="string", description="Landing directory"),
+        "parquet_path": Param(PARQUET_PATH, type="string", description="Landing directory"),
         "privacy": Param(
             "keep", enum=["keep", "mask", "hmac"], description="Phone numbers in the warehouse"
         ),

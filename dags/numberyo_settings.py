@@ -2,7 +2,8 @@
 
 Every writer DAG and the dbt DAG must agree on the warehouse (dbt is scheduled on that
 warehouse's Assets), and docker-compose sets these variables once for all of them:
-``NUMBERYO_WAREHOUSE_URL``, ``NUMBERYO_PARQUET_DIR`` and ``NUMBERYO_CONN_ID``.
+``NUMBERYO_WAREHOUSE_URL``, ``NUMBERYO_PARQUET_PATH`` and ``NUMBERYO_CONN_ID`` (the Parquet
+variable's name before 0.2, ``NUMBERYO_PARQUET_DIR``, still works until 0.3, with a warning).
 
 It is part of the examples, not of the installed package (until 0.2 it was
 ``numberyo_provider.settings``): copy it beside the DAGs that import it. Airflow puts the DAG
@@ -36,9 +37,9 @@ def warehouse_url() -> str:
     return os.environ.get(WAREHOUSE_ENV) or f"duckdb:///{airflow_home() / DEFAULT_WAREHOUSE_FILE}"
 
 
-def parquet_dir() -> str:
+def parquet_path() -> str:
     """The landing of :func:`warehouse_url`, by the one rule (:func:`config.default_parquet_path`):
-    ``$NUMBERYO_PARQUET_DIR``, else beside the DuckDB warehouse file (in the Airflow home by
+    ``$NUMBERYO_PARQUET_PATH``, else beside the DuckDB warehouse file (in the Airflow home by
     default)."""
     url = warehouse_url()
     chosen = default_parquet_path(url)

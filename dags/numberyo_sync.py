@@ -14,7 +14,7 @@ Configuration, read when the DAG file is parsed (the same variables as the other
 
 - ``NUMBERYO_WAREHOUSE_URL``: ``duckdb:///path.duckdb`` or a SQLAlchemy URL; default
   ``duckdb:///<AIRFLOW_HOME>/warehouse.duckdb``.
-- ``NUMBERYO_PARQUET_DIR``: landing directory or ``s3://bucket/prefix``; default
+- ``NUMBERYO_PARQUET_PATH``: landing directory or ``s3://bucket/prefix``; default
   ``<AIRFLOW_HOME>/numberyo-parquet``.
 - ``NUMBERYO_CONN_ID``: the ``numberyo`` connection; default ``numberyo_default``.
 
@@ -35,7 +35,7 @@ from numberyo_provider.sensors.new_checks import NumberYoNewChecksSensor
 import numberyo_settings
 
 WAREHOUSE = numberyo_settings.warehouse_url()
-PARQUET_DIR = numberyo_settings.parquet_dir()
+PARQUET_PATH = numberyo_settings.parquet_path()
 CONN_ID = numberyo_settings.conn_id()
 
 #: How often the sensor asks the API for page 1 (a free request).
@@ -61,7 +61,7 @@ with DAG(
             description="duckdb:///path.duckdb or a SQLAlchemy URL (Assets follow the default)",
         ),
         "parquet_path": Param(
-            PARQUET_DIR, type="string", description="Landing directory or s3://bucket/prefix"
+            PARQUET_PATH, type="string", description="Landing directory or s3://bucket/prefix"
         ),
         "concurrency": Param(
             8, type="integer", minimum=1, maximum=64, description="Parallel API requests"

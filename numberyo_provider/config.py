@@ -5,8 +5,11 @@ Every setting is resolved with the same precedence, highest first:
 1. **explicit**: a CLI flag, an operator argument, a keyword argument;
 2. **the Airflow connection**, when one is used (password, host, extras);
 3. **the environment**: ``NUMBERYO_API_TOKEN``, ``NUMBERYO_BASE_URL``, ``NUMBERYO_PRIVACY_MODE``,
-   ``NUMBERYO_PRIVACY_SECRET``, ``NUMBERYO_PARQUET_DIR``;
+   ``NUMBERYO_PRIVACY_SECRET``, ``NUMBERYO_PARQUET_PATH``;
 4. **the default**: production API, privacy ``keep``, Parquet beside the DuckDB warehouse.
+
+Renamed in 0.2: ``NUMBERYO_PARQUET_DIR`` is ``NUMBERYO_PARQUET_PATH``; the old variable is still
+read, with a ``DeprecationWarning`` (one line on stderr from the CLI), until 0.3.
 
 A sync run's settings are resolved as one :class:`~numberyo_provider.sync.options.SyncOptions`
 by :func:`resolve_sync_options`, the one path of ``numberyo sync`` and ``NumberYoSyncOperator``.
@@ -20,9 +23,10 @@ Plain Python: the Airflow layer passes what it read from the connection in.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from numberyo_provider.errors import ConfigurationError
 
@@ -34,9 +38,12 @@ __all__ = [
     "BASE_URL_ENV",
     "PARQUET_DEFAULT_TEXT",
     "PARQUET_DIR_ENV",
+    "PARQUET_PATH_ENV",
+    "PRIVACY_MODES",
     "PRIVACY_MODE_ENV",
     "PRIVACY_SECRET_ENV",
     "TOKEN_ENV",
+    "PrivacyMode",
     "default_parquet_dir",
     "default_parquet_path",
     "resolve_base_url",
@@ -50,12 +57,20 @@ TOKEN_ENV = "NUMBERYO_API_TOKEN"  # noqa: S105 - the name of a variable, not a s
 BASE_URL_ENV = "NUMBERYO_BASE_URL"
 PRIVACY_MODE_ENV = "NUMBERYO_PRIVACY_MODE"
 PRIVACY_SECRET_ENV = "NUMBERYO_PRIVACY_SECRET"  # noqa: S105 - a variable name
+PARQUET_PATH_ENV = "NUMBERYO_PARQUET_PATH"
+#: :data:`PARQUET_PATH_ENV`'s name before 0.2, still read (with a warning) until 0.3.
 PARQUET_DIR_ENV = "NUMBERYO_PARQUET_DIR"
+#: What the warehouse keeps of phone numbers and IMSIs (:mod:`numberyo_provider.privacy` says what
+#: each mode does). The words live here, with the setting, so that a command line can offer them
+#: without importing the policy (pyarrow, phonenumbers): ``numberyo simulate`` builds every
+#: subcommand's flags.
+PrivacyMode = Literal["keep", "mask", "hmac"]
+PRIVACY_MODES: tuple[str, ...] = get_args(PrivacyMode)
 #: The landing directory's name when nothing says where it is.
 PARQUET_DIR_NAME = "numberyo-parquet"
 #: :func:`default_parquet_path` in words, for help texts and docs.
 PARQUET_DEFAULT_TEXT = (
-    f"${PARQUET_DIR_ENV}, else {PARQUET_DIR_NAME}/ beside a DuckDB warehouse file, else "
+    f"${PARQUET_PATH_ENV}, else {PARQUET_DIR_NAME}/ beside a DuckDB warehouse file, else "
     f"./{PARQUET_DIR_NAME}"
 )
 
@@ -134,10 +149,23 @@ def resolve_privacy(
 def default_parquet_path(
     warehouse: str | None = None, *, environ: Mapping[str, str] | None = None
 ) -> str:
-    """Where Parquet lands when nobody says: ``NUMBERYO_PARQUET_DIR``, else ``numberyo-parquet``
-    beside a DuckDB warehouse file (so the two travel together), else in the working directory."""
-    configured = _first(_env(environ).get(PARQUET_DIR_ENV))
+    """Where Parquet lands when nobody says: ``NUMBERYO_PARQUET_PATH``, else ``numberyo-parquet``
+    beside a DuckDB warehouse file (so the two travel together), else in the working directory.
+
+    ``NUMBERYO_PARQUET_DIR``, the variable's name before 0.2, is still read when the new one is
+    not set, with a :class:`DeprecationWarning`."""
+    env = _env(environ)
+    configured = _first(env.get(PARQUET_PATH_ENV))
     if configured:
+        return configured
+    configured = _first(env.get(PARQUET_DIR_ENV))
+    if configured:
+        warnings.warn(
+            f"the environment variable {PARQUET_DIR_ENV} is deprecated, use {PARQUET_PATH_ENV} "
+            "(renamed in 0.2; the old name stops working in 0.3)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return configured
     path = _duckdb_file(warehouse)
     if path is not None:

@@ -37,20 +37,26 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import phonenumbers
 import pyarrow as pa
 
-from numberyo_provider.config import PRIVACY_MODE_ENV, PRIVACY_SECRET_ENV
+from numberyo_provider.config import (
+    PRIVACY_MODE_ENV,
+    PRIVACY_MODES,
+    PRIVACY_SECRET_ENV,
+    PrivacyMode,
+    resolve_privacy,
+)
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.schema import CHECKS, HLR_RESULTS, VERIFY_RESULTS, Table
 
-PrivacyMode = Literal["keep", "mask", "hmac"]
 #: How a value is masked: a number with its country code, a national number, an IMSI.
 ValueKind = Literal["international", "national", "imsi"]
 
-MODES: tuple[str, ...] = get_args(PrivacyMode)
+#: The modes (their words are defined with the setting, in :mod:`numberyo_provider.config`).
+MODES = PRIVACY_MODES
 ENV_MODE = PRIVACY_MODE_ENV
 ENV_SECRET = PRIVACY_SECRET_ENV
 HMAC_PREFIX = "hmac:"
@@ -120,8 +126,6 @@ class PrivacyPolicy:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PrivacyPolicy:
         """The policy from ``NUMBERYO_PRIVACY_MODE`` (default ``keep``) and ``..._SECRET``."""
-        from numberyo_provider.config import resolve_privacy
-
         return resolve_privacy(environ=environ)
 
     def apply(self, table: Table, data: pa.Table) -> pa.Table:

@@ -451,7 +451,7 @@ class Demo:
             "AIRFLOW_CONN_NUMBERYO_DEFAULT": json.dumps(conn),
             "NUMBERYO_CONN_ID": CONN_ID,
             "NUMBERYO_WAREHOUSE_URL": f"duckdb:///{self.warehouse}",
-            "NUMBERYO_PARQUET_DIR": str(self.workdir / "parquet"),
+            "NUMBERYO_PARQUET_PATH": str(self.workdir / "parquet"),
             "NUMBERYO_CONTACTS_URL": f"duckdb:///{self.contacts_db}",
             "NUMBERYO_DBT_PROJECT_DIR": str(REPO / "dbt"),
             "NUMBERYO_DBT_PROFILES_DIR": str(REPO / "dbt"),

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import duckdb
 import pytest
 
 from numberyo_provider.cli import build_parser, main
+from numberyo_provider.config import resolve_parquet_path
 
 SHARED = {
     "--base-url",
@@ -221,3 +223,41 @@ def test_the_old_parquet_flag_still_lands_where_it_says(
     assert code == 0
     assert "--parquet-dir is deprecated, use --parquet-path" in capsys.readouterr().err
     assert list((tmp_path / "old").rglob("*.parquet"))
+
+
+def test_the_old_parquet_variable_still_lands_where_it_says(
+    numberyo_simulator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    """``NUMBERYO_PARQUET_DIR`` (renamed ``NUMBERYO_PARQUET_PATH`` in 0.2): one line on stderr, as
+    for the old flag, and the files land where it says."""
+    numberyo_simulator.sim.seed_checks(3)
+    monkeypatch.setenv("NUMBERYO_API_TOKEN", numberyo_simulator.token)
+    monkeypatch.setenv("NUMBERYO_BASE_URL", numberyo_simulator.url)
+    monkeypatch.delenv("NUMBERYO_PARQUET_PATH", raising=False)
+    monkeypatch.setenv("NUMBERYO_PARQUET_DIR", str(tmp_path / "old"))
+    wh = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    assert main(["sync", "--warehouse", wh, "--no-progress"]) == 0
+    assert capsys.readouterr().err == (
+        "numberyo sync: warning: the environment variable NUMBERYO_PARQUET_DIR is deprecated, use "
+        "NUMBERYO_PARQUET_PATH (renamed in 0.2; the old name stops working in 0.3)\n"
+    )
+    assert list((tmp_path / "old").rglob("*.parquet"))
+
+    monkeypatch.setenv("NUMBERYO_PARQUET_PATH", str(tmp_path / "new"))
+    assert main(["sync", "--warehouse", wh, "--no-progress", "--full-refresh"]) == 0
+    assert capsys.readouterr().err == ""
+    assert list((tmp_path / "new").rglob("*.parquet"))
+
+
+def test_only_our_deprecations_become_stderr_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    from numberyo_provider.cli.options import deprecations_on_stderr
+
+    with pytest.warns(UserWarning, match="someone else's"), deprecations_on_stderr("numberyo x"):
+        warnings.warn("someone else's", UserWarning, stacklevel=1)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(RuntimeError), deprecations_on_stderr("numberyo x"):
+        resolve_parquet_path(None, environ={"NUMBERYO_PARQUET_DIR": "old"})
+        raise RuntimeError("the command failed afterwards")
+    assert capsys.readouterr().err.startswith(
+        "numberyo x: warning: the environment variable NUMBERYO_PARQUET_DIR is deprecated"
+    )

@@ -351,7 +351,7 @@ def test_warehouse_parquet_and_dbt_paths_land_in_the_data_volume(compose: dict[s
         duckdb_file = PurePosixPath(warehouse.removeprefix("duckdb:///"))
         assert duckdb_file.is_absolute() and DATA_MOUNT in duckdb_file.parents, name
         assert PurePosixPath(env["NUMBERYO_DUCKDB_PATH"]) == duckdb_file, "dbt reads the same file"
-        for key in ("NUMBERYO_PARQUET_DIR", "DBT_TARGET_PATH", "DBT_LOG_PATH"):
+        for key in ("NUMBERYO_PARQUET_PATH", "DBT_TARGET_PATH", "DBT_LOG_PATH"):
             assert DATA_MOUNT in PurePosixPath(env[key]).parents, f"{name}: {key}"
         dbt_dir = PurePosixPath(env["DBT_PROJECT_DIR"])
         assert by_target[dbt_dir] == ("./dbt", "ro"), name

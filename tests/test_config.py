@@ -77,13 +77,35 @@ def test_parquet_default_sits_beside_a_duckdb_warehouse() -> None:
     assert default_parquet_path("duckdb:////data/wh.duckdb", environ={}) == "/data/numberyo-parquet"
     assert default_parquet_path("duckdb:///wh.duckdb?x=1", environ={}) == "numberyo-parquet"
     assert default_parquet_path("postgresql+psycopg://h/db", environ={}) == "./numberyo-parquet"
-    env = {"NUMBERYO_PARQUET_DIR": "s3://b/p"}
+    env = {"NUMBERYO_PARQUET_PATH": "s3://b/p"}
     assert default_parquet_path("duckdb:////data/wh.duckdb", environ=env) == "s3://b/p"
     assert default_parquet_dir is default_parquet_path  # the 0.1 name, until 0.3
 
 
+def test_the_old_parquet_variable_still_works_with_a_warning() -> None:
+    """``NUMBERYO_PARQUET_DIR`` was renamed ``NUMBERYO_PARQUET_PATH`` in 0.2; read until 0.3."""
+    wh = "duckdb:////data/wh.duckdb"
+    with pytest.warns(DeprecationWarning) as caught:
+        assert default_parquet_path(wh, environ={"NUMBERYO_PARQUET_DIR": "old"}) == "old"
+    assert [str(w.message) for w in caught] == [
+        "the environment variable NUMBERYO_PARQUET_DIR is deprecated, use NUMBERYO_PARQUET_PATH "
+        "(renamed in 0.2; the old name stops working in 0.3)"
+    ]
+    assert caught[0].filename == __file__  # the warning points at the caller
+    with pytest.warns(DeprecationWarning, match="NUMBERYO_PARQUET_PATH"):
+        assert resolve_parquet_path(None, environ={"NUMBERYO_PARQUET_DIR": "old"}) == "old"
+    # The new name wins, and the old one is not read then (no warning: this suite's filters
+    # turn ours into errors); blank is not set.
+    both = {"NUMBERYO_PARQUET_PATH": "new", "NUMBERYO_PARQUET_DIR": "old"}
+    assert default_parquet_path(wh, environ=both) == "new"
+    blank = {"NUMBERYO_PARQUET_PATH": "new", "NUMBERYO_PARQUET_DIR": "  "}
+    assert default_parquet_path(wh, environ=blank) == "new"
+    blank_old = {"NUMBERYO_PARQUET_DIR": " "}
+    assert default_parquet_path(wh, environ=blank_old) == "/data/numberyo-parquet"
+
+
 def test_parquet_path_precedence() -> None:
-    env = {"NUMBERYO_PARQUET_DIR": "s3://b/p"}
+    env = {"NUMBERYO_PARQUET_PATH": "s3://b/p"}
     wh = "duckdb:////data/wh.duckdb"
     assert resolve_parquet_path("flag", warehouse=wh, environ=env) == "flag"
     assert resolve_parquet_path("  ", warehouse=wh, environ=env) == "s3://b/p"

@@ -53,7 +53,7 @@ def dag_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Configuration of the DAG files pointing into ``tmp_path``; dbt's output there too."""
     values = {
         "NUMBERYO_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}",
-        "NUMBERYO_PARQUET_DIR": str(tmp_path / "parquet"),
+        "NUMBERYO_PARQUET_PATH": str(tmp_path / "parquet"),
         "NUMBERYO_CONTACTS_URL": f"duckdb:///{tmp_path / 'contacts.duckdb'}",
         "NUMBERYO_CONN_ID": "numberyo_default",
         "DBT_TARGET_PATH": str(tmp_path / "dbt-target"),
@@ -187,7 +187,7 @@ def test_sync_dag_defers_and_takes_its_settings_from_the_environment(
     sensor = dag.get_task("wait_for_new_checks")
     assert sensor.deferrable is True
     assert dag.params["warehouse"] == dag_env["NUMBERYO_WAREHOUSE_URL"]
-    assert dag.params["parquet_path"] == dag_env["NUMBERYO_PARQUET_DIR"]
+    assert dag.params["parquet_path"] == dag_env["NUMBERYO_PARQUET_PATH"]
     assert dag.get_task("sync").upstream_task_ids == {"wait_for_new_checks"}
 
 
@@ -195,17 +195,28 @@ def test_default_warehouse_is_in_airflow_home(
     dag_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("NUMBERYO_WAREHOUSE_URL")
-    monkeypatch.delenv("NUMBERYO_PARQUET_DIR")
+    monkeypatch.delenv("NUMBERYO_PARQUET_PATH")
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
     module = _load_dag_module(SYNC_DAG)
     home = tmp_path / "home"
     assert (
         f"duckdb:///{home / 'warehouse.duckdb'}",
         str(home / "numberyo-parquet"),
-    ) == (module.WAREHOUSE, module.PARQUET_DIR)
+    ) == (module.WAREHOUSE, module.PARQUET_PATH)
     # The dbt DAG is scheduled on the Assets of this default: every DAG must share it.
     assert _load_dag_module(DBT_DAG).WAREHOUSE == module.WAREHOUSE
     assert _load_dag_module(CHECK_DAG).WAREHOUSE == module.WAREHOUSE
+
+
+def test_the_old_parquet_variable_still_configures_the_dags(
+    dag_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``NUMBERYO_PARQUET_DIR`` (renamed ``NUMBERYO_PARQUET_PATH`` in 0.2) works until 0.3."""
+    monkeypatch.delenv("NUMBERYO_PARQUET_PATH")
+    monkeypatch.setenv("NUMBERYO_PARQUET_DIR", str(tmp_path / "old"))
+    with pytest.warns(DeprecationWarning, match="use NUMBERYO_PARQUET_PATH"):
+        module = _load_dag_module(SYNC_DAG)
+    assert str(tmp_path / "old") == module.PARQUET_PATH
 
 
 def test_dbt_target_follows_the_warehouse_url(tmp_path: Path) -> None:
@@ -287,7 +298,7 @@ def test_sync_then_dbt_dags_fill_the_warehouse_and_build_the_models(
     assert _query(path, "SELECT count(*) FROM {nb}.verify_results")[0][0] == per_type["Verify"]
     newest = max(t["check"]["id"] for t in truth)
     assert _query(path, "SELECT watermark_check_id FROM {nb}._sync_state")[0][0] == newest
-    assert list(Path(dag_env["NUMBERYO_PARQUET_DIR"]).rglob("*.parquet")), "nothing landed"
+    assert list(Path(dag_env["NUMBERYO_PARQUET_PATH"]).rglob("*.parquet")), "nothing landed"
     assert simulator_conn.sim.charges() == [], "a sync must never create (pay for) a check"
 
     # The sync's Assets got an event: this is what schedules numberyo_dbt.
@@ -355,7 +366,7 @@ def test_dbt_dag_builds_on_postgres(
 
     run_sync(
         warehouse=postgres_url,
-        parquet_path=dag_env["NUMBERYO_PARQUET_DIR"],
+        parquet_path=dag_env["NUMBERYO_PARQUET_PATH"],
         token=simulator_conn.token,
         base_url=simulator_conn.url,
     )

@@ -221,7 +221,7 @@ def test_resolve_sync_options_applies_the_configuration_rules(tmp_path: Path) ->
         parquet_path=str(tmp_path / "numberyo-parquet"), privacy=PrivacyPolicy("keep")
     )
     env = {
-        "NUMBERYO_PARQUET_DIR": "s3://bucket/landing",
+        "NUMBERYO_PARQUET_PATH": "s3://bucket/landing",
         "NUMBERYO_PRIVACY_MODE": "hmac",
         "NUMBERYO_PRIVACY_SECRET": SECRET,
     }

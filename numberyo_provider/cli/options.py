@@ -12,10 +12,13 @@ import argparse
 import logging
 import math
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from numberyo_provider.config import BASE_URL_ENV, PARQUET_DEFAULT_TEXT
+from numberyo_provider.config import BASE_URL_ENV, PARQUET_DEFAULT_TEXT, PRIVACY_MODES
 
 __all__ = [
     "add_api_options",
@@ -25,6 +28,7 @@ __all__ = [
     "configure_logging",
     "count",
     "days",
+    "deprecations_on_stderr",
     "finite",
     "mebibytes",
     "positive_int",
@@ -169,9 +173,6 @@ def add_output_options(parser: Any, *, what: str) -> Any:
 
     The landing is read back as ``args.parquet_path`` (``args.parquet_dir`` mirrors it for
     ``numberyo check`` until that reads ``parquet_path``)."""
-    # Imported here: privacy pulls in pyarrow, which `numberyo simulate` never needs.
-    from numberyo_provider.privacy import MODES as PRIVACY_MODES
-
     group = parser.add_argument_group("output")
     group.add_argument(
         "--warehouse",
@@ -243,3 +244,30 @@ def configure_logging(verbose: bool) -> None:
     logger.propagate = False
     logger.disabled = False
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+#: The modules whose deprecation warnings :func:`deprecations_on_stderr` prints.
+_OUR_MODULES = r"numberyo_provider(\.|$)"
+
+
+@contextmanager
+def deprecations_on_stderr(prog: str) -> Iterator[None]:
+    """Our deprecation warnings raised inside (a renamed environment variable, say) as one line
+    each on stderr, ``<prog>: warning: <what>``, as for a renamed flag: Python's default filters
+    would hide them from a command line. Other warnings are shown as they would have been."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.filterwarnings("always", category=DeprecationWarning, module=_OUR_MODULES)
+            yield
+    finally:  # a failed command still says what was deprecated in what it was given
+        for w in caught:
+            if _is_ours(w):
+                print(f"{prog}: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _is_ours(warning: warnings.WarningMessage) -> bool:
+    path = warning.filename.replace("\\", "/")
+    return issubclass(warning.category, DeprecationWarning) and "/numberyo_provider/" in path

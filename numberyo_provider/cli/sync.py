@@ -7,9 +7,9 @@
 
 API address and token come from ``NUMBERYO_BASE_URL`` / ``NUMBERYO_API_TOKEN`` (or the Airflow
 connection named by ``--conn-id``). Parquet files are landed under ``--parquet-path`` (default:
-``NUMBERYO_PARQUET_DIR``, else beside a DuckDB warehouse file, else ``./numberyo-parquet``; the
-old ``--parquet-dir`` still works until 0.3, with a warning). The flags become one
-:class:`~numberyo_provider.sync.SyncOptions` through
+``NUMBERYO_PARQUET_PATH``, else beside a DuckDB warehouse file, else ``./numberyo-parquet``; the
+old ``--parquet-dir`` and ``NUMBERYO_PARQUET_DIR`` still work until 0.3, with a warning). The
+flags become one :class:`~numberyo_provider.sync.SyncOptions` through
 :func:`~numberyo_provider.config.resolve_sync_options`, as the operator's arguments do. A progress
 line is drawn on a terminal only; the summary goes to stdout (``--json`` for machines). Exit codes
 are shared with ``numberyo check`` (:mod:`numberyo_provider.cli.errors`): 0 done; 1 failure (token
@@ -39,6 +39,7 @@ from numberyo_provider.cli.options import (
     add_output_options,
     client_options,
     configure_logging,
+    deprecations_on_stderr,
     positive_int,
 )
 from numberyo_provider.config import (
@@ -134,15 +135,16 @@ def _sync(args: argparse.Namespace) -> int:
         api, conn_secret = _client_args(args)
         client = api.get("client")
         configure_logging(args.verbose)
-        options = resolve_sync_options(
-            warehouse=args.warehouse,
-            parquet_path=args.parquet_path,
-            privacy=args.privacy,
-            connection_secret=conn_secret,
-            full_refresh=args.full_refresh,
-            concurrency=args.concurrency,
-            lock_timeout=args.lock_timeout,
-        )
+        with deprecations_on_stderr("numberyo sync"):  # NUMBERYO_PARQUET_DIR, say
+            options = resolve_sync_options(
+                warehouse=args.warehouse,
+                parquet_path=args.parquet_path,
+                privacy=args.privacy,
+                connection_secret=conn_secret,
+                full_refresh=args.full_refresh,
+                concurrency=args.concurrency,
+                lock_timeout=args.lock_timeout,
+            )
         summary = run_sync(args.warehouse, options, progress=progress, **api)
     except Exception as exc:  # ours, a database driver's, a bug: one line, no traceback
         progress.close()
