@@ -1,7 +1,7 @@
 """Paid-check throughput: ``numberyo check``'s run loop against the simulator in its own process.
 
 What is timed, per repetition (fresh ledger, fresh numbers): :class:`Checker.run` end to end:
-hygiene (normalise, deduplicate), the ledger (a SQLite file: ``pending`` committed in batches
+hygiene (to E.164, deduplicate), the ledger (a SQLite file: ``pending`` committed in batches
 before the POSTs, outcomes recorded after, ``synchronous=FULL``), ``--workers`` threads POSTing
 through one shared client, and the results landed as Parquet. Reported against:
 
@@ -31,8 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from numberyo_provider.api.client import NumberYoClient
-from numberyo_provider.checker import Checker, CheckOptions
-from numberyo_provider.ledger import Ledger
+from numberyo_provider.checks import Checker, CheckOptions
+from numberyo_provider.checks.ledger import Ledger
 from numberyo_provider.sync.land import ParquetLander
 
 TOKEN = "bench-token"
@@ -89,7 +89,7 @@ def run_checker(url: str, n: int, workers: int, block: int, workdir: Path) -> fl
     checker = Checker(
         client,
         ledger,
-        CheckOptions(check_type="HLR", run_id=f"bench-{block}", max_workers=workers),
+        CheckOptions(check_type="HLR", run_id=f"bench-{block}", concurrency=workers),
         sink=lander,
         load_id=f"check-bench-{block}",
     )

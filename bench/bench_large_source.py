@@ -67,11 +67,12 @@ def _floor() -> dict[str, Any]:
     import pyarrow.parquet  # noqa: F401
     import sqlalchemy  # noqa: F401
 
-    import numberyo_provider.checker
+    import numberyo_provider.checks
+    import numberyo_provider.checks.ledger
+    import numberyo_provider.checks.run
+    import numberyo_provider.checks.source
     import numberyo_provider.cli
     import numberyo_provider.cli.check
-    import numberyo_provider.ledger
-    import numberyo_provider.source
     import numberyo_provider.sync.land
     import numberyo_provider.warehouse.duckdb  # noqa: F401
 
@@ -120,15 +121,16 @@ class _Phases:
 
 
 def _instrument(phases: _Phases) -> None:
-    from numberyo_provider import checker, cli, ledger, source
+    from numberyo_provider import cli
+    from numberyo_provider.checks import engine, ledger, run, source
     from numberyo_provider.warehouse import base
 
-    checker.Checker.run = phases.call("check run (all of it)", checker.Checker.run)  # type: ignore[method-assign]
+    engine.Checker.run = phases.call("check run (all of it)", engine.Checker.run)  # type: ignore[method-assign]
     source.iter_source_values = phases.iterator("  read the source", source.iter_source_values)
     ledger.Ledger.mark_not_checked = phases.call(  # type: ignore[method-assign]
         "  ledger: not_checked rows", ledger.Ledger.mark_not_checked
     )
-    checker.commit_check_run = phases.call("commit (all of it)", checker.commit_check_run)
+    run.commit_check_run = phases.call("commit (all of it)", run.commit_check_run)
     base.Warehouse.commit_load = phases.call(  # type: ignore[method-assign]
         "  load transaction", base.Warehouse.commit_load
     )

@@ -4,7 +4,7 @@ Builds a contacts table (DuckDB file, SQLite file, PostgreSQL) and measures, eac
 process so that nothing earlier pollutes the figures:
 
 * ``stream``: :func:`iter_source_values` over the whole table;
-* ``pipeline``: the same plus normalise, deduplicate and shard every value (what a check run does
+* ``pipeline``: the same plus to E.164, deduplicate and shard every value (what a check run does
   before paying);
 * ``fetchall``: the naive reference, every row read at once.
 
@@ -118,9 +118,9 @@ class _PeakRss:
 def _child(mode: str, url: str, chunk_size: int) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    from numberyo_provider.numbers import Deduplicator, NormalizedNumber, normalize
-    from numberyo_provider.sharding import shard_of
-    from numberyo_provider.source import SourceSpec, iter_source_values
+    from numberyo_provider.checks.numbers import Deduplicator, E164Number, to_e164
+    from numberyo_provider.checks.sharding import shard_of
+    from numberyo_provider.checks.source import SourceSpec, iter_source_values
 
     spec = SourceSpec(url, _table(url), "phone")
     rows = chunks = valid = 0
@@ -142,8 +142,8 @@ def _child(mode: str, url: str, chunk_size: int) -> dict[str, Any]:
                 chunks += 1
                 if mode == "pipeline":
                     for raw in chunk:
-                        result = normalize(raw)
-                        if isinstance(result, NormalizedNumber) and not dedup.seen(result.digits):
+                        result = to_e164(raw)
+                        if isinstance(result, E164Number) and not dedup.seen(result.digits):
                             valid += 1
                             per_shard[shard_of(result.digits, 4)] += 1
                 rss.sample()
@@ -164,7 +164,7 @@ def _dedup_bytes_per_number(count: int) -> float:
     """Deduplicator memory per distinct number, measured with tracemalloc."""
     import tracemalloc
 
-    from numberyo_provider.numbers import Deduplicator
+    from numberyo_provider.checks.numbers import Deduplicator
 
     digits = [str(32_470_000_000 + i) for i in range(count)]
     tracemalloc.start()
@@ -177,13 +177,13 @@ def _dedup_bytes_per_number(count: int) -> float:
     return (after - before) / count
 
 
-def _normalize_rate(count: int) -> float:
-    from numberyo_provider.numbers import normalize
+def _to_e164_rate(count: int) -> float:
+    from numberyo_provider.checks.numbers import to_e164
 
     raws = [f"+32 47{i:07d}" for i in range(count)]  # all distinct: the cache does not help
     started = time.perf_counter()
     for raw in raws:
-        normalize(raw)
+        to_e164(raw)
     return count / (time.perf_counter() - started)
 
 
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
                             else ""
                         )
                     )
-    print(f"normalize(): {_normalize_rate(100_000):,.0f} distinct numbers/s")
+    print(f"to_e164(): {_to_e164_rate(100_000):,.0f} distinct numbers/s")
     print(f"Deduplicator: {_dedup_bytes_per_number(1_000_000):.0f} bytes per distinct number")
 
 

@@ -116,7 +116,7 @@ with DAG(
         "shards": Param(
             4, type="integer", minimum=1, maximum=64, description="Parallel check tasks"
         ),
-        "max_workers": Param(
+        "concurrency": Param(
             8, type="integer", minimum=1, maximum=64, description="Parallel POSTs per shard"
         ),
         "on_insufficient_credits": Param(
@@ -147,7 +147,7 @@ with DAG(
         task_id="check_numbers",
         load=False,
         shards="{{ params.shards }}",
-        max_workers="{{ params.max_workers }}",
+        concurrency="{{ params.concurrency }}",
         max_checks="{{ params.max_checks }}",
         max_credits="{{ params.max_credits }}",
         on_insufficient_credits="{{ params.on_insufficient_credits }}",

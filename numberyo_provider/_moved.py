@@ -29,6 +29,16 @@ MOVED: dict[str, str] = {
     "numberyo_provider.models": "numberyo_provider.api.models",
     "numberyo_provider.ratelimit": "numberyo_provider.api.ratelimit",
     "numberyo_provider.retry": "numberyo_provider.api.retry",
+    # The checks domain (paid number checks), one package: numberyo_provider.checks.
+    "numberyo_provider.checker": "numberyo_provider.checks",
+    "numberyo_provider.budget": "numberyo_provider.checks.budget",
+    "numberyo_provider.ledger": "numberyo_provider.checks.ledger",
+    "numberyo_provider.numbers": "numberyo_provider.checks.numbers",
+    "numberyo_provider.read_only_sql": "numberyo_provider.checks.source.read_only_sql",
+    "numberyo_provider.reconcile": "numberyo_provider.checks.reconcile",
+    "numberyo_provider.sharding": "numberyo_provider.checks.sharding",
+    "numberyo_provider.source": "numberyo_provider.checks.source",
+    "numberyo_provider.verdict": "numberyo_provider.checks.verdict",
 }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from numberyo_provider.checker import CheckSummary
+    from numberyo_provider.checks.options import CheckSummary
     from numberyo_provider.status import StatusReport
 
 

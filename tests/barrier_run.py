@@ -35,7 +35,7 @@ def _wait(go_file: str, timeout: float = 60.0) -> None:
 
 
 def _claim(args: dict[str, Any], go_file: str) -> dict[str, Any]:
-    from numberyo_provider.ledger import Ledger, new_owner, request_id
+    from numberyo_provider.checks.ledger import Ledger, new_owner, request_id
 
     ledger = Ledger(args["ledger"])
     owner = new_owner()

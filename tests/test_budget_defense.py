@@ -21,9 +21,9 @@ from api_reference import CREATE_201
 from hostile_server import HostileServer, Reply, Request
 
 from numberyo_provider.api.client import NumberYoClient
-from numberyo_provider.budget import Budget, Reservation, plausible_cost
-from numberyo_provider.checker import CheckOptions, run_check
-from numberyo_provider.ledger import Ledger, default_ledger_url
+from numberyo_provider.checks import CheckOptions, run_check
+from numberyo_provider.checks.budget import Budget, Reservation, plausible_cost
+from numberyo_provider.checks.ledger import Ledger, default_ledger_url
 
 NUMBERS = [f"+32456{i:06d}" for i in range(40)]
 
@@ -59,14 +59,14 @@ def test_a_lying_cost_never_loosens_max_credits(cost: Any, tmp_path: Path) -> No
                 check_type="HLR",
                 run_id="lie",
                 max_credits=Decimal(2),
-                max_workers=4,
+                concurrency=4,
                 # An unreadable cost leaves outcomes unknown; reconciling them waits this long
                 # (30 s by default) for nothing here: the server answers at once.
                 reconcile_settle=timedelta(seconds=1),
             ),
             chunks=[NUMBERS],
             warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}",
-            parquet_root=str(tmp_path / "landing"),
+            parquet_path=str(tmp_path / "landing"),
         )
     assert run.error is None
     assert sum(posted.values()) == 2, "2 credits at the 1.00 estimate buy two checks, not more"
@@ -103,7 +103,7 @@ def test_credits_spent_counts_checks_found_by_reconciliation(
     sim = numberyo_simulator.sim
     warehouse = f"duckdb:///{tmp_path / 'wh.duckdb'}"
     book = Ledger(default_ledger_url(warehouse))
-    from numberyo_provider.ledger import request_id
+    from numberyo_provider.checks.ledger import request_id
 
     digits = [n[1:] for n in NUMBERS[:3]]
     book.mark_pending("died", "HLR", [(request_id("died", "HLR", d), d) for d in digits])
@@ -115,7 +115,7 @@ def test_credits_spent_counts_checks_found_by_reconciliation(
             options=CheckOptions(check_type="HLR", run_id="died", reconcile_settle=timedelta(0)),
             chunks=[NUMBERS[:5]],
             warehouse=warehouse,
-            parquet_root=str(tmp_path / "landing"),
+            parquet_path=str(tmp_path / "landing"),
             ledger=book,
         )
     book.close()

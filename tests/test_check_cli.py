@@ -14,9 +14,9 @@ from typing import Any
 import duckdb
 import pytest
 
+from numberyo_provider.checks.ledger import CREATED, NOT_CHECKED, Ledger, default_ledger_url
 from numberyo_provider.cli import main
 from numberyo_provider.cli.check import EXIT_NO_CREDITS
-from numberyo_provider.ledger import CREATED, NOT_CHECKED, Ledger, default_ledger_url
 
 NUMBERS = [f"+32 456 {i:06d}" for i in range(40)]
 DIGITS = [n.replace(" ", "")[1:] for n in NUMBERS]
@@ -108,7 +108,7 @@ def test_out_of_credits_exits_3_with_exact_counts(
     server = numberyo_simulator_factory(credits=15, costs={"HLR": "1.00"}, latency_ms=5)
     monkeypatch.setenv("NUMBERYO_BASE_URL", server.url)
     monkeypatch.setenv("NUMBERYO_API_TOKEN", server.token)
-    code = main(args(contacts, tmp_path, "--workers", "8", "--run-id", "credits"))
+    code = main(args(contacts, tmp_path, "--concurrency", "8", "--run-id", "credits"))
     assert code == EXIT_NO_CREDITS
     err = capsys.readouterr().err
     assert "ran out of credits" in err and "25 number(s) not checked" in err
@@ -145,6 +145,32 @@ def test_dry_run_sends_and_writes_nothing(
         assert ledger.rows() == []
     finally:
         ledger.close()
+
+
+def test_workers_is_a_deprecated_alias_of_concurrency(
+    contacts: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from numberyo_provider.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(args(contacts, tmp_path)).concurrency == 8
+    assert parser.parse_args(args(contacts, tmp_path, "--concurrency", "3")).concurrency == 3
+    assert capsys.readouterr().err == ""
+    assert parser.parse_args(args(contacts, tmp_path, "--workers", "5")).concurrency == 5
+    warning = capsys.readouterr().err
+    assert warning == (
+        "numberyo check: warning: --workers is deprecated, use --concurrency (the old name stops "
+        "working in 0.3)\n"
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["check", "--help"])
+    shown = capsys.readouterr().out
+    assert "--concurrency" in shown and "--workers" not in shown  # documented: the new name only
+    for flag in ("--workers", "--concurrency"):  # the alias is checked like the flag
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(args(contacts, tmp_path, flag, "257"))
+        assert info.value.code == 2
+        assert "expected 1 to 256 parallel POSTs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -227,7 +253,7 @@ def test_a_killed_cli_run_resumes_and_charges_each_number_once(
         "NUMBERYO_API_TOKEN": server.token,
     }
     command = [sys.executable, "-m", "numberyo_provider.cli", *args(contacts, tmp_path)]
-    command += ["--workers", "4", "--reconcile-settle", "1"]
+    command += ["--concurrency", "4", "--reconcile-settle", "1"]
     child = subprocess.Popen(
         command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -260,7 +286,7 @@ def test_ctrl_c_stops_cleanly_loads_what_was_done_and_exits_130(
     environ = {**os.environ, "NUMBERYO_BASE_URL": server.url, "NUMBERYO_API_TOKEN": server.token}
     command = [sys.executable, "-m", "numberyo_provider.cli", *args(contacts, tmp_path)]
     child = subprocess.Popen(
-        [*command, "--workers", "2"],
+        [*command, "--concurrency", "2"],
         env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -130,7 +130,7 @@ def test_the_sharded_example_dag_charges_each_number_once(
             "warehouse": f"duckdb:///{warehouse}",
             "parquet_path": str(tmp_path / "landing"),
             "shards": 3,
-            "max_workers": 4,
+            "concurrency": 4,
         }
     )
     states = _tasks(run)
@@ -178,7 +178,7 @@ SINGLE = """
             warehouse=os.environ["NYT_WAREHOUSE"],
             parquet_path=os.environ["NYT_LANDING"],
             on_insufficient_credits=os.environ["NYT_POLICY"],
-            max_workers=4,
+            concurrency=4,
         )
 """
 
@@ -264,3 +264,29 @@ def test_on_kill_stops_the_checker() -> None:
     op.on_kill()
     assert probe.stopped == "the task was killed"
     assert op._stop.is_set()
+
+
+def test_max_workers_is_a_deprecated_alias_of_concurrency() -> None:
+    from numberyo_provider.operators.check import (
+        NumberYoCreateChecksOperator,
+        NumberYoLoadLandedOperator,
+    )
+
+    common = {"warehouse": "duckdb:///w.duckdb", "parquet_path": "/tmp/x"}
+    with pytest.warns(DeprecationWarning, match="max_workers is deprecated, use concurrency") as w:
+        old = NumberYoCreateChecksOperator(
+            task_id="old", source_url="duckdb:///x.duckdb", table="t", column="c", max_workers=3,
+            **common,
+        )  # fmt: skip
+    assert w[0].filename == __file__  # the warning points at the caller's line
+    assert old.concurrency == 3 and "concurrency" in old.template_fields
+    new = NumberYoCreateChecksOperator(
+        task_id="new", source_url="duckdb:///x.duckdb", table="t", column="c", concurrency=5,
+        **common,
+    )  # fmt: skip
+    assert new.concurrency == 5
+    with pytest.warns(DeprecationWarning, match="max_workers is deprecated, use concurrency"):
+        load = NumberYoLoadLandedOperator(
+            task_id="load", check_task_id="old", max_workers=2, **common
+        )
+    assert load.concurrency == 2

@@ -39,7 +39,7 @@ DAG_SOURCE = """
             warehouse=os.environ["NYT_WAREHOUSE"],
             parquet_path=os.environ["NYT_LANDING"],
             allow_failed_numbers=os.environ["NYT_ALLOW"],
-            max_workers=2,
+            concurrency=2,
             retries=0,
         )
 """

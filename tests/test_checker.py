@@ -22,10 +22,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from numberyo_provider.api.client import NumberYoClient
-from numberyo_provider.checker import Checker, CheckOptions, CheckRunError
+from numberyo_provider.checks import Checker, CheckOptions, CheckRunError
+from numberyo_provider.checks.ledger import CREATED, NOT_CHECKED, PENDING, Ledger
+from numberyo_provider.checks.source import SourceSpec, iter_source_values
 from numberyo_provider.errors import AuthenticationError
-from numberyo_provider.ledger import CREATED, NOT_CHECKED, PENDING, Ledger
-from numberyo_provider.source import SourceSpec, iter_source_values
 from numberyo_provider.sync.land import ParquetLander
 
 FAST = {"reconcile_settle": timedelta(seconds=0.2), "reconcile_skew": timedelta(seconds=5)}
@@ -140,7 +140,7 @@ def test_credits_run_out_mid_run_exactly(
 ) -> None:
     server = numberyo_simulator_factory(credits=12, costs={"HLR": "1.00"}, latency_ms=5)
     batch = numbers(40)
-    summary = Run(server, ledger, tmp_path, options={"max_workers": 8})(batch)
+    summary = Run(server, ledger, tmp_path, options={"concurrency": 8})(batch)
     charged = charges_per_number(server)
     assert len(charged) == 12 and set(charged.values()) == {1}
     assert server.sim.credits() == 0
@@ -211,10 +211,10 @@ def test_a_500_that_may_follow_a_charge_is_not_resent_in_the_run_and_resolved_la
     server = numberyo_simulator
     server.sim.fail_next(2, 500, endpoint="create")  # the simulator charged nothing for these
     batch = numbers(6)
-    first = Run(server, ledger, tmp_path, options={"max_workers": 1})(batch)
+    first = Run(server, ledger, tmp_path, options={"concurrency": 1})(batch)
     assert len(posted(server)) == 6  # the two 500s were not retried
     assert (first.created, first.not_checked) == (4, 2)  # reconciled: not on the server
-    again = Run(server, ledger, tmp_path, options={"max_workers": 1})(batch)
+    again = Run(server, ledger, tmp_path, options={"concurrency": 1})(batch)
     assert (again.already_created, again.created) == (4, 2)
     assert charges_per_number(server) == Counter(batch)
 
@@ -291,7 +291,7 @@ def test_repeated_failures_stop_the_run(
         numberyo_simulator,
         ledger,
         tmp_path,
-        options={"max_workers": 2, "max_consecutive_errors": 5},
+        options={"concurrency": 2, "max_consecutive_errors": 5},
     )
     with pytest.raises(CheckRunError, match="5 POSTs in a row"):
         run(numbers(50))
@@ -302,10 +302,10 @@ _CHILD = textwrap.dedent(
     """
     import os, sys
     from datetime import timedelta
-    from numberyo_provider.checker import Checker, CheckOptions
+    from numberyo_provider.checks import Checker, CheckOptions
     from numberyo_provider.api.client import NumberYoClient
     from numberyo_provider.sync.land import ParquetLander
-    from numberyo_provider.ledger import Ledger
+    from numberyo_provider.checks.ledger import Ledger
 
     url, token, ledger_url, root, kill_after = sys.argv[1:6]
     seen = []
@@ -319,7 +319,7 @@ _CHILD = textwrap.dedent(
     Checker(
         NumberYoClient(token, url, pool_size=8),
         Ledger(ledger_url),
-        CheckOptions(check_type="HLR", run_id="killed", max_workers=8),
+        CheckOptions(check_type="HLR", run_id="killed", concurrency=8),
         sink=ParquetLander(root, "child"),
         load_id="check-test",
         on_result=after_post,
@@ -407,7 +407,7 @@ def test_a_100k_row_source_streams_with_bounded_memory(
     assert big_peak < 16_000_000
     assert ledger.rows() == []  # a dry run writes nothing
 
-    paid = Run(numberyo_simulator, ledger, tmp_path, options={"max_workers": 16})
+    paid = Run(numberyo_simulator, ledger, tmp_path, options={"concurrency": 16})
     summary = paid.checker.run(iter_source_values(spec(100_000), chunk_size=5_000))
     paid.client.close()
     assert (summary.read, summary.created, summary.duplicates) == (100_000, 980, 97_020)
@@ -431,7 +431,7 @@ def test_a_load_fetches_results_no_file_holds_and_is_idempotent(
     """A shard killed before landing: its created checks are in the ledger only."""
     from datetime import datetime, timezone
 
-    from numberyo_provider.checker import commit_check_run
+    from numberyo_provider.checks import commit_check_run
 
     run = Run(numberyo_simulator, ledger, tmp_path / "landing")
     batch = numbers(10)
@@ -447,7 +447,7 @@ def test_a_load_fetches_results_no_file_holds_and_is_idempotent(
             "run_id": "run-1",
             "started_at": datetime.now(timezone.utc),
             "client": client,
-            "parquet_root": str(tmp_path / "landing"),
+            "parquet_path": str(tmp_path / "landing"),
         }
         report = commit_check_run(files=files, **args)
         assert report.repaired == 10
@@ -536,7 +536,7 @@ def test_warehouse_upserts_replace_rows_by_key(
 def test_privacy_applies_to_the_ledger_copy_and_freshness_still_works(
     numberyo_simulator: Any, tmp_path: Path, mode: str
 ) -> None:
-    from numberyo_provider.checker import run_check
+    from numberyo_provider.checks import run_check
     from numberyo_provider.privacy import PrivacyPolicy
     from numberyo_provider.warehouse import connect_warehouse
 
@@ -551,7 +551,7 @@ def test_privacy_applies_to_the_ledger_copy_and_freshness_still_works(
                 options=CheckOptions(check_type="HLR", run_id=run_id, **FAST),
                 chunks=[[*batch, "bad value 12"]],
                 warehouse=wh,
-                parquet_root=str(tmp_path / "landing"),
+                parquet_path=str(tmp_path / "landing"),
                 ledger=f"sqlite:///{tmp_path / ledger_file}",
                 privacy=policy,
             ).summary
@@ -583,7 +583,7 @@ def test_a_load_finds_the_run_s_files_nobody_passed_on(
     """A shard task's retry cleared the first try's XCom: its files are found by name."""
     from datetime import datetime, timezone
 
-    from numberyo_provider.checker import check_load_id, commit_check_run, discover_landed_files
+    from numberyo_provider.checks import check_load_id, commit_check_run, discover_landed_files
 
     root = tmp_path / "landing"
     run = Run(numberyo_simulator, ledger, root)
@@ -603,7 +603,7 @@ def test_a_load_finds_the_run_s_files_nobody_passed_on(
             files=[],
             started_at=datetime.now(timezone.utc),
             client=client,
-            parquet_root=str(root),
+            parquet_path=str(root),
         )
     assert report.repaired == 0
     assert [e for e in numberyo_simulator.sim.requests() if e.endpoint == "results"] == []
@@ -631,8 +631,8 @@ def test_a_200k_row_source_with_a_budget_of_5_loads_every_ledger_row(
     (at the default 64MB, at about 600,000) and nothing was loaded."""
     import json
 
-    from numberyo_provider.checker import run_check
-    from numberyo_provider.ledger import default_ledger_url
+    from numberyo_provider.checks import run_check
+    from numberyo_provider.checks.ledger import default_ledger_url
 
     rows = 200_000
     spec = _distinct_contacts(tmp_path / "contacts.duckdb", rows)
@@ -643,7 +643,7 @@ def test_a_200k_row_source_with_a_budget_of_5_loads_every_ledger_row(
             options=CheckOptions(check_type="HLR", run_id="big", max_checks=5, **FAST),
             chunks=iter_source_values(spec),
             warehouse=wh,
-            parquet_root=str(tmp_path / "landing"),
+            parquet_path=str(tmp_path / "landing"),
         )
     assert run.error is None
     assert (run.summary.read, run.summary.created, run.summary.not_checked) == (rows, 5, rows - 5)
@@ -670,7 +670,7 @@ def test_a_load_that_runs_out_of_memory_says_so_and_a_rerun_loads_without_paying
     """The failure is real (a tiny memory_limit in the warehouse URL), after checks were paid:
     the error names DuckDB's out-of-memory and the setting to raise, not "Current transaction
     is aborted"; nothing is loaded; the same run with a sane limit loads it all, paying nothing."""
-    from numberyo_provider.checker import run_check
+    from numberyo_provider.checks import run_check
     from numberyo_provider.warehouse import LoadError, connect_warehouse
 
     rows = 60_000
@@ -686,7 +686,7 @@ def test_a_load_that_runs_out_of_memory_says_so_and_a_rerun_loads_without_paying
                 options=CheckOptions(check_type="HLR", run_id="oom", max_checks=max_checks, **FAST),
                 chunks=iter_source_values(spec),
                 warehouse=url,
-                parquet_root=str(tmp_path / "landing"),
+                parquet_path=str(tmp_path / "landing"),
             )
 
     with pytest.raises(LoadError) as caught:
@@ -716,7 +716,7 @@ def test_the_ledger_export_streams_every_row_of_the_run_exactly(ledger: Ledger) 
 
     import pyarrow as pa
 
-    from numberyo_provider.ledger import FAILED, Outcome, request_id
+    from numberyo_provider.checks.ledger import FAILED, Outcome, request_id
 
     at = datetime(2025, 3, 30, 14, 10, 23, 456789, tzinfo=timezone.utc)
     mine = [(request_id("run-1", "HLR", d), d) for d in numbers(5)]

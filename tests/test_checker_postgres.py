@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from numberyo_provider import schema
 from numberyo_provider.api.client import NumberYoClient
-from numberyo_provider.checker import CheckOptions, run_check
-from numberyo_provider.ledger import CREATED, PENDING, Ledger, Outcome, request_id
+from numberyo_provider.checks import CheckOptions, run_check
+from numberyo_provider.checks.ledger import CREATED, PENDING, Ledger, Outcome, request_id
 from numberyo_provider.warehouse import LoadCommit, LoadError, connect_warehouse
 
 pytestmark = pytest.mark.postgres
@@ -65,10 +65,10 @@ def test_a_run_into_postgres_loads_results_and_ledger_and_never_pays_twice(
         with NumberYoClient(server.token, server.url, pool_size=4) as client:
             return run_check(
                 client=client,
-                options=CheckOptions(check_type="HLR", run_id=run_id, max_workers=4),
+                options=CheckOptions(check_type="HLR", run_id=run_id, concurrency=4),
                 chunks=[[*NUMBERS, "garbage"]],
                 warehouse=postgres_url,
-                parquet_root=str(tmp_path / "landing"),
+                parquet_path=str(tmp_path / "landing"),
             )
 
     first = run("pg-1")

@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from numberyo_provider.ledger import (
+from numberyo_provider.checks.ledger import (
     CREATED,
     NOT_CHECKED,
     PENDING,
@@ -173,7 +173,7 @@ def test_only_an_abandoned_claim_is_taken_over(ledger: Ledger) -> None:
 
 
 def test_a_killed_process_is_known_dead_on_this_host(tmp_path: Path) -> None:
-    code = "from numberyo_provider.ledger import new_owner; print(new_owner(), flush=True)"
+    code = "from numberyo_provider.checks.ledger import new_owner; print(new_owner(), flush=True)"
     proc = subprocess.Popen(
         [sys.executable, "-c", code + "; import time; time.sleep(60)"],
         stdout=subprocess.PIPE,
@@ -229,7 +229,7 @@ def check_argv(source: str, warehouse: str, landing: Path, *extra: str) -> list[
     return [
         "check", "--source", source, "--table", "contacts", "--column", "phone",
         "--type", "HLR", "--default-region", "BE", "--warehouse", warehouse,
-        "--parquet-path", str(landing), "--workers", "4", "--no-progress",
+        "--parquet-path", str(landing), "--concurrency", "4", "--no-progress",
         "--reconcile-settle", "0.5", *extra,
     ]  # fmt: skip
 
@@ -330,13 +330,13 @@ def test_an_airflow_shard_retried_beside_its_first_try_pays_each_number_once(
         "shards": 2,
         "shard_index": 1,
         "load": False,
-        "max_workers": 4,
+        "concurrency": 4,
         "reconcile_settle_s": 0.5,
     }
     args = {"operator": operator, "dag_id": "numberyo_check_numbers", "run_id": "manual__1"}
     results = race(tmp_path, [("operator", args), ("operator", args)])
     assert all("summary" in r for r in results), results
-    from numberyo_provider.sharding import shard_of
+    from numberyo_provider.checks.sharding import shard_of
 
     mine = [d for d in DIGITS if shard_of(d, 2) == 1]
     assert charged(slow_api) == Counter(mine)
@@ -391,7 +391,7 @@ def test_a_frozen_owner_whose_lease_ran_short_sends_nothing(
     """A process paused past its lease (SIGSTOP, a VM freeze) may have been taken over: its
     workers must not send when they wake."""
     from numberyo_provider.api.client import NumberYoClient
-    from numberyo_provider.checker import Checker, CheckOptions
+    from numberyo_provider.checks import Checker, CheckOptions
 
     class Sink:
         def write(self, table: Any, data: Any) -> None:

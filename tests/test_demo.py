@@ -51,7 +51,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def test_contacts_are_messy_and_their_truth_is_what_the_checker_will_find() -> None:
-    from numberyo_provider.numbers import NormalizedNumber, normalize
+    from numberyo_provider.checks.numbers import E164Number, to_e164
 
     demo = _demo_module()
     contacts = demo.make_contacts(300)
@@ -60,8 +60,8 @@ def test_contacts_are_messy_and_their_truth_is_what_the_checker_will_find() -> N
     valid: set[str] = set()
     invalid = 0
     for _, _, phone in contacts.rows:
-        result = normalize(phone, demo.DEFAULT_REGION)
-        if isinstance(result, NormalizedNumber):
+        result = to_e164(phone, demo.DEFAULT_REGION)
+        if isinstance(result, E164Number):
             valid.add(result.digits)
         else:
             invalid += 1

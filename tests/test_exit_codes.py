@@ -56,9 +56,12 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 @pytest.fixture
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries of a refused connection happen at once (the waits only make the test slow)."""
+    import numberyo_provider.cancellation as cancellation_module
     import numberyo_provider.sync.run as sync_module
 
-    monkeypatch.setattr(sync_module, "cancellable_sleep", lambda stop: lambda seconds: None)
+    # numberyo check imports it from its module when it runs; run_sync holds its own name.
+    for module in (cancellation_module, sync_module):
+        monkeypatch.setattr(module, "cancellable_sleep", lambda stop: lambda seconds: None)
 
 
 _HELD: list[socket.socket] = []
@@ -160,7 +163,7 @@ def test_a_run_that_stops_on_an_error_says_whether_money_was_spent(
     numbers); the line still says nothing was paid."""
     monkeypatch.setenv("NUMBERYO_BASE_URL", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("NUMBERYO_API_TOKEN", "tok")
-    code = main(check_args(source, work, "--workers", "1"))
+    code = main(check_args(source, work, "--concurrency", "1"))
     line = verdict(capsys.readouterr().err, "check")
     assert code == EXIT_FAILURE
     assert "in a row failed" in line and line.endswith("no credits spent, no check created")
@@ -338,7 +341,7 @@ def test_argparse_errors_are_usage_errors_from_both(
     source: str, work: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for argv in (
-        [*check_args(source, work), "--workers", "0"],
+        [*check_args(source, work), "--concurrency", "0"],
         [*sync_args(work), "--concurrency", "0"],
     ):
         with pytest.raises(SystemExit) as info:
@@ -363,9 +366,9 @@ def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> N
 def test_an_unknown_outcome_is_not_success_and_says_it_may_have_been_charged() -> None:
     from decimal import Decimal
 
-    from numberyo_provider.checker import CheckSummary
+    from numberyo_provider.checks import CheckSummary
+    from numberyo_provider.checks.verdict import failed_numbers
     from numberyo_provider.cli.errors import exit_code
-    from numberyo_provider.verdict import failed_numbers
 
     done = CheckSummary(run_id="r", check_type="HLR", created=5, credits_spent=Decimal("5.00"))
     assert failed_numbers(done, loaded=True) is None

@@ -20,6 +20,7 @@ from numberyo_provider.sync.land import (
     ParquetLander,
     SchemaMismatchError,
     conform,
+    find_landed_files,
     remove_files,
 )
 
@@ -401,7 +402,7 @@ def test_landed_file_is_a_plain_record() -> None:
 def test_files_of_both_layouts_are_discovered_for_a_load(tmp_path: Path) -> None:
     """A check run started by an older version (one directory per created day) and resumed by
     this one: its commit must find the files of both layouts."""
-    from numberyo_provider.checker import discover_landed_files
+    from numberyo_provider.checks import discover_landed_files
 
     old_dir = tmp_path / "checks" / "type=HLR" / "created_date=2025-03-30"
     old_dir.mkdir(parents=True)
@@ -418,6 +419,24 @@ def test_files_of_both_layouts_are_discovered_for_a_load(tmp_path: Path) -> None
         ("checks", 1, {"type": "HLR", "landed_date": lander.landed_date}),
     ]
     assert found[1] == new
+
+
+def test_the_files_of_a_load_and_of_the_landers_it_named_are_found_per_table(
+    tmp_path: Path,
+) -> None:
+    shard = ParquetLander(str(tmp_path), "run-a-s0of2-x")
+    shard.write(CHECKS, checks_table([1, 2], ["HLR", "Verify"], [DAY1] * 2))
+    shard.write(HLR_RESULTS, pa.table({"check_id": pa.array([1], pa.int64()), "result_index": [0]}))
+    landed = shard.flush()
+    other = ParquetLander(str(tmp_path), "run-ab")  # another load sharing a prefix
+    other.write(CHECKS, checks_table([3], ["HLR"], [DAY1]))
+    other.flush()
+    found = find_landed_files(str(tmp_path), CHECKS, "run-a")
+    assert found == sorted((f for f in landed if f.table == "checks"), key=lambda f: f.path)
+    assert [f.partition["type"] for f in found] == ["HLR", "Verify"]
+    assert [f.rows for f in find_landed_files(str(tmp_path), HLR_RESULTS, "run-a")] == [1]
+    assert find_landed_files(str(tmp_path), VERIFY_RESULTS, "run-a") == []
+    assert find_landed_files(str(tmp_path / "nothing-here"), CHECKS, "run-a") == []
 
 
 def test_one_fsync_per_finished_file_and_per_directory(

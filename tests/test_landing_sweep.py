@@ -21,6 +21,7 @@ import pytest
 from test_sync import assert_matches_truth, sync, temp_files
 
 from numberyo_provider.sync import land, run_sync
+from numberyo_provider.sync import temp_files as sweep
 
 TODAY = datetime.now(timezone.utc)
 
@@ -43,13 +44,13 @@ def test_unlocked_old_temp_files_of_recent_days_go_and_nothing_else(tmp_path: Pa
     too_old_a_day = _temp(root, 7)  # outside the days looked at: left (documented)
     finished = root / "checks" / "type=HLR" / f"landed_date={TODAY.date()}" / "x-00001.parquet"
     finished.write_bytes(b"PAR1")
-    removed = land.sweep_abandoned_temp_files(str(root))
+    removed = sweep.sweep_abandoned_temp_files(str(root))
     assert sorted(removed) == sorted(str(p) for p in abandoned)
     assert not any(p.exists() for p in abandoned)
     assert young.exists() and too_old_a_day.exists() and finished.exists()
-    assert land.sweep_abandoned_temp_files(str(root)) == []
-    assert land.sweep_abandoned_temp_files("s3://bucket/landing") == []
-    assert land.sweep_abandoned_temp_files(str(tmp_path / "missing")) == []
+    assert sweep.sweep_abandoned_temp_files(str(root)) == []
+    assert sweep.sweep_abandoned_temp_files("s3://bucket/landing") == []
+    assert sweep.sweep_abandoned_temp_files(str(tmp_path / "missing")) == []
 
 
 def test_a_temp_file_another_process_holds_is_left_alone(tmp_path: Path) -> None:
@@ -70,13 +71,13 @@ def test_a_temp_file_another_process_holds_is_left_alone(tmp_path: Path) -> None
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        assert land.sweep_abandoned_temp_files(str(root)) == []
+        assert sweep.sweep_abandoned_temp_files(str(root)) == []
         assert held.exists()
     finally:
         holder.kill()
         holder.wait(10)
     # Its holder died: now it is abandoned.
-    assert land.sweep_abandoned_temp_files(str(root)) == [str(held)]
+    assert sweep.sweep_abandoned_temp_files(str(root)) == [str(held)]
 
 
 def test_the_lander_holds_its_open_files(tmp_path: Path) -> None:
@@ -100,12 +101,13 @@ def test_the_lander_holds_its_open_files(tmp_path: Path) -> None:
     (temp,) = temp_files(root)
     stamp = time.time() - 600
     os.utime(temp, (stamp, stamp))
-    sweep = (
-        "import sys\nfrom numberyo_provider.sync import land\n"
-        "land.SWEEP_MIN_AGE_S = 0\nprint(land.sweep_abandoned_temp_files(sys.argv[1]))\n"
+    code = (
+        "import sys\nfrom numberyo_provider.sync import temp_files\n"
+        "temp_files.SWEEP_MIN_AGE_S = 0\n"
+        "print(temp_files.sweep_abandoned_temp_files(sys.argv[1]))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", sweep, str(root)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]" and Path(temp).exists()
     lander.flush()
@@ -149,7 +151,7 @@ def test_a_run_killed_while_landing_leaves_temp_files_the_next_run_sweeps(
     assert child.exitcode == 17
     left = temp_files(root)
     assert left  # what a kill -9 leaves
-    monkeypatch.setattr(land, "SWEEP_MIN_AGE_S", 0.0)  # instead of waiting a minute
+    monkeypatch.setattr(sweep, "SWEEP_MIN_AGE_S", 0.0)  # instead of waiting a minute
     summary = sync(server, wh, root)
     assert summary.abandoned_temp_files_removed == len(left)
     assert temp_files(root) == []

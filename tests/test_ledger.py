@@ -11,8 +11,7 @@ import pyarrow as pa
 import pytest
 
 from numberyo_provider import schema
-from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.ledger import (
+from numberyo_provider.checks.ledger import (
     CREATED,
     FAILED,
     NOT_CHECKED,
@@ -22,6 +21,7 @@ from numberyo_provider.ledger import (
     default_ledger_url,
     request_id,
 )
+from numberyo_provider.errors import ConfigurationError
 
 NUMBERS = ["32456789023", "32456789024", "32456789025"]
 

@@ -18,6 +18,7 @@ from numberyo_provider.api.models import (
     HlrResult,
     Pagination,
     VerifyResult,
+    canonical_check_type,
     normalize_check_type,
     parse_timestamp,
 )
@@ -183,7 +184,12 @@ def test_bad_shapes_name_the_field(model: Any, raw: Any, match: str) -> None:
 
 
 def test_check_types() -> None:
-    assert normalize_check_type(" hlr ") == "HLR"
-    assert normalize_check_type("VERIFY") == "Verify"
+    assert canonical_check_type(" hlr ") == "HLR"
+    assert canonical_check_type("VERIFY") == "Verify"
     with pytest.raises(ConfigurationError, match="use one of HLR, Verify"):
-        normalize_check_type("lookup")
+        canonical_check_type("lookup")
+
+
+def test_the_old_name_of_canonical_check_type_still_works_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="use canonical_check_type"):
+        assert normalize_check_type(" hlr ") == "HLR"

@@ -1,4 +1,4 @@
-"""Normalisation and deduplication of source values before any paid check."""
+"""Source values to E.164, validated and deduplicated, before any paid check."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from decimal import Decimal
 
 import pytest
 
-from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.numbers import (
+from numberyo_provider.checks.numbers import (
     Deduplicator,
-    NormalizedNumber,
+    E164Number,
     RejectedNumber,
     check_region,
-    normalize,
+    to_e164,
 )
+from numberyo_provider.errors import ConfigurationError
 
 # (raw value, default_region, expected digits, expected region)
 VALID = [
@@ -62,8 +62,8 @@ VALID = [
 def test_valid_numbers_normalise_to_e164_digits(
     raw: str, region: str | None, digits: str, number_region: str | None
 ) -> None:
-    result = normalize(raw, region)
-    assert isinstance(result, NormalizedNumber), result
+    result = to_e164(raw, region)
+    assert isinstance(result, E164Number), result
     assert result.digits == digits
     assert result.e164 == "+" + digits
     assert result.region == number_region
@@ -96,7 +96,7 @@ INVALID = [
 def test_invalid_values_are_rejected_with_a_reason(
     raw: str | None, region: str | None, fragment: str
 ) -> None:
-    result = normalize(raw, region)
+    result = to_e164(raw, region)
     assert isinstance(result, RejectedNumber), result
     assert fragment in result.reason
     assert result.raw == ("" if raw is None else raw)
@@ -104,18 +104,18 @@ def test_invalid_values_are_rejected_with_a_reason(
 
 def test_national_number_depends_on_the_region() -> None:
     """One national string is a different number in each region: the region is never guessed."""
-    be = normalize("0456 78 90 23", "BE")
-    fr = normalize("0456 78 90 23", "FR")
-    assert isinstance(be, NormalizedNumber) and isinstance(fr, NormalizedNumber)
+    be = to_e164("0456 78 90 23", "BE")
+    fr = to_e164("0456 78 90 23", "FR")
+    assert isinstance(be, E164Number) and isinstance(fr, E164Number)
     assert (be.digits, fr.digits) == ("32456789023", "33456789023")
     # A bare national number without a region is refused, not read in some default region.
-    assert isinstance(normalize("0456789023"), RejectedNumber)
+    assert isinstance(to_e164("0456789023"), RejectedNumber)
 
 
 def test_a_mistyped_national_number_is_not_reread_as_another_country() -> None:
     # "4567890231" is not a Belgian number; as +45... it would be a valid Danish one. With a
     # default region it is read as national only, so no stranger's number is charged.
-    result = normalize("4567890231", "BE")
+    result = to_e164("4567890231", "BE")
     assert isinstance(result, RejectedNumber)
     assert "region BE" in result.reason
 
@@ -136,9 +136,9 @@ def test_duplicates_in_different_formats_give_the_same_digits() -> None:
         Decimal("32456789023"),
         "+32 456 78 90 23 ext. 12",
     ]
-    results = [normalize(raw, "BE") for raw in formats]
-    assert all(isinstance(r, NormalizedNumber) for r in results), results
-    assert {r.digits for r in results if isinstance(r, NormalizedNumber)} == {"32456789023"}
+    results = [to_e164(raw, "BE") for raw in formats]
+    assert all(isinstance(r, E164Number) for r in results), results
+    assert {r.digits for r in results if isinstance(r, E164Number)} == {"32456789023"}
 
 
 @pytest.mark.parametrize(
@@ -150,8 +150,8 @@ def test_duplicates_in_different_formats_give_the_same_digits() -> None:
     ],
 )
 def test_extensions_are_stripped_and_kept_aside(raw: str, digits: str, extension: str) -> None:
-    result = normalize(raw)
-    assert isinstance(result, NormalizedNumber)
+    result = to_e164(raw)
+    assert isinstance(result, E164Number)
     assert (result.digits, result.extension) == (digits, extension)
 
 
@@ -166,16 +166,16 @@ def test_extensions_are_stripped_and_kept_aside(raw: str, digits: str, extension
     ],
 )
 def test_numbers_stored_as_numbers(raw: object, digits: str, raw_text: str) -> None:
-    result = normalize(raw)
-    assert isinstance(result, NormalizedNumber), result
+    result = to_e164(raw)
+    assert isinstance(result, E164Number), result
     assert result.digits == digits
     assert result.raw == raw_text
 
 
 def test_integers_with_a_region_are_national_numbers() -> None:
     # A spreadsheet drops the leading 0 of 0456789023; the region still reads it.
-    result = normalize(456789023, "BE")
-    assert isinstance(result, NormalizedNumber)
+    result = to_e164(456789023, "BE")
+    assert isinstance(result, E164Number)
     assert result.digits == "32456789023"
 
 
@@ -195,7 +195,7 @@ def test_integers_with_a_region_are_national_numbers() -> None:
     ],
 )
 def test_values_of_other_types_are_rejected(raw: object, fragment: str) -> None:
-    result = normalize(raw)
+    result = to_e164(raw)
     assert isinstance(result, RejectedNumber), result
     assert fragment in result.reason
     assert isinstance(result.raw, str)
@@ -203,21 +203,21 @@ def test_values_of_other_types_are_rejected(raw: object, fragment: str) -> None:
 
 def test_unknown_default_region_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="'XX'"):
-        normalize("+32456789023", "XX")
+        to_e164("+32456789023", "XX")
     with pytest.raises(ConfigurationError, match="'GB'"):
-        normalize("+32456789023", "UK")
+        to_e164("+32456789023", "UK")
     with pytest.raises(ConfigurationError, match="string"):
-        normalize("+32456789023", 32)  # type: ignore[arg-type]
+        to_e164("+32456789023", 32)  # type: ignore[arg-type]
     assert check_region(" be ") == "BE"
     assert check_region(None) is None
 
 
 def test_the_cache_never_mixes_up_raw_values() -> None:
     """The outcome is cached per text; each result still carries its own raw value."""
-    first = normalize("32456789023")
-    second = normalize(32456789023)
-    third = normalize("32456789023", "FR")  # another region: not the BE answer from the cache
-    assert isinstance(first, NormalizedNumber) and isinstance(second, NormalizedNumber)
+    first = to_e164("32456789023")
+    second = to_e164(32456789023)
+    third = to_e164("32456789023", "FR")  # another region: not the BE answer from the cache
+    assert isinstance(first, E164Number) and isinstance(second, E164Number)
     assert first.raw == second.raw == "32456789023"
     assert isinstance(third, RejectedNumber) and "region FR" in third.reason
 
@@ -227,8 +227,8 @@ def test_deduplicator_counts_each_number_once() -> None:
     raws = ["+32 456 78 90 23", "0456789023", "+33 6 12 34 56 78", "0032456789023"]
     fresh = []
     for raw in raws:
-        result = normalize(raw, "BE")
-        assert isinstance(result, NormalizedNumber)
+        result = to_e164(raw, "BE")
+        assert isinstance(result, E164Number)
         if not dedup.seen(result.digits):
             fresh.append(result.digits)
     assert fresh == ["32456789023", "33612345678"]

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from numberyo_provider.ledger import Ledger
+from numberyo_provider.checks.ledger import Ledger
 from numberyo_provider.private_files import (
     create_private_file,
     create_private_with,

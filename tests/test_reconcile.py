@@ -11,8 +11,8 @@ import pytest
 
 from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.api.models import CheckResults
-from numberyo_provider.ledger import Ledger, LedgerRow, request_id
-from numberyo_provider.reconcile import number_of, reconcile, wait_until_settled
+from numberyo_provider.checks.ledger import Ledger, LedgerRow, request_id
+from numberyo_provider.checks.reconcile import number_of, reconcile, wait_until_settled
 
 A, B = "32456789023", "32471234567"
 SKEW = timedelta(seconds=5)

@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
+from numberyo_provider.checks.numbers import E164Number, to_e164
+from numberyo_provider.checks.sharding import check_shard, in_shard, shard_of
 from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.numbers import NormalizedNumber, normalize
-from numberyo_provider.sharding import check_shard, in_shard, shard_of
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def test_shard_is_the_same_in_another_process_with_another_hash_seed() -> None:
     numbers = [str(32_400_000_000 + i * 7919) for i in range(200)]
     script = (
         "import json, sys\n"
-        "from numberyo_provider.sharding import shard_of\n"
+        "from numberyo_provider.checks.sharding import shard_of\n"
         "print(json.dumps([shard_of(d, 5) for d in json.loads(sys.argv[1])]))\n"
     )
     results = []
@@ -69,8 +69,8 @@ def test_shards_are_balanced_and_partition_the_input() -> None:
 
 def test_formats_of_one_number_land_in_one_shard() -> None:
     raws = ["+32 456 78 90 23", "0456 78 90 23", "0032456789023", 32456789023]
-    results = [normalize(raw, "BE") for raw in raws]
-    shards = {shard_of(r.digits, 8) for r in results if isinstance(r, NormalizedNumber)}
+    results = [to_e164(raw, "BE") for raw in raws]
+    shards = {shard_of(r.digits, 8) for r in results if isinstance(r, E164Number)}
     assert len(shards) == 1
 
 

@@ -11,14 +11,14 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
-from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.source import (
+from numberyo_provider.checks.source import (
     MAX_IDENTIFIER_LENGTH,
     SourceSpec,
     iter_source_values,
     iter_values_from_connection,
     open_source,
 )
+from numberyo_provider.errors import ConfigurationError
 
 ROWS = 100_000
 BASE = 32_400_000_000

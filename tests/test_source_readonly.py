@@ -22,19 +22,21 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
-from numberyo_provider import source as source_module
 from numberyo_provider.api.client import NumberYoClient
-from numberyo_provider.checker import CheckOptions, run_check
-from numberyo_provider.cli import main
-from numberyo_provider.errors import ConfigurationError
-from numberyo_provider.read_only_sql import read_only_statement
-from numberyo_provider.source import (
+from numberyo_provider.checks import CheckOptions, run_check
+from numberyo_provider.checks.source import (
     Source,
     SourceSpec,
     iter_source_values,
     iter_values_from_connection,
     open_source,
 )
+from numberyo_provider.checks.source import read_only as read_only_module
+from numberyo_provider.checks.source import spec as spec_module
+from numberyo_provider.checks.source import stream as stream_module
+from numberyo_provider.checks.source.read_only_sql import read_only_statement
+from numberyo_provider.cli import main
+from numberyo_provider.errors import ConfigurationError
 
 PHONES = ["+32456000001", "+32456000002", "+32456000003"]
 MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/"
@@ -273,11 +275,12 @@ def test_a_writing_sql_is_refused_before_anything_runs(
 
 def _bypass_lexical_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let any statement through to the database, as if the lexical check had a hole."""
-    monkeypatch.setattr(
-        source_module,
-        "read_only_statement",
-        lambda sql, dialect=None: sql.strip().rstrip(";"),
-    )
+    for module in (spec_module, stream_module):  # the selection check, then each query
+        monkeypatch.setattr(
+            module,
+            "read_only_statement",
+            lambda sql, dialect=None: sql.strip().rstrip(";"),
+        )
 
 
 @pytest.mark.parametrize(
@@ -324,7 +327,7 @@ def test_postgres_read_only_transaction_refuses_writes_the_lexical_check_cannot_
             list(iter_source_values(SourceSpec(postgres_url, sql=sql)))
     # ... and the read-only transaction alone refuses it too, without a cursor around it.
     with (
-        source_module._read_only_connection(sa.make_url(postgres_url)) as conn,
+        read_only_module.read_only_connection(sa.make_url(postgres_url)) as conn,
         pytest.raises(sa.exc.DBAPIError, match="read-only transaction"),
     ):
         conn.exec_driver_sql("DELETE FROM victim RETURNING phone")
@@ -500,7 +503,7 @@ def test_run_check_validates_a_source_before_creating_anything(
                 options=CheckOptions(check_type="HLR", run_id="r", default_region="BE"),
                 chunks=source,
                 warehouse=f"duckdb:///{tmp_path / 'out' / 'wh.duckdb'}",
-                parquet_root=str(tmp_path / "out" / "landing"),
+                parquet_path=str(tmp_path / "out" / "landing"),
             )
     finally:
         client.close()

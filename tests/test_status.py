@@ -27,8 +27,8 @@ from test_sync_operator import (  # type: ignore[import-not-found]
 )
 
 from numberyo_provider.api.client import NumberYoClient
-from numberyo_provider.checker import CheckOptions, run_check
-from numberyo_provider.ledger import PENDING, Ledger, default_ledger_url
+from numberyo_provider.checks import CheckOptions, run_check
+from numberyo_provider.checks.ledger import PENDING, Ledger, default_ledger_url
 from numberyo_provider.status import StatusError, read_status
 from numberyo_provider.sync import run_sync
 
@@ -59,26 +59,26 @@ def check(server: Any, wh: str, root: Path, numbers: list[str], run_id: str, **c
     with NumberYoClient(server.token, server.url, pool_size=4, **client) as api:
         return run_check(
             client=api,
-            options=CheckOptions(check_type="HLR", run_id=run_id, max_workers=4),
+            options=CheckOptions(check_type="HLR", run_id=run_id, concurrency=4),
             chunks=[list(numbers)],
             warehouse=wh,
-            parquet_root=str(root / "checks"),
+            parquet_path=str(root / "checks"),
         )
 
 
 _KILLED = """
 import sys
-from numberyo_provider.checker import CheckOptions, run_check
+from numberyo_provider.checks import CheckOptions, run_check
 from numberyo_provider.api.client import NumberYoClient
 
 url, token, wh, root, *numbers = sys.argv[1:]
 with NumberYoClient(token, url, pool_size=4) as api:
     run_check(
         client=api,
-        options=CheckOptions(check_type="HLR", run_id="lost-run", max_workers=4),
+        options=CheckOptions(check_type="HLR", run_id="lost-run", concurrency=4),
         chunks=[numbers],
         warehouse=wh,
-        parquet_root=root,
+        parquet_path=root,
     )
 """
 
@@ -285,7 +285,7 @@ def test_pending_then_reconciled_by_a_rerun(
             ),
             chunks=[list(LOST)],
             warehouse=wh,
-            parquet_root=str(tmp_path / "checks"),
+            parquet_path=str(tmp_path / "checks"),
         )
     assert len(server.sim.charges()) == 2
     after = read_status(wh)

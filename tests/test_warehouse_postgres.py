@@ -389,6 +389,35 @@ def test_existing_check_ids_needs_the_results_too(wh: SqlWarehouse, tmp_path: Pa
     assert wh.existing_check_ids([]) == set()
 
 
+def test_fresh_numbers_are_the_distinct_numbers_of_a_type_since_a_time(
+    wh: SqlWarehouse, tmp_path: Path
+) -> None:
+    """What a check run need not pay for again: numbers (as stored) of checks of the type created
+    at or after ``since``; other types, older checks and checks without a number do not count."""
+    assert wh.fresh_numbers("HLR", T0) == []
+    files = land(
+        tmp_path / "land",
+        "fresh",
+        checks=[
+            check(1, phone_number="32456000001"),
+            check(2, phone_number="32456000001"),  # the same number twice: listed once
+            check(3, phone_number="hmac:abc"),  # a pseudonym is a number as stored
+            check(4),  # no number (a check listed by the sync before its details)
+            check(5, phone_number="32456000005", type="Verify"),
+            {**check(6, phone_number="32456000006"), "created_at": T0 - timedelta(days=1)},
+        ],
+    )
+    wh.commit_load(commit("fresh", files))
+    assert sorted(wh.fresh_numbers("HLR", T0)) == ["32456000001", "hmac:abc"]
+    assert sorted(wh.fresh_numbers("HLR", T0 - timedelta(days=2))) == [
+        "32456000001",
+        "32456000006",
+        "hmac:abc",
+    ]
+    assert wh.fresh_numbers("Verify", T0) == ["32456000005"]
+    assert wh.fresh_numbers("HLR", T0 + timedelta(minutes=4)) == []
+
+
 def test_failed_loads_are_listed_for_cleanup_but_never_a_committed_one(
     wh: SqlWarehouse, tmp_path: Path
 ) -> None:

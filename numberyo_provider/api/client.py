@@ -59,7 +59,7 @@ from numberyo_provider.api.models import (
     CheckPage,
     CheckResults,
     CreatedCheck,
-    normalize_check_type,
+    canonical_check_type,
 )
 from numberyo_provider.api.ratelimit import RateLimiter
 from numberyo_provider.api.retry import Failure, classify_failure
@@ -380,7 +380,7 @@ class NumberYoClient(_ClientCore):
         In both cases do not resend: list recent checks (:meth:`iter_checks`) to reconcile.
         ``InsufficientCreditsError`` (422) carries the server's text; nothing was charged.
         """
-        check_type = normalize_check_type(check_type)
+        check_type = canonical_check_type(check_type)
         digits = _clean_phone_number(phone_number)
         payload = {"phone_number": digits, "type": check_type}
         problem: BadResponseError

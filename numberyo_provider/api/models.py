@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, overload
 
+from numberyo_provider.deprecation import warn_renamed
 from numberyo_provider.errors import BadResponseError, ConfigurationError
 
 #: The check types the API documents, spelled as it spells them.
@@ -23,7 +24,7 @@ CHECK_TYPES: tuple[str, ...] = ("HLR", "Verify")
 _CHECK_TYPES_BY_LOWER = {t.lower(): t for t in CHECK_TYPES}
 
 
-def normalize_check_type(value: str) -> str:
+def canonical_check_type(value: str) -> str:
     """``"hlr"`` -> ``"HLR"``; anything else the API does not document is a ConfigurationError."""
     canonical = _CHECK_TYPES_BY_LOWER.get(str(value).strip().lower())
     if canonical is None:
@@ -32,6 +33,15 @@ def normalize_check_type(value: str) -> str:
             "(case does not matter)"
         )
     return canonical
+
+
+def normalize_check_type(value: str) -> str:
+    """Deprecated: :func:`canonical_check_type` (renamed in 0.2; "normalize" names only the sync's
+    stage from API models to Arrow tables)."""
+    warn_renamed(
+        "normalize_check_type", "canonical_check_type", where="numberyo_provider.api.models"
+    )
+    return canonical_check_type(value)
 
 
 def _api_check_type(value: str, where: str) -> str:
@@ -444,6 +454,6 @@ __all__ = [
     "HlrResult",
     "Pagination",
     "VerifyResult",
-    "normalize_check_type",
+    "canonical_check_type",
     "parse_timestamp",
 ]

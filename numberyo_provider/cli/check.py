@@ -37,7 +37,7 @@ import sys
 import threading
 from datetime import timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from numberyo_provider.cli.errors import (
     EXIT_CODES_HELP,
@@ -61,20 +61,45 @@ from numberyo_provider.cli.options import (
 from numberyo_provider.config import (
     BASE_URL_ENV,
     TOKEN_ENV,
-    default_parquet_dir,
     resolve_base_url,
+    resolve_parquet_path,
     resolve_privacy,
     resolve_token,
 )
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.private_files import private_umask
 
+if TYPE_CHECKING:
+    from numberyo_provider.checks.source import SourceSpec
 
-def _workers(text: str) -> int:
+
+def _concurrency(text: str) -> int:
     value = positive_int(text)
     if value > 256:
-        raise argparse.ArgumentTypeError(f"expected 1 to 256 workers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected 1 to 256 parallel POSTs, got {text!r}")
     return value
+
+
+class _RenamedFlag(argparse.Action):
+    """An old flag name: works as the new one, after a one-line warning on stderr."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, new: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(
+            f"{parser.prog}: warning: {option_string} is deprecated, use {self.new} (the old "
+            "name stops working in 0.3)",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
 
 
 def register(subparsers: Any) -> None:
@@ -138,7 +163,20 @@ def register(subparsers: Any) -> None:
         help="read and clean the numbers, report how many would be sent; send nothing",
     )
     what.add_argument(
-        "--workers", type=_workers, default=8, metavar="N", help="parallel POSTs (default 8)"
+        "--concurrency",
+        type=_concurrency,
+        default=8,
+        metavar="N",
+        help="parallel POSTs (default 8)",
+    )
+    what.add_argument(  # renamed in 0.2
+        "--workers",
+        dest="concurrency",
+        type=_concurrency,
+        action=_RenamedFlag,
+        new="--concurrency",
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
     )
     what.add_argument(
         "--run-id",
@@ -166,8 +204,8 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=handle)
 
 
-def _source_spec(args: argparse.Namespace) -> Any:
-    from numberyo_provider.source import SourceSpec
+def _source_spec(args: argparse.Namespace) -> SourceSpec:
+    from numberyo_provider.checks.source import SourceSpec
 
     if args.sql is not None and args.table is not None:
         raise ConfigurationError("give --table/--column or --sql, not both")
@@ -181,7 +219,7 @@ def _source_spec(args: argparse.Namespace) -> Any:
 def _say_if_resuming(ledger_url: str, run_id: str) -> None:
     """The default run id is per day: a second run of the same command the same day resumes the
     first. Say so, or its summary would read as if the results were fresh."""
-    from numberyo_provider.ledger import Ledger, existing_ledger
+    from numberyo_provider.checks.ledger import Ledger, existing_ledger
 
     if not existing_ledger(ledger_url):
         return
@@ -200,7 +238,7 @@ def _say_if_resuming(ledger_url: str, run_id: str) -> None:
 
 
 def _default_run_id(args: argparse.Namespace, check_type: str) -> str:
-    from numberyo_provider.checker import default_cli_run_id
+    from numberyo_provider.checks import default_cli_run_id
     from numberyo_provider.warehouse import mask_url
 
     selection = f"{args.schema}.{args.table}.{args.column}" if args.sql is None else args.sql
@@ -221,17 +259,17 @@ def handle(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from numberyo_provider.api.client import NumberYoClient
-    from numberyo_provider.api.models import normalize_check_type
-    from numberyo_provider.budget import DEFAULT_COST_ESTIMATE
-    from numberyo_provider.checker import CheckOptions, run_check
-    from numberyo_provider.ledger import default_ledger_url
+    from numberyo_provider.api.models import canonical_check_type
+    from numberyo_provider.cancellation import cancellable_sleep
+    from numberyo_provider.checks import CheckOptions, run_check
+    from numberyo_provider.checks.budget import DEFAULT_COST_ESTIMATE
+    from numberyo_provider.checks.ledger import default_ledger_url
+    from numberyo_provider.checks.source import open_source
+    from numberyo_provider.checks.verdict import failed_numbers, money_spent
     from numberyo_provider.progress import Progress
-    from numberyo_provider.source import open_source
-    from numberyo_provider.sync import cancellable_sleep
-    from numberyo_provider.verdict import failed_numbers, money_spent
 
     spec = _source_spec(args)
-    check_type = normalize_check_type(args.type)
+    check_type = canonical_check_type(args.type)
     token = resolve_token(required=not args.dry_run)
     options = CheckOptions(
         check_type=check_type,
@@ -241,7 +279,7 @@ def _run(args: argparse.Namespace) -> int:
         max_credits=args.max_credits,
         max_age=timedelta(days=args.max_age_days),
         force=args.force,
-        max_workers=args.workers,
+        concurrency=args.concurrency,
         dry_run=args.dry_run,
         reconcile_settle=timedelta(seconds=args.reconcile_settle),
         cost_estimate=(
@@ -252,13 +290,13 @@ def _run(args: argparse.Namespace) -> int:
     # Names, query and URL are checked (read-only) before run_check creates any file.
     source = open_source(spec)
     base_url = resolve_base_url(args.base_url)
-    parquet_dir = args.parquet_dir or default_parquet_dir(args.warehouse)
+    parquet_path = resolve_parquet_path(args.parquet_path, warehouse=args.warehouse)
     stop = threading.Event()
     configure_logging(args.verbose)
     client = NumberYoClient(
         token or "dry-run",
         base_url,
-        pool_size=args.workers,
+        pool_size=args.concurrency,
         sleep=cancellable_sleep(stop),
         **client_options(args),
     )
@@ -292,13 +330,13 @@ def _run(args: argparse.Namespace) -> int:
             options=options,
             chunks=source,
             warehouse=args.warehouse,
-            parquet_root=parquet_dir,
+            parquet_path=parquet_path,
             ledger=args.ledger,
             privacy=privacy,
-            lock_timeout_s=args.lock_timeout,
+            lock_timeout=args.lock_timeout,
             progress=progress,
             on_checker=lambda c: holder.__setitem__("checker", c),
-            stop_event=stop,
+            cancel=stop,
         )
     finally:
         signal.signal(signal.SIGINT, previous)

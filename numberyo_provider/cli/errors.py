@@ -64,15 +64,14 @@ def exit_code(exc: BaseException) -> int:
 #: line they are flags. Plain words (table, column) count only with their ``=``.
 _KEYWORD_AS_FLAG = re.compile(
     r"(?<![\w-])(?:(sql|table|column|schema|ledger|warehouse)=|"
-    r"(base_url|max_checks|max_credits|max_workers|cost_estimate|parquet_path)\b=?)"
+    r"(base_url|max_checks|max_credits|concurrency|cost_estimate|parquet_path)\b=?)"
     r"(?P<value>['\"\w])?"
 )
-_FLAG_NAMES = {"max_workers": "workers"}
 
 
 def _as_flag(match: re.Match[str]) -> str:
     name = match.group(1) or match.group(2)
-    flag = "--" + _FLAG_NAMES.get(name, name).replace("_", "-")
+    flag = "--" + name.replace("_", "-")
     value = match.group("value")
     return f"{flag} {value}" if value else flag
 

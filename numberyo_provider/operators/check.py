@@ -1,7 +1,7 @@
 """Operators: paid checks of the numbers in a table, credit-safe and idempotent.
 
 * :class:`NumberYoCreateChecksOperator` reads a source (an Airflow SQL connection or a SQLAlchemy
-  URL), cleans the numbers and creates the checks (:mod:`numberyo_provider.checker`); with
+  URL), cleans the numbers and creates the checks (:mod:`numberyo_provider.checks`); with
   ``load=True`` (default) it also loads them into the warehouse.
 * For large tables, map it over shards (``.partial(shards=N, load=False).expand(shard_index=...)``):
   each mapped task checks the numbers of its shard and only lands Parquet; then ONE
@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
-from numberyo_provider.budget import DEFAULT_COST_ESTIMATE
+from numberyo_provider.checks.budget import DEFAULT_COST_ESTIMATE
 from numberyo_provider.coercion import as_bool, as_decimal, as_int, as_text
+from numberyo_provider.deprecation import warn_renamed
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.hooks.numberyo import NumberYoHook
 from numberyo_provider.operators.sync import default_outlets
@@ -39,7 +40,7 @@ from numberyo_provider.operators.sync import default_outlets
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from numberyo_provider.checker import CheckSummary
+    from numberyo_provider.checks import Checker, CheckOptions, CheckSummary
     from numberyo_provider.privacy import PrivacyPolicy
     from numberyo_provider.sync.land import LandedFile
 
@@ -104,7 +105,8 @@ class NumberYoCreateChecksOperator(BaseOperator):
     :param max_credits: at most this many credits per task (templated); ``cost_estimate``: the
         price assumed for the first check of the type while it is unknown (default 1.00).
     :param max_age_days: reuse results newer than this (default 30) unless ``force``.
-    :param max_workers: parallel POSTs (default 8), sharing one HTTP session and rate limit.
+    :param concurrency: parallel POSTs (default 8), sharing one HTTP session and rate limit
+        (templated). Renamed from ``max_workers`` in 0.2; the old name still works until 0.3.
     :param run_id: the run's id in the ledger; default ``<dag_id>:<run_id>`` (every retry and
         every shard of a DAG run shares it).
     :param warehouse: ``duckdb:///path.duckdb`` or a SQLAlchemy URL (templated).
@@ -141,7 +143,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
         "cost_estimate",
         "max_age_days",
         "force",
-        "max_workers",
+        "concurrency",
         "run_id",
         "warehouse",
         "parquet_path",
@@ -175,7 +177,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
         cost_estimate: float | str | Decimal | None = None,
         max_age_days: float | str = 30,
         force: bool | str = False,
-        max_workers: int | str = 8,
+        concurrency: int | str = 8,
         run_id: str | None = None,
         warehouse: str,
         parquet_path: str,
@@ -192,8 +194,12 @@ class NumberYoCreateChecksOperator(BaseOperator):
         storage_options: dict[str, Any] | None = None,
         chunk_size: int = 10_000,
         reconcile_settle_s: float = 30.0,
+        max_workers: int | str | None = None,
         **kwargs: Any,
     ) -> None:
+        if max_workers is not None:  # renamed in 0.2
+            warn_renamed("max_workers", "concurrency", where=type(self).__name__, stacklevel=3)
+            concurrency = max_workers
         if load is True and not plan_only:
             default_outlets(kwargs, warehouse)
         super().__init__(**kwargs)
@@ -211,7 +217,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
         self.cost_estimate = cost_estimate
         self.max_age_days = max_age_days
         self.force = force
-        self.max_workers = max_workers
+        self.concurrency = concurrency
         self.run_id = run_id
         self.warehouse = warehouse
         self.parquet_path = parquet_path
@@ -228,14 +234,14 @@ class NumberYoCreateChecksOperator(BaseOperator):
         self.storage_options = storage_options
         self.chunk_size = chunk_size
         self.reconcile_settle_s = reconcile_settle_s
-        self._checker: Any = None
+        self._checker: Checker | None = None
         self._stop = threading.Event()
 
     # --- the source ------------------------------------------------------------------------------
 
     @contextmanager
     def _chunks(self) -> Iterator[Iterable[list[object]]]:
-        from numberyo_provider.source import (
+        from numberyo_provider.checks.source import (
             SourceSpec,
             iter_values_from_connection,
             open_source,
@@ -282,8 +288,8 @@ class NumberYoCreateChecksOperator(BaseOperator):
 
     # --- execution -------------------------------------------------------------------------------
 
-    def _options(self, context: Context) -> Any:
-        from numberyo_provider.checker import CheckOptions
+    def _options(self, context: Context) -> CheckOptions:
+        from numberyo_provider.checks import CheckOptions
 
         run_id = as_text(self.run_id) or f"{context['dag'].dag_id}:{context['run_id']}"
         cost = as_decimal("cost_estimate", self.cost_estimate)
@@ -301,7 +307,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
             max_credits=as_decimal("max_credits", self.max_credits),
             max_age=max_age,
             force=as_bool("force", self.force),
-            max_workers=as_int("max_workers", self.max_workers, minimum=1) or 1,
+            concurrency=as_int("concurrency", self.concurrency, minimum=1) or 1,
             shard_index=as_int("shard_index", self.shard_index, minimum=0) or 0,
             shards=as_int("shards", self.shards, minimum=1) or 1,
             dry_run=as_bool("plan_only", self.plan_only),
@@ -312,9 +318,9 @@ class NumberYoCreateChecksOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         # The run's modules (pyarrow, phonenumbers, ...) are imported here, not when the DAG
         # file is parsed.
-        from numberyo_provider.checker import ON_INSUFFICIENT_CREDITS, run_check
-        from numberyo_provider.sync import cancellable_sleep
-        from numberyo_provider.verdict import failed_numbers
+        from numberyo_provider.cancellation import cancellable_sleep
+        from numberyo_provider.checks import ON_INSUFFICIENT_CREDITS, run_check
+        from numberyo_provider.checks.verdict import failed_numbers
 
         policy = str(self.on_insufficient_credits or "fail").strip().lower()
         if policy not in ON_INSUFFICIENT_CREDITS:
@@ -328,7 +334,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
         hook = NumberYoHook(self.numberyo_conn_id)
         privacy = privacy_policy(self.privacy, self.privacy_secret, hook)
         self._stop = threading.Event()
-        client = hook.get_client(pool_size=options.max_workers, sleep=cancellable_sleep(self._stop))
+        client = hook.get_client(pool_size=options.concurrency, sleep=cancellable_sleep(self._stop))
         try:
             with self._chunks() as chunks:
                 run = run_check(
@@ -336,14 +342,14 @@ class NumberYoCreateChecksOperator(BaseOperator):
                     options=options,
                     chunks=chunks,
                     warehouse=self.warehouse,
-                    parquet_root=self.parquet_path,
+                    parquet_path=self.parquet_path,
                     ledger=as_text(self.ledger),
                     storage_options=self.storage_options,
                     privacy=privacy,
-                    lock_timeout_s=self.lock_timeout,
+                    lock_timeout=self.lock_timeout,
                     commit=load,
                     on_checker=self._attach,
-                    stop_event=self._stop,
+                    cancel=self._stop,
                 )
         finally:
             self._checker = None
@@ -374,7 +380,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
             self.log.warning("%s (allow_failed_numbers=True: the task succeeds)", failure)
         return result
 
-    def _attach(self, checker: Any) -> None:
+    def _attach(self, checker: Checker) -> None:
         self._checker = checker
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -451,6 +457,8 @@ class NumberYoLoadLandedOperator(BaseOperator):
     (``check_requests``, ``rejected_numbers``) and fetches the results of any created check no
     file holds (a shard killed before landing). Runs with ``trigger_rule="all_done"`` by default,
     so what the shards did is loaded even when one ran out of credits. Returns the merged summary.
+    ``concurrency``: parallel result fetches (default 8); renamed from ``max_workers`` in 0.2, the
+    old name still works until 0.3.
     """
 
     template_fields: Sequence[str] = (
@@ -477,9 +485,13 @@ class NumberYoLoadLandedOperator(BaseOperator):
         privacy_secret: str | None = None,
         lock_timeout: float = 60.0,
         storage_options: dict[str, Any] | None = None,
-        max_workers: int = 8,
+        concurrency: int = 8,
+        max_workers: int | None = None,
         **kwargs: Any,
     ) -> None:
+        if max_workers is not None:  # renamed in 0.2
+            warn_renamed("max_workers", "concurrency", where=type(self).__name__, stacklevel=3)
+            concurrency = max_workers
         kwargs.setdefault("trigger_rule", "all_done")
         default_outlets(kwargs, warehouse)
         super().__init__(**kwargs)
@@ -493,11 +505,11 @@ class NumberYoLoadLandedOperator(BaseOperator):
         self.privacy_secret = privacy_secret
         self.lock_timeout = lock_timeout
         self.storage_options = storage_options
-        self.max_workers = max_workers
+        self.concurrency = concurrency
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from numberyo_provider.checker import CheckSummary, commit_check_run
-        from numberyo_provider.ledger import Ledger, default_ledger_url
+        from numberyo_provider.checks import CheckSummary, commit_check_run
+        from numberyo_provider.checks.ledger import Ledger, default_ledger_url
 
         pulled = context["ti"].xcom_pull(task_ids=self.check_task_id, key=XCOM_KEY)
         parts = _as_list(pulled)
@@ -516,7 +528,7 @@ class NumberYoLoadLandedOperator(BaseOperator):
                 raise AirflowSkipException(
                     f"nothing to load: no check task of run {run_id} ran (see the upstream tasks)"
                 )
-            with hook.get_client(pool_size=self.max_workers) as client:
+            with hook.get_client(pool_size=self.concurrency) as client:
                 report = commit_check_run(
                     warehouse=self.warehouse,
                     ledger=ledger,
@@ -524,11 +536,11 @@ class NumberYoLoadLandedOperator(BaseOperator):
                     files=files,
                     started_at=started,
                     client=client,
-                    parquet_root=self.parquet_path,
+                    parquet_path=self.parquet_path,
                     storage_options=self.storage_options,
                     privacy=privacy,
-                    lock_timeout_s=self.lock_timeout,
-                    max_workers=self.max_workers,
+                    lock_timeout=self.lock_timeout,
+                    concurrency=self.concurrency,
                 )
             counts = ledger.counts(run_id)
         finally:

@@ -119,7 +119,8 @@ class NumberYoSyncOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from numberyo_provider.sync import cancellable_sleep, run_sync
+        from numberyo_provider.cancellation import cancellable_sleep
+        from numberyo_provider.sync import run_sync
 
         hook = NumberYoHook(self.numberyo_conn_id)
         options = self._sync_options(hook)

@@ -31,6 +31,10 @@ these beyond what the reference documents):
   ``{"message": "Server Error."}``; 503 ``{"message": "Service Unavailable"}``; 502 and 504 an
   HTML page, as a reverse proxy in front of the API would send. Faults are drawn after
   authentication, so a bad token always answers 401.
+
+Why one module of about 690 lines: it is the stand-in account, one lock-guarded state (checks,
+credits, the request log, scripted faults) that every endpoint reads and writes; the HTTP layer
+(``app``), the seeded history (``catalog``) and the contacts are modules of their own.
 """
 
 from __future__ import annotations

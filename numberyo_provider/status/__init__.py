@@ -2,9 +2,9 @@
 
 The counterpart of ``dlt pipeline info`` / ``trace``, read from what the sync and the check runs
 already write: ``_sync_state`` (the watermark), ``_loads`` (one row per load, committed or
-failed), the data tables, and the request ledger (:mod:`numberyo_provider.ledger`). Nothing is
-written: DuckDB is opened read-only, PostgreSQL in a read-only transaction, and a warehouse or a
-ledger that does not exist is reported as such, never created.
+failed), the data tables, and the request ledger (:mod:`numberyo_provider.checks.ledger`).
+Nothing is written: DuckDB is opened read-only, PostgreSQL in a read-only transaction, and a
+warehouse or a ledger that does not exist is reported as such, never created.
 
 :func:`read_status` returns a :class:`StatusReport` (``as_dict()`` for JSON, ``render()`` for
 people). Its :attr:`StatusReport.attention` lists what needs a person, each with a stable code

@@ -2,8 +2,8 @@
 
 Paid requests whose outcome is unknown (and whether a live process holds them), the claims held
 (abandoned or not) and the credits spent per day and check type, read from the ledger
-(:mod:`numberyo_provider.ledger`) without creating it: a ledger that is not there is a note in
-the report, or a :class:`~numberyo_provider.errors.StatusError` when it was asked for by name.
+(:mod:`numberyo_provider.checks.ledger`) without creating it: a ledger that is not there is a note
+in the report, or a :class:`~numberyo_provider.errors.StatusError` when it was asked for by name.
 Phone numbers are masked.
 """
 
@@ -31,7 +31,7 @@ def _read_ledger(
 ) -> None:
     import sqlalchemy as sa
 
-    from numberyo_provider.ledger import (
+    from numberyo_provider.checks.ledger import (
         CLAIMS_TABLE,
         CREATED,
         PENDING,

@@ -28,7 +28,7 @@ def read_status(
     now: datetime | None = None,
 ) -> StatusReport:
     """The status of ``warehouse`` (``duckdb:///file`` or a SQLAlchemy URL) and of its request
-    ledger (``ledger``; default :func:`~numberyo_provider.ledger.default_ledger_url`, skipped
+    ledger (``ledger``; default :func:`~numberyo_provider.checks.ledger.default_ledger_url`, skipped
     when that default does not exist). Raises :class:`StatusError` with one line when the
     warehouse (or a ``ledger`` given explicitly) does not exist or cannot be read."""
     from numberyo_provider.status.ledger_facts import _read_ledger

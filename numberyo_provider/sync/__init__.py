@@ -8,9 +8,10 @@ trust), then the warehouse's one-transaction commit (:mod:`numberyo_provider.war
 settings are one :class:`.options.SyncOptions`.
 """
 
+from numberyo_provider.cancellation import cancellable_sleep
 from numberyo_provider.errors import SyncCancelled
 from numberyo_provider.sync.options import SyncOptions
-from numberyo_provider.sync.run import STAGES, cancellable_sleep, new_load_id, run_sync
+from numberyo_provider.sync.run import STAGES, new_load_id, run_sync
 from numberyo_provider.sync.summary import SyncSummary
 
 __all__ = [

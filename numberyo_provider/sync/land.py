@@ -20,7 +20,7 @@ and zstd compression.
 
 Older versions wrote ``.../type=<type>/created_date=<YYYY-MM-DD>/...`` (one directory per day).
 Their files stay valid: the warehouse loads files by explicit path, clean-up deletes them by path,
-and :func:`numberyo_provider.checker.discover_landed_files` finds both layouts. A Hive reader over
+and :func:`find_landed_files` finds both layouts. A Hive reader over
 a root holding both must read one layout at a time (DuckDB refuses mixed partition keys); see
 docs/sync.md.
 
@@ -43,7 +43,8 @@ same file, not as another file). A file is finished at ``rows_per_file`` rows or
 A process killed while landing (kill -9, OOM) may leave its unfinished ``.<name>.tmp`` files;
 ``*.parquet`` globs never match them. Their writer holds an exclusive ``flock`` on each for as
 long as it writes it, and the kernel drops the lock with the process, so
-:func:`sweep_abandoned_temp_files` (run by every sync before it lands) can tell an abandoned temp
+:func:`~numberyo_provider.sync.temp_files.sweep_abandoned_temp_files` (run by every sync before it
+lands) can tell an abandoned temp
 file from one a live run is writing, without guessing from its age.
 """
 
@@ -55,17 +56,11 @@ import os
 import posixpath
 import re
 import tempfile
-import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
-
-try:
-    import fcntl
-except ImportError:  # Windows: no flock, so no sweep (temp files are then deleted by hand)
-    fcntl = None  # type: ignore[assignment]
 
 import fsspec
 import pyarrow as pa
@@ -76,6 +71,7 @@ from fsspec.implementations.local import LocalFileSystem
 from numberyo_provider.errors import ConfigurationError, SchemaMismatchError
 from numberyo_provider.private_files import create_private_file, make_private_dirs
 from numberyo_provider.schema import CHECKS, HLR_RESULTS, OTHER_RESULTS, VERIFY_RESULTS, Table
+from numberyo_provider.sync.temp_files import hold, release
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +372,7 @@ class ParquetLander:
             self._makedirs_local(part.directory)
             part.temp = os.path.join(part.directory, f".{part.name}.tmp")
             create_private_file(part.temp)  # numbers in clear: 0600; pyarrow keeps the mode
-            part.lock_fd = _hold(part.temp)
+            part.lock_fd = hold(part.temp)
         else:
             fd, part.temp = tempfile.mkstemp(prefix="numberyo-", suffix=".parquet")
             os.close(fd)
@@ -466,6 +462,36 @@ class ParquetLander:
         self._dirty_dirs.clear()
 
 
+def find_landed_files(
+    root: str, table: Table, load_id: str, storage_options: Mapping[str, Any] | None = None
+) -> list[LandedFile]:
+    """The files of ``table`` landed under ``root`` by load ``load_id``, or by any lander whose id
+    extends it (``<load_id>-...``: the shards and tries of a check run), sorted by path.
+
+    Both layouts: ``type=*/landed_date=*`` (this version) and ``type=*/created_date=*`` (files an
+    older version landed). Rows are read from each file's footer.
+    """
+    fs, root_path = _filesystem(root, dict(storage_options or {}))
+    local = isinstance(fs, LocalFileSystem)
+    base = root_path.rstrip("/")
+    paths = {
+        str(p)
+        for partition in ("landed_date", "created_date")
+        for p in fs.glob(f"{base}/{table.name}/type=*/{partition}=*/{load_id}-*.parquet")
+    }
+    out: list[LandedFile] = []
+    for path in sorted(paths):
+        partition = {
+            key: urllib.parse.unquote(value)
+            for key, _, value in (p.partition("=") for p in path.split("/")[-3:-1])
+        }
+        with fs.open(path, "rb") as handle:
+            rows = pq.ParquetFile(handle).metadata.num_rows
+        shown = path if local else str(fs.unstrip_protocol(path))
+        out.append(LandedFile(table.name, shown, rows, partition))
+    return out
+
+
 def remove_files(
     root: str, paths: Iterable[str], storage_options: Mapping[str, Any] | None = None
 ) -> list[str]:
@@ -487,95 +513,9 @@ def remove_files(
     return gone
 
 
-#: A temp file younger than this is never swept, even unlocked: its writer may be between
-#: creating it and taking the lock (microseconds; the margin covers a stalled machine).
-SWEEP_MIN_AGE_S = 60.0
-#: How many of the latest ``landed_date=`` days :func:`sweep_abandoned_temp_files` looks in. A
-#: run lands under the day it started, so the next run on any of these days finds the files of a
-#: crash; the directories are named, not listed, so the cost does not grow with the history.
-SWEEP_DAYS = 7
-_TEMP_NAME = re.compile(r"\.[A-Za-z0-9][A-Za-z0-9_.-]*\.parquet\.tmp")
-
-
-def sweep_abandoned_temp_files(
-    root: str, *, days: int = SWEEP_DAYS, now: datetime | None = None
-) -> list[str]:
-    """Delete the hidden temp files that killed runs left in the last ``days`` landing days of a
-    local ``root``; return their paths. A temp file whose ``flock`` another process holds is
-    being written and stays, as does any younger than :data:`SWEEP_MIN_AGE_S`. Object stores
-    have no temp files in the table directories (see the module doc): nothing to do there."""
-    if "://" in root and not root.startswith("file://"):
-        return []
-    base = root.removeprefix("file://")
-    if fcntl is None or not os.path.isdir(base):
-        return []
-    today = (now or datetime.now(timezone.utc)).date()
-    day_dirs = [f"landed_date={(today - timedelta(days=n)).isoformat()}" for n in range(days)]
-    now_s = time.time()
-    removed: list[str] = []
-    for table in _subdirs(base):
-        for kind in _subdirs(table):
-            if not os.path.basename(kind).startswith("type="):
-                continue
-            for day in day_dirs:
-                directory = os.path.join(kind, day)
-                try:
-                    names = os.listdir(directory)
-                except OSError:  # no such day: the usual case
-                    continue
-                for name in names:
-                    path = os.path.join(directory, name)
-                    if _TEMP_NAME.fullmatch(name) and _remove_if_abandoned(path, now_s):
-                        removed.append(path)
-    return removed
-
-
-def _subdirs(path: str) -> list[str]:
-    try:
-        return [e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
-    except OSError:
-        return []
-
-
-def _remove_if_abandoned(path: str, now_s: float) -> bool:
-    assert fcntl is not None
-    try:
-        fd = os.open(path, os.O_RDONLY | _CLOEXEC)
-    except OSError:
-        return False  # gone meanwhile (its run finished it) or unreadable: not ours to judge
-    try:
-        if now_s - os.fstat(fd).st_mtime < SWEEP_MIN_AGE_S:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False  # a live run holds it
-        os.unlink(path)  # under our lock: its writer cannot be back
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def _hold(path: str) -> int | None:
-    """Mark ``path`` as being written by this process (released by closing, or by dying)."""
-    if fcntl is None:
-        return None
-    fd = os.open(path, os.O_RDONLY | _CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
-
-
 def _release(part: _Partition) -> None:
     fd, part.lock_fd = part.lock_fd, None
-    if fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    release(fd)
 
 
 # --- helpers -------------------------------------------------------------------------------

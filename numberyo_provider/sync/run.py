@@ -26,6 +26,11 @@ reads the same checks again and the merge by key makes the reload exact. Stage n
 ``on_stage`` (a test seam, also handy for logging): ``started``, ``batch_landed``, ``landed``,
 ``before_commit``, ``committed``.
 
+Why one module of about 680 lines: :class:`_Run` is one run's state machine (set-up, listing,
+dispatch, landing, commit, and the clean-up of a failure), and each failure path must see every
+piece of that state; the stages it drives, their overlap, its options and its summary are already
+modules of their own.
+
 The warehouse and the lander are imported by the set-up that uses them, not with this module: the
 set-up runs on its own thread while the first pages are fetched, and their imports (DuckDB,
 pyarrow's Parquet writer, fsspec) are part of what it overlaps; the warehouse package also imports
@@ -52,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 from numberyo_provider import schema
 from numberyo_provider.api.client import DEFAULT_BASE_URL, NumberYoClient
 from numberyo_provider.api.models import CHECK_TYPES, Check, CheckPage
+from numberyo_provider.cancellation import cancellable_sleep
 from numberyo_provider.config import TOKEN_ENV
 from numberyo_provider.errors import ConfigurationError, LandingError, NumberYoError
 from numberyo_provider.private_files import make_private_dirs
@@ -92,14 +98,6 @@ def new_load_id(kind: str = KIND) -> str:
     """``sync-20250330T141023Z-1a2b3c4d``: sortable by time, unique, safe in file names."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{kind}-{stamp}-{uuid.uuid4().hex[:8]}"
-
-
-def cancellable_sleep(cancel: threading.Event) -> Callable[[float], None]:
-    def sleep(seconds: float) -> None:
-        if cancel.wait(seconds):
-            raise SyncCancelled("the sync was cancelled")
-
-    return sleep
 
 
 class _Run:
@@ -223,7 +221,8 @@ class _Run:
     # --- the run ------------------------------------------------------------------------------
 
     def prepare(self) -> Watermark | None:
-        from numberyo_provider.sync.land import remove_files, sweep_abandoned_temp_files
+        from numberyo_provider.sync.land import remove_files
+        from numberyo_provider.sync.temp_files import sweep_abandoned_temp_files
 
         with self._db("preparing the sync"):
             wh = self.warehouse

@@ -133,6 +133,13 @@ class Warehouse(ABC):
         """
 
     @abstractmethod
+    def fresh_numbers(self, check_type: str, since: datetime) -> list[str]:
+        """Distinct ``phone_number`` values of ``checks`` of ``check_type`` created at or after
+        ``since``, as stored (E.164 digits, or their privacy pseudonym): the numbers a check run
+        need not pay for again. Call :meth:`ensure_schema` first on a warehouse that may be new.
+        """
+
+    @abstractmethod
     def failed_loads_to_clean(self) -> dict[str, list[str]]:
         """Load id -> landed files, for failed loads whose files were not deleted yet (to delete
         with ``land.remove_files``, then :meth:`mark_loads_cleaned`), oldest first."""
@@ -249,15 +256,6 @@ class Warehouse(ABC):
     @abstractmethod
     def qualified(self, table: str) -> str:
         """The quoted, qualified name of model table ``table`` in this backend's SQL."""
-
-    @abstractmethod
-    def query(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
-    ) -> list[tuple[Any, ...]]:
-        """Run one statement in its own transaction and return its rows.
-
-        Parameters use the backend's style: DuckDB ``?`` / ``$name``, SQLAlchemy ``:name``.
-        """
 
     @abstractmethod
     def close(self) -> None: ...

@@ -22,6 +22,10 @@ Files on object stores are read through the fsspec filesystem registered on the 
 httpfs extension would need a download). A failed transaction raises its first error (DuckDB
 answers every later statement with "Current transaction is aborted"); running out of memory says
 which URL setting to raise.
+
+Why one module of about 680 lines: it is one backend, one class implementing
+:class:`~numberyo_provider.warehouse.base.Warehouse`; its connection handling, staging and merge
+SQL share one transaction per load, and splitting them by method would scatter that transaction.
 """
 
 from __future__ import annotations
@@ -198,6 +202,9 @@ class DuckDBWarehouse(Warehouse):
     def query(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
+        """Run one statement (DuckDB's ``?`` / ``$name`` parameters) in its own transaction and
+        return its rows. For tests and tools: not part of the :class:`Warehouse` interface, whose
+        callers use its domain methods."""
         with self.transaction() as con:
             con.execute(sql, params)
             return con.fetchall()
@@ -275,6 +282,15 @@ class DuckDBWarehouse(Warehouse):
                 {"ids": wanted},
             ).fetchall()
         return {int(r[0]) for r in rows}
+
+    def fresh_numbers(self, check_type: str, since: datetime) -> list[str]:
+        with self._reading() as con:
+            rows = con.execute(
+                f"SELECT DISTINCT phone_number FROM {self.qualified(CHECKS.name)} "
+                "WHERE type = ? AND created_at >= ? AND phone_number IS NOT NULL",
+                [check_type, since],
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def failed_loads_to_clean(self) -> dict[str, list[str]]:
         with self._reading() as con:

@@ -14,6 +14,10 @@ as if they came in successive loads. Types beyond PostgreSQL are best effort thr
 generic types: SQLite, for one, keeps ``NUMERIC`` as a float and timestamps as naive UTC text.
 On PostgreSQL commits are serialised with a transaction-level advisory lock and every lock wait is
 bounded by ``lock_timeout``.
+
+Why one module of about 720 lines: as for the DuckDB backend, one class implementing
+:class:`~numberyo_provider.warehouse.base.Warehouse` around one transaction per load; the COPY fast
+path and the generic ``executemany`` path are two ways of staging for the same merge.
 """
 
 from __future__ import annotations
@@ -168,6 +172,9 @@ class SqlWarehouse(Warehouse):
     def query(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
+        """Run one statement (SQLAlchemy ``:name`` parameters, or a sequence for the driver's
+        own style) in its own transaction and return its rows. For tests and tools: not part of
+        the :class:`Warehouse` interface, whose callers use its domain methods."""
         with self.transaction() as conn:
             if params is not None and not isinstance(params, Mapping):
                 result = conn.exec_driver_sql(sql, tuple(params))
@@ -259,6 +266,20 @@ class SqlWarehouse(Warehouse):
                 )
                 found.update(int(r[0]) for r in conn.execute(query))
         return found
+
+    def fresh_numbers(self, check_type: str, since: datetime) -> list[str]:
+        checks = self.tables[CHECKS.name]
+        stmt = (
+            sa.select(checks.c.phone_number)
+            .distinct()
+            .where(
+                checks.c.type == check_type,
+                checks.c.created_at >= since,
+                checks.c.phone_number.is_not(None),
+            )
+        )
+        with self._reading() as conn:
+            return [str(r[0]) for r in conn.execute(stmt)]
 
     def failed_loads_to_clean(self) -> dict[str, list[str]]:
         loads = self.tables[LOADS.name]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from numberyo_provider.errors import NumbersFailedError
 
 if TYPE_CHECKING:
-    from numberyo_provider.checker import CheckSummary
+    from numberyo_provider.checks.options import CheckSummary
 
 
 def money_spent(summary: CheckSummary, *, loaded: bool | None) -> str:

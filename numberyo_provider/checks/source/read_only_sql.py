@@ -1,8 +1,8 @@
 """The lexical check that a user's ``sql=`` is one read-only query, before anything runs.
 
 This is the first of two guards: the source is also opened read-only by the database itself
-(:mod:`numberyo_provider.source`), which is the real guarantee. The check exists so that a query
-that would write is refused with a clear message before any connection, warehouse, ledger or
+(:mod:`numberyo_provider.checks.source`), which is the real guarantee. The check exists so that a
+query that would write is refused with a clear message before any connection, warehouse, ledger or
 request, and so that a write is refused even where the database cannot enforce read-only (a
 dialect this package has no read-only mode for).
 

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta, timezone
 
 from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.api.models import Check, CheckResults, HlrResult, VerifyResult
-from numberyo_provider.ledger import LedgerRow
+from numberyo_provider.checks.ledger import LedgerRow
 from numberyo_provider.sync.extract import CheckLister, ResultFetcher
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Phone-number hygiene before any money is spent: normalise, validate and deduplicate.
+"""Phone-number hygiene before any money is spent: to E.164, validate and deduplicate.
 
 Every paid check is for one number, so a value that is not a valid phone number, or the same number
 written twice in different formats, must be caught here, for free. The rules:
@@ -14,12 +14,16 @@ written twice in different formats, must be caught here, for free. The rules:
   We never guess a second reading when the first one is invalid: a mistyped national number can be
   a valid number of another country, and checking it would spend money on a stranger's number.
 * Extensions (``ext. 12``, ``x 12``, ``;ext=12``) are stripped: the API checks the line, and two
-  extensions of one line are one check. The extension is kept in :attr:`NormalizedNumber.extension`.
+  extensions of one line are one check. The extension is kept in :attr:`E164Number.extension`.
 * Integers (a spreadsheet column stored as numbers) are read as bare digits. Floats and decimals are
   accepted only when integral (``3.2456789023e10``); any fraction is rejected. Strings in scientific
   notation (``3.24568E+10``) are rejected: spreadsheets round them, so digits may be lost.
 * Only numbers that ``phonenumbers.is_valid_number`` accepts pass. The API is sent
-  :attr:`NormalizedNumber.digits`: E.164 without ``+``.
+  :attr:`E164Number.digits`: E.164 without ``+``.
+
+:func:`to_e164` applies them to one value. Renamed in 0.2: ``normalize`` and ``NormalizedNumber``
+still work until 0.3, with a DeprecationWarning ("normalize" now names only the sync's stage
+from API models to Arrow tables).
 """
 
 from __future__ import annotations
@@ -33,15 +37,16 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 
+from numberyo_provider.deprecation import warn_renamed
 from numberyo_provider.errors import ConfigurationError
 
 __all__ = [
     "CACHE_SIZE",
     "Deduplicator",
-    "NormalizedNumber",
+    "E164Number",
     "RejectedNumber",
     "check_region",
-    "normalize",
+    "to_e164",
 ]
 
 #: Distinct (value, region) pairs whose outcome is remembered (under 20 MB when full); bounded so
@@ -53,7 +58,7 @@ _NON_GEOGRAPHIC = frozenset({"001", "ZZ"})
 
 
 @dataclass(frozen=True)
-class NormalizedNumber:
+class E164Number:
     """A valid number, ready to be checked."""
 
     #: The value as read from the source, as text.
@@ -101,17 +106,18 @@ def check_region(default_region: str | None) -> str | None:
     )
 
 
-def normalize(raw: object, default_region: str | None = None) -> NormalizedNumber | RejectedNumber:
-    """Normalise one source value; never raises for bad data, only for a bad ``default_region``."""
+def to_e164(raw: object, default_region: str | None = None) -> E164Number | RejectedNumber:
+    """One source value as an E.164 number, or why it is not one; never raises for bad data, only
+    for a bad ``default_region``."""
     region = check_region(default_region)
     text, rejection = _as_text(raw)
     raw_text = raw if isinstance(raw, str) else ("" if raw is None else str(raw))
     if rejection is not None:
         return RejectedNumber(raw=raw_text, reason=rejection)
-    outcome = _normalize_text(text, region)
+    outcome = _parse_text(text, region)
     if isinstance(outcome, str):
         return RejectedNumber(raw=raw_text, reason=outcome)
-    return NormalizedNumber(
+    return E164Number(
         raw=raw_text,
         e164=outcome.e164,
         digits=outcome.e164[1:],
@@ -147,7 +153,7 @@ def _as_text(raw: object) -> tuple[str, str | None]:
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _normalize_text(text: str, region: str | None) -> _Parsed | str:
+def _parse_text(text: str, region: str | None) -> _Parsed | str:
     """Parse stripped, non-empty text; returns the parsed number or a rejection reason."""
     if _SCIENTIFIC.fullmatch(text):
         return (
@@ -217,8 +223,8 @@ class Deduplicator:
     Memory grows with the distinct numbers seen: E.164 digits never start with ``0``, so they are
     kept as Python ints (a 12-15 digit int is 32 bytes, plus about 30-60 bytes of set slot), about
     70-90 bytes per distinct number: ~80 MB per million, ~0.8 GB for ten million. Split bigger
-    sources into shards (:mod:`numberyo_provider.sharding`); each shard task deduplicates its own
-    numbers, and a number always lands in the same shard.
+    sources into shards (:mod:`numberyo_provider.checks.sharding`); each shard task deduplicates
+    its own numbers, and a number always lands in the same shard.
     """
 
     __slots__ = ("_seen",)
@@ -246,3 +252,16 @@ class Deduplicator:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+
+def normalize(raw: object, default_region: str | None = None) -> E164Number | RejectedNumber:
+    """Deprecated: :func:`to_e164` (renamed in 0.2)."""
+    warn_renamed("normalize", "to_e164", where=__name__)
+    return to_e164(raw, default_region)
+
+
+def __getattr__(name: str) -> object:
+    if name == "NormalizedNumber":  # renamed in 0.2
+        warn_renamed("NormalizedNumber", "E164Number", where=__name__)
+        return E164Number
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

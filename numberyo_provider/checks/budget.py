@@ -33,7 +33,7 @@ from numberyo_provider.errors import ConfigurationError
 
 __all__ = ["DEFAULT_COST_ESTIMATE", "MAX_PLAUSIBLE_COST", "WAIT", "Budget", "Reservation"]
 
-log = logging.getLogger("numberyo_provider.budget")
+log = logging.getLogger(__name__)
 
 #: The API reference's example price of a check ("user_cost": "1.00").
 DEFAULT_COST_ESTIMATE = Decimal("1.00")
