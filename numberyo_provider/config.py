@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from numberyo_provider.api.inputs import DEFAULT_BASE_URL
+from numberyo_provider.deprecation import warn_renamed
 from numberyo_provider.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -174,9 +175,12 @@ def default_parquet_path(
     return f"./{PARQUET_DIR_NAME}"
 
 
-#: The old name of :func:`default_parquet_path` (0.1), kept while ``numberyo check`` still calls
-#: it; it goes in 0.3.
-default_parquet_dir = default_parquet_path
+def default_parquet_dir(
+    warehouse: str | None = None, *, environ: Mapping[str, str] | None = None
+) -> str:
+    """:func:`default_parquet_path`'s name before 0.2: works until 0.3, with a warning."""
+    warn_renamed("default_parquet_dir()", "default_parquet_path()", where=__name__)
+    return default_parquet_path(warehouse, environ=environ)
 
 
 def resolve_parquet_path(

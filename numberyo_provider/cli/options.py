@@ -138,12 +138,7 @@ def add_api_options(parser: argparse.ArgumentParser, *, conn_id: bool = False) -
 
 class _ParquetPath(argparse.Action):
     """``--parquet-path``, and its old spelling ``--parquet-dir`` (0.1), which still works until
-    0.3 with a one-line warning on stderr.
-
-    Both set ``parquet_path``. They also set ``parquet_dir``, the attribute ``numberyo check``
-    read before the rename, so it keeps working until it reads ``parquet_path``; then the mirror
-    goes.
-    """
+    0.3 with a one-line warning on stderr; both set ``parquet_path``."""
 
     def __call__(
         self,
@@ -159,7 +154,6 @@ class _ParquetPath(argparse.Action):
                 file=sys.stderr,
             )
         namespace.parquet_path = values
-        namespace.parquet_dir = values
 
 
 PARQUET_FLAG = "--parquet-path"
@@ -169,10 +163,8 @@ OLD_PARQUET_FLAG = "--parquet-dir"
 
 def add_output_options(parser: argparse.ArgumentParser, *, what: str) -> argparse._ArgumentGroup:
     """``--warehouse``, ``--parquet-path``, ``--privacy``, ``--lock-timeout``, ``--json``,
-    ``--no-progress``, ``-v``; returns the group (for a subcommand's own output flags).
-
-    The landing is read back as ``args.parquet_path`` (``args.parquet_dir`` mirrors it for
-    ``numberyo check`` until that reads ``parquet_path``)."""
+    ``--no-progress``, ``-v``; returns the group (for a subcommand's own output flags). The
+    landing is read back as ``args.parquet_path``, whichever spelling of the flag was used."""
     group = parser.add_argument_group("output")
     group.add_argument(
         "--warehouse",
@@ -198,7 +190,6 @@ def add_output_options(parser: argparse.ArgumentParser, *, what: str) -> argpars
         metavar="PATH",
         help=argparse.SUPPRESS,
     )
-    parser.set_defaults(parquet_dir=None)
     group.add_argument(
         "--privacy",
         choices=PRIVACY_MODES,

@@ -21,7 +21,8 @@ from numberyo_provider.api.client import (
     DEFAULT_TIMEOUT,
     NumberYoClient,
 )
-from numberyo_provider.coercion import as_bool, as_decimal, as_int
+from numberyo_provider.coercion import as_bool, as_decimal, as_int, as_text
+from numberyo_provider.config import resolve_privacy
 from numberyo_provider.errors import ConfigurationError, NumberYoError
 
 # The async half of the Task SDK, imported here rather than on first use: an import inside a
@@ -44,6 +45,8 @@ except ImportError:  # pragma: no cover - older task SDKs
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+
+    from numberyo_provider.privacy import PrivacyPolicy
 
 _HTTPS_PORT = 443
 
@@ -219,6 +222,19 @@ class NumberYoHook(BaseHook):
     def privacy_secret(self) -> str | None:
         secret = self.get_connection(self.numberyo_conn_id).extra_dejson.get("privacy_secret")
         return str(secret) if secret else None
+
+    def privacy_policy(self, mode: object = None, secret: object = None) -> PrivacyPolicy:
+        """The privacy policy of an operator's (rendered) ``privacy`` and ``privacy_secret``,
+        resolved like everywhere (:mod:`numberyo_provider.config`): mode from the argument or
+        ``NUMBERYO_PRIVACY_MODE``; secret from the argument, this connection's extra
+        ``privacy_secret`` (read only when the mode needs one) or ``NUMBERYO_PRIVACY_SECRET``.
+        The secret is masked in the task's log."""
+        policy = resolve_privacy(
+            as_text(mode), as_text(secret), connection_secret=lambda: self.privacy_secret
+        )
+        if isinstance(policy.secret, str) and policy.secret:
+            self._mask(policy.secret)
+        return policy
 
     @staticmethod
     def _mask(secret: str) -> None:

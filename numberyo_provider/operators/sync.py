@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, BaseOperator
 
 from numberyo_provider.assets import sync_asset_uris, sync_tables
+from numberyo_provider.cancellation import cancellable_sleep
 from numberyo_provider.config import resolve_sync_options
 from numberyo_provider.hooks.numberyo import NumberYoHook
 
@@ -102,9 +103,7 @@ class NumberYoSyncOperator(BaseOperator):
         self._base_url: str | None = None
 
     def _policy(self, hook: NumberYoHook) -> PrivacyPolicy:
-        from numberyo_provider.operators.check import privacy_policy
-
-        return privacy_policy(self.privacy, self.privacy_secret, hook)
+        return hook.privacy_policy(self.privacy, self.privacy_secret)
 
     def _sync_options(self, hook: NumberYoHook) -> SyncOptions:
         """The run's settings from the (rendered) arguments, by the one resolver."""
@@ -119,7 +118,6 @@ class NumberYoSyncOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from numberyo_provider.cancellation import cancellable_sleep
         from numberyo_provider.sync import run_sync
 
         hook = NumberYoHook(self.numberyo_conn_id)

@@ -94,7 +94,7 @@ def _open(url: URL) -> tuple[Engine, Connection]:
 
 def _native_duckdb_engine(url: URL) -> Engine:
     """An engine over ``duckdb.connect(path)`` with DuckDB's default configuration."""
-    import duckdb
+    import duckdb  # here: only a DuckDB source needs DuckDB and its SQLAlchemy dialect
     from duckdb_engine import ConnectionWrapper
 
     path = url.database or ""
