@@ -120,7 +120,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks", type=int, default=4000)
     # --workers: the flag's name before 0.2 (one name per idea), still taken.
-    parser.add_argument("--concurrency", "--workers", dest="workers", type=int, default=8)
+    parser.add_argument(
+        "--concurrency", "--workers", dest="workers", metavar="N", type=int, default=8
+    )
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)

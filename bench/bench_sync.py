@@ -319,7 +319,9 @@ def main() -> int:
     parser.add_argument("--checks", default="2000,10000", help="sizes of the wall-time runs")
     parser.add_argument("--latency-ms", type=float, default=20.0)
     # --workers: the flag's name before 0.2 (one name per idea), still taken.
-    parser.add_argument("--concurrency", "--workers", dest="workers", type=int, default=16)
+    parser.add_argument(
+        "--concurrency", "--workers", dest="workers", metavar="N", type=int, default=16
+    )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument(
         "--span-days", type=int, default=1825, help="days the seeded history spans (1825)"
