@@ -30,7 +30,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from numberyo_provider.api.inputs import DEFAULT_BASE_URL
 from numberyo_provider.deprecation import warn_renamed
 from numberyo_provider.errors import ConfigurationError
 
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
     "PARQUET_DEFAULT_TEXT",
     "PARQUET_DIR_ENV",
     "PARQUET_PATH_ENV",
@@ -58,6 +58,8 @@ __all__ = [
 ]
 
 TOKEN_ENV = "NUMBERYO_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+#: The production API: the address when nothing says otherwise (``api/`` takes it from here).
+DEFAULT_BASE_URL = "https://www.numberyo.tech"
 BASE_URL_ENV = "NUMBERYO_BASE_URL"
 PRIVACY_MODE_ENV = "NUMBERYO_PRIVACY_MODE"
 PRIVACY_SECRET_ENV = "NUMBERYO_PRIVACY_SECRET"  # noqa: S105 - a variable name

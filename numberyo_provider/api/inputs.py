@@ -12,9 +12,9 @@ import math
 import re
 from urllib.parse import urlsplit
 
+from numberyo_provider.config import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # the setting's default
 from numberyo_provider.errors import ConfigurationError
 
-DEFAULT_BASE_URL = "https://www.numberyo.tech"
 #: Seconds one attempt may take, from connect to the last byte of the answer.
 DEFAULT_TIMEOUT = 30.0
 #: Seconds to establish the connection (capped by the total timeout).

@@ -44,12 +44,12 @@ from numberyo_provider.hooks.numberyo import NumberYoHook
 from numberyo_provider.operators.sync import default_outlets
 
 if TYPE_CHECKING:
-    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
     from airflow.sdk.types import Logger
     from sqlalchemy.engine import Engine
 
     from numberyo_provider.checks import Checker, CheckOptions, CheckSummary
+    from numberyo_provider.operators.lineage import Lineage
     from numberyo_provider.privacy import PrivacyPolicy
     from numberyo_provider.sync.land import LandedFile
 
@@ -381,7 +381,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
     def _attach(self, checker: Checker) -> None:
         self._checker = checker
 
-    def get_openlineage_facets_on_complete(self, task_instance: object) -> OperatorLineage | None:
+    def get_openlineage_facets_on_complete(self, task_instance: object) -> Lineage | None:
         """Lineage for the OpenLineage provider: the source table (or the tables of ``sql``) and
         the API -> the checks created in the account (the API's checks, which the sync reads
         back), the Parquet landing and, with ``load``, the warehouse tables. A ``plan_only`` run
@@ -567,7 +567,7 @@ class NumberYoLoadLandedOperator(BaseOperator):
             "summary": merged,
         }
 
-    def get_openlineage_facets_on_complete(self, task_instance: object) -> OperatorLineage | None:
+    def get_openlineage_facets_on_complete(self, task_instance: object) -> Lineage | None:
         """Lineage for the OpenLineage provider: the shards' Parquet landing (and the API, for
         the results it fetches again) -> the warehouse tables. ``None`` without the provider."""
         from numberyo_provider.operators.lineage import load_landed_lineage

@@ -7,14 +7,14 @@ this module only then."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
 
 from numberyo_provider import schema
-from numberyo_provider.api.inputs import DEFAULT_BASE_URL
 from numberyo_provider.coercion import as_bool, as_text
+from numberyo_provider.config import DEFAULT_BASE_URL
 from numberyo_provider.hooks.numberyo import NumberYoHook
 from numberyo_provider.lineage import (
     DatasetName,
@@ -25,13 +25,16 @@ from numberyo_provider.lineage import (
 )
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.openlineage.facet import Dataset
+    from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     from numberyo_provider.operators.check import (
         NumberYoCreateChecksOperator,
         NumberYoLoadLandedOperator,
     )
+
+    #: What the operators hand the OpenLineage provider: datasets, and no facets of their own.
+    Lineage: TypeAlias = OperatorLineage[Dataset, RunFacet]
 
 #: Airflow connection types -> the URL scheme :mod:`numberyo_provider.lineage` understands.
 _CONN_SCHEMES = {
@@ -45,7 +48,7 @@ _CONN_SCHEMES = {
 
 def operator_lineage(
     inputs: Iterable[DatasetName], outputs: Iterable[DatasetName]
-) -> OperatorLineage | None:
+) -> Lineage | None:
     """``OperatorLineage(inputs, outputs)``, or None when the OpenLineage provider is absent."""
     try:
         from airflow.providers.common.compat.openlineage.facet import Dataset
@@ -86,7 +89,7 @@ def connection_url(conn_id: str) -> str | None:
     return url.render_as_string(hide_password=True)
 
 
-def check_lineage(op: NumberYoCreateChecksOperator) -> OperatorLineage | None:
+def check_lineage(op: NumberYoCreateChecksOperator) -> Lineage | None:
     """Lineage of a ``NumberYoCreateChecksOperator`` (its rendered fields)."""
     source = as_text(op.source_url) or (
         connection_url(str(op.source_conn_id)) if as_text(op.source_conn_id) else None
@@ -111,7 +114,7 @@ def check_lineage(op: NumberYoCreateChecksOperator) -> OperatorLineage | None:
     return operator_lineage(inputs=[*inputs, api], outputs=outputs)
 
 
-def load_landed_lineage(op: NumberYoLoadLandedOperator) -> OperatorLineage | None:
+def load_landed_lineage(op: NumberYoLoadLandedOperator) -> Lineage | None:
     """Lineage of a ``NumberYoLoadLandedOperator``."""
     data = list(schema.DATA_TABLES)
     return operator_lineage(

@@ -25,9 +25,9 @@ from numberyo_provider.config import resolve_sync_options
 from numberyo_provider.hooks.numberyo import NumberYoHook
 
 if TYPE_CHECKING:
-    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
+    from numberyo_provider.operators.lineage import Lineage
     from numberyo_provider.privacy import PrivacyPolicy
     from numberyo_provider.sync import SyncOptions
 
@@ -138,7 +138,7 @@ class NumberYoSyncOperator(BaseOperator):
         """Stop the workers promptly; nothing of the interrupted run becomes visible."""
         self._cancel.set()
 
-    def get_openlineage_facets_on_complete(self, task_instance: object) -> OperatorLineage | None:
+    def get_openlineage_facets_on_complete(self, task_instance: object) -> Lineage | None:
         """Lineage for the OpenLineage provider: the API's checks -> the Parquet landing and the
         three warehouse tables (names: :mod:`numberyo_provider.lineage`). ``None`` without the
         provider."""
