@@ -11,7 +11,9 @@ installed, costs nothing and works without the ``simulator`` extra (FastAPI, uvi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from numberyo_provider.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from numberyo_provider.simulator.server import SimulatorServer
@@ -24,13 +26,12 @@ if TYPE_CHECKING:
 __all__ = ["RequestLogEntry", "Simulator", "SimulatorRequestError", "SimulatorServer"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "SimulatorServer":
-        from numberyo_provider.simulator.server import SimulatorServer
-
-        return SimulatorServer
-    if name in ("Simulator", "RequestLogEntry", "SimulatorRequestError"):
-        from numberyo_provider.simulator import state
-
-        return getattr(state, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "SimulatorServer": "numberyo_provider.simulator.server",
+        "Simulator": "numberyo_provider.simulator.state",
+        "RequestLogEntry": "numberyo_provider.simulator.state",
+        "SimulatorRequestError": "numberyo_provider.simulator.state",
+    },
+)
