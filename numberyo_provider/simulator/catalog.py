@@ -16,6 +16,10 @@ Choices where the reference shows nothing (documented so the client is not coded
 - Valid numbers that are not mobile (fixed line, toll free, ...) are valid but unreachable, with no
   operator: an HLR only knows mobile subscribers.
 - The reference's own example number, 32456789023, answers exactly like the reference.
+
+Why one module of about 640 lines: most of it is data (the operator table by country, with their
+MCC/MNC and ported-number rules) and the one function per check type that reads it; the data and
+its only reader belong together.
 """
 
 from __future__ import annotations
