@@ -20,11 +20,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-import importlib
 from typing import TYPE_CHECKING
 
 from numberyo_provider import _moved, errors
 from numberyo_provider.errors import NumberYoError
+from numberyo_provider.lazy_exports import lazy_exports
 
 _moved.install()
 
@@ -60,14 +60,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # once: later lookups do not come back here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(globals(), _HOMES)

@@ -32,8 +32,9 @@ import httpx (the async client's, about 0.1 s); nothing here imports pyarrow or 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from numberyo_provider.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from numberyo_provider.api.async_client import AsyncNumberYoClient
@@ -85,14 +86,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # once: later lookups do not come back here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(globals(), _HOMES)

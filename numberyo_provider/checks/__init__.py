@@ -23,8 +23,9 @@ importing the operators) does not pull in pyarrow and the engine.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from numberyo_provider.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from numberyo_provider.checks.engine import Checker
@@ -80,14 +81,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once: later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from numberyo_provider.lazy_exports import lazy_exports
+
 if TYPE_CHECKING:
     from numberyo_provider.simulator.server import SimulatorServer
     from numberyo_provider.simulator.state import (
@@ -24,13 +26,12 @@ if TYPE_CHECKING:
 __all__ = ["RequestLogEntry", "Simulator", "SimulatorRequestError", "SimulatorServer"]
 
 
-def __getattr__(name: str) -> object:
-    if name == "SimulatorServer":
-        from numberyo_provider.simulator.server import SimulatorServer
-
-        return SimulatorServer
-    if name in ("Simulator", "RequestLogEntry", "SimulatorRequestError"):
-        from numberyo_provider.simulator import state
-
-        return getattr(state, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "SimulatorServer": "numberyo_provider.simulator.server",
+        "Simulator": "numberyo_provider.simulator.state",
+        "RequestLogEntry": "numberyo_provider.simulator.state",
+        "SimulatorRequestError": "numberyo_provider.simulator.state",
+    },
+)

@@ -16,6 +16,11 @@ Choices where the reference shows nothing (documented so the client is not coded
 - Valid numbers that are not mobile (fixed line, toll free, ...) are valid but unreachable, with no
   operator: an HLR only knows mobile subscribers.
 - The reference's own example number, 32456789023, answers exactly like the reference.
+
+Why one module of about 640 lines: 250 of them are data (``OPERATORS``, the operators by country
+with their MCC/MNC), and the rest are the functions that turn a number into its answers and the
+seeded history into numbers and times, all reading that table; the data and its readers belong
+together.
 """
 
 from __future__ import annotations
