@@ -5,7 +5,7 @@ jobs and quiet weekends), because costs that grow with the number of days a load
 on such histories; the simulator runs in its own process, as the real API would.
 
 1. Wall time: for each size of ``--checks`` (2,000 and 10,000), ``--reps`` (3) backfills with
-   ``--latency-ms`` (20) of latency per request and ``--workers`` (16) workers, each in a fresh
+   ``--latency-ms`` (20) of latency per request and ``--concurrency`` (16) workers, each in a fresh
    process into a fresh DuckDB file. The wall time is the child process's, from its start to its
    exit (interpreter, imports and DuckDB file included: what a scheduler's task costs), the
    ideal ``requests x latency / workers`` (every worker always waiting on a request, zero
@@ -21,7 +21,7 @@ on such histories; the simulator runs in its own process, as the real API would.
    imports included), and with ``--postgres-url`` the same runs into PostgreSQL.
 3. Files landed per table by every run above.
 
-    .venv/bin/python bench/bench_sync.py [--checks 2000,10000] [--latency-ms 20] [--workers 16]
+    .venv/bin/python bench/bench_sync.py [--checks 2000,10000] [--latency-ms 20] [--concurrency 16]
         [--reps 3] [--span-days 1825] [--memory-sizes 10000,100000]
         [--skip-throughput] [--skip-memory]
         [--postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
@@ -197,7 +197,7 @@ def throughput(args: argparse.Namespace, workdir: Path, checks: int) -> dict[str
                     __file__,
                     "--sync-child",
                     url,
-                    "--workers",
+                    "--concurrency",
                     str(args.workers),
                     "--workdir",
                     str(workdir / f"tp-{checks}-{rep}"),
@@ -215,7 +215,7 @@ def throughput(args: argparse.Namespace, workdir: Path, checks: int) -> dict[str
             )
         # An incremental run with nothing new, cold process, after a backfill of the same data.
         incremental = []
-        base = [sys.executable, __file__, "--sync-child", url, "--workers", str(args.workers)]
+        base = [sys.executable, __file__, "--sync-child", url, "--concurrency", str(args.workers)]
         keep = [*base, "--workdir", str(workdir / f"inc-{checks}"), "--keep"]
         child(keep)
         for _ in range(args.reps):
@@ -279,7 +279,7 @@ def memory(
                 __file__,
                 "--sync-child",
                 url,
-                "--workers",
+                "--concurrency",
                 str(args.workers),
                 "--workdir",
                 str(workdir / f"mem-{backend}-{size}"),
@@ -318,7 +318,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks", default="2000,10000", help="sizes of the wall-time runs")
     parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--workers", type=int, default=16)
+    # --workers: the flag's name before 0.2 (one name per idea), still taken.
+    parser.add_argument(
+        "--concurrency", "--workers", dest="workers", metavar="N", type=int, default=16
+    )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument(
         "--span-days", type=int, default=1825, help="days the seeded history spans (1825)"

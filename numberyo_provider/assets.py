@@ -17,6 +17,9 @@ they can be shown and stored safely, and are stable for the same warehouse:
 
 Airflow stores ``duckdb:///x`` as ``duckdb:/x`` (its URI normaliser drops the empty host); the
 asset *name* keeps the form above, and both are derived the same way for every caller.
+
+DAG files import this module at every parse: SQLAlchemy, which parses the URL, is imported by
+:func:`warehouse_location` when it is called.
 """
 
 from __future__ import annotations

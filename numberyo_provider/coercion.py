@@ -1,12 +1,12 @@
 """Settings that arrive as text: Airflow templates render "True" and "8" unless a DAG renders
 native objects, and URI-form connection extras are always strings. One set of rules, with
-errors that name the setting."""
+errors that name the setting. Each takes any object (whatever a template or a connection gave)
+and returns the typed value or raises a :class:`~numberyo_provider.errors.ConfigurationError`."""
 
 from __future__ import annotations
 
 import math
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from numberyo_provider.errors import ConfigurationError
 
@@ -14,7 +14,7 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off", "")
 
 
-def as_bool(name: str, value: Any) -> bool:
+def as_bool(name: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -25,7 +25,7 @@ def as_bool(name: str, value: Any) -> bool:
     raise ConfigurationError(f"{name} must be true or false, got {value!r}")
 
 
-def as_int(name: str, value: Any, *, minimum: int, optional: bool = False) -> int | None:
+def as_int(name: str, value: object, *, minimum: int, optional: bool = False) -> int | None:
     """A whole number >= ``minimum``; None for nothing when ``optional``."""
     if value is None or (optional and str(value).strip().lower() in ("", "none")):
         if optional:
@@ -40,7 +40,7 @@ def as_int(name: str, value: Any, *, minimum: int, optional: bool = False) -> in
     return number
 
 
-def as_seconds(name: str, value: Any) -> float:
+def as_seconds(name: str, value: object) -> float:
     """A finite number of seconds >= 0."""
     if isinstance(value, bool):
         raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
@@ -53,7 +53,7 @@ def as_seconds(name: str, value: Any) -> float:
     return number
 
 
-def as_decimal(name: str, value: Any) -> Decimal | None:
+def as_decimal(name: str, value: object) -> Decimal | None:
     """A number >= 0, exact; None for nothing."""
     if value is None or str(value).strip().lower() in ("", "none"):
         return None
@@ -66,7 +66,7 @@ def as_decimal(name: str, value: Any) -> Decimal | None:
     return amount
 
 
-def as_text(value: Any) -> str | None:
+def as_text(value: object) -> str | None:
     """Text, or None for nothing (a Param left empty renders as "None" without native rendering)."""
     if value is None:
         return None

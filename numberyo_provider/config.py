@@ -17,7 +17,9 @@ by :func:`resolve_sync_options`, the one path of ``numberyo sync`` and ``NumberY
 Before this module the CLIs and the operators each decided, and disagreed: the operators took the
 HMAC secret from the connection before the environment while ``numberyo sync`` did the opposite,
 and the operators ignored ``NUMBERYO_PRIVACY_MODE``. ``docs/configuration.md`` has the table.
-Plain Python: the Airflow layer passes what it read from the connection in.
+Plain Python: the Airflow layer passes what it read from the connection in. Light to import (the
+CLI's ``--help`` and the DAG files read it): the privacy policy and ``SyncOptions`` (pyarrow) are
+imported by the functions that build them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from numberyo_provider.deprecation import warn_renamed
 from numberyo_provider.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
     "PARQUET_DEFAULT_TEXT",
     "PARQUET_DIR_ENV",
     "PARQUET_PATH_ENV",
@@ -54,6 +58,8 @@ __all__ = [
 ]
 
 TOKEN_ENV = "NUMBERYO_API_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+#: The production API: the address when nothing says otherwise (``api/`` takes it from here).
+DEFAULT_BASE_URL = "https://www.numberyo.tech"
 BASE_URL_ENV = "NUMBERYO_BASE_URL"
 PRIVACY_MODE_ENV = "NUMBERYO_PRIVACY_MODE"
 PRIVACY_SECRET_ENV = "NUMBERYO_PRIVACY_SECRET"  # noqa: S105 - a variable name
@@ -75,7 +81,7 @@ PARQUET_DEFAULT_TEXT = (
 )
 
 
-def _first(*values: Any) -> str | None:
+def _first(*values: object) -> str | None:
     """The first value that is not None and not blank, as stripped text."""
     for value in values:
         if value is None:
@@ -117,8 +123,6 @@ def resolve_base_url(
     environ: Mapping[str, str] | None = None,
 ) -> str:
     """The API address: explicit, the connection's host, ``NUMBERYO_BASE_URL``, production."""
-    from numberyo_provider.api.client import DEFAULT_BASE_URL
-
     return _first(explicit, connection, _env(environ).get(BASE_URL_ENV)) or DEFAULT_BASE_URL
 
 
@@ -173,9 +177,12 @@ def default_parquet_path(
     return f"./{PARQUET_DIR_NAME}"
 
 
-#: The old name of :func:`default_parquet_path` (0.1), kept while ``numberyo check`` still calls
-#: it; it goes in 0.3.
-default_parquet_dir = default_parquet_path
+def default_parquet_dir(
+    warehouse: str | None = None, *, environ: Mapping[str, str] | None = None
+) -> str:
+    """:func:`default_parquet_path`'s name before 0.2: works until 0.3, with a warning."""
+    warn_renamed("default_parquet_dir()", "default_parquet_path()", where=__name__)
+    return default_parquet_path(warehouse, environ=environ)
 
 
 def resolve_parquet_path(

@@ -7,15 +7,20 @@ Callers branch on the class, not on message text: :class:`OutcomeUnknownError` i
 
 from __future__ import annotations
 
+import errno as codes
+import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from numberyo_provider.checks.options import CheckSummary
     from numberyo_provider.status import StatusReport
 
 
-def _restore(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _restore(cls: type[_E], args: tuple[object, ...], state: dict[str, object]) -> _E:
     exc = cls.__new__(cls, *args)
     exc.args = args
     exc.__dict__.update(state)
@@ -47,7 +52,7 @@ class NumberYoError(Exception):
     #: recent checks) before sending the same number again.
     check_may_exist: bool = False
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[object, ...]:
         # Our __init__ signatures differ from ``args``; pickle the state instead (Airflow ships
         # exceptions across processes, e.g. from triggers).
         return (_restore, (type(self), self.args, dict(self.__dict__)))
@@ -246,8 +251,6 @@ class InconsistentPaginationError(BadResponseError):
 
 def _first_file(path: str) -> str:
     """The deepest existing part of ``path`` when it is a file (``path`` itself otherwise)."""
-    import os
-
     current = os.path.abspath(path)
     while not os.path.exists(current) and os.path.dirname(current) != current:
         current = os.path.dirname(current)
@@ -267,8 +270,6 @@ class LandingError(NumberYoError):
 
     @classmethod
     def from_os_error(cls, exc: OSError, root: str, *, outcome: str | None = None) -> LandingError:
-        import errno as codes
-
         where = exc.filename if isinstance(exc.filename, str) else root
         code = exc.errno
         if isinstance(exc, PermissionError) or code in (codes.EACCES, codes.EPERM):

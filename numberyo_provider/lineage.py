@@ -19,6 +19,10 @@ same data (dbt-ol, Spark, the Airflow SQL operators) meet ours in one lineage gr
   path ``/api/checks`` (HTTP APIs have no convention in the spec).
 
 Every name is credential-free: user, password and query string never appear.
+
+The HTTP client (for the API's path) and the warehouse's DDL rules are imported by the functions
+that need them, so that the names cost neither the HTTP stack nor the warehouse package to import;
+OpenLineage's SQL parser too, an optional dependency.
 """
 
 from __future__ import annotations

@@ -230,7 +230,8 @@ def hmac_value(value: str, key: bytes) -> str:
 def _strings(col: pa.ChunkedArray | pa.Array) -> list[Any]:
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         col = col.cast(pa.string())
-    return col.to_pylist()
+    values: list[Any] = col.to_pylist()
+    return values
 
 
 def _replace(data: pa.Table, name: str, values: list[Any]) -> pa.Table:

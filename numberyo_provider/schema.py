@@ -334,4 +334,5 @@ RESULTS_TABLE_BY_TYPE = {"HLR": HLR_RESULTS, "Verify": VERIFY_RESULTS}
 
 
 def description(field: pa.Field) -> str:
-    return (field.metadata or {}).get(b"description", b"").decode()
+    text: bytes = (field.metadata or {}).get(b"description", b"")
+    return text.decode()

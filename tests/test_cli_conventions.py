@@ -192,19 +192,19 @@ def test_parquet_path_flag_and_its_old_name(
     if command == "check":
         base += ["--source", "duckdb:///c.duckdb", "--table", "t", "--type", "HLR"]
     args = parser.parse_args([*base, "--parquet-path", "new"])
-    assert (args.parquet_path, args.parquet_dir) == ("new", "new")
+    assert args.parquet_path == "new"
     assert capsys.readouterr().err == ""
 
     args = parser.parse_args([*base, "--parquet-dir", "old"])
-    # `numberyo check` still reads ``parquet_dir`` until it is renamed: both are set.
-    assert (args.parquet_path, args.parquet_dir) == ("old", "old")
+    assert args.parquet_path == "old"
+    assert not hasattr(args, "parquet_dir")  # the mirror `numberyo check` read before 0.2 went
     assert capsys.readouterr().err == (
         f"numberyo {command}: warning: --parquet-dir is deprecated, use --parquet-path (the old "
         "name stops working in 0.3)\n"
     )
 
     args = parser.parse_args(base)
-    assert (args.parquet_path, args.parquet_dir) == (None, None)
+    assert args.parquet_path is None
     [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     help_text = sub.choices[command].format_help()
     assert "--parquet-path" in help_text and "--parquet-dir" not in help_text
@@ -261,3 +261,25 @@ def test_only_our_deprecations_become_stderr_lines(capsys: pytest.CaptureFixture
     assert capsys.readouterr().err.startswith(
         "numberyo x: warning: the environment variable NUMBERYO_PARQUET_DIR is deprecated"
     )
+
+
+def test_numberyo_check_reads_the_old_parquet_variable_with_one_line(
+    numberyo_simulator: Any,
+    contacts: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.setenv("NUMBERYO_API_TOKEN", numberyo_simulator.token)
+    monkeypatch.setenv("NUMBERYO_BASE_URL", numberyo_simulator.url)
+    monkeypatch.delenv("NUMBERYO_PARQUET_PATH", raising=False)
+    monkeypatch.setenv("NUMBERYO_PARQUET_DIR", str(tmp_path / "old"))
+    argv = ["check", "--source", contacts, "--table", "contacts", "--column", "phone",
+            "--type", "HLR", "--warehouse", f"duckdb:///{tmp_path / 'wh.duckdb'}",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert capsys.readouterr().err == (
+        "numberyo check: warning: the environment variable NUMBERYO_PARQUET_DIR is deprecated, "
+        "use NUMBERYO_PARQUET_PATH (renamed in 0.2; the old name stops working in 0.3)\n"
+    )
+    assert list((tmp_path / "old").rglob("*.parquet"))

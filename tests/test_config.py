@@ -79,7 +79,16 @@ def test_parquet_default_sits_beside_a_duckdb_warehouse() -> None:
     assert default_parquet_path("postgresql+psycopg://h/db", environ={}) == "./numberyo-parquet"
     env = {"NUMBERYO_PARQUET_PATH": "s3://b/p"}
     assert default_parquet_path("duckdb:////data/wh.duckdb", environ=env) == "s3://b/p"
-    assert default_parquet_dir is default_parquet_path  # the 0.1 name, until 0.3
+    # Its name in 0.1, until 0.3: the same rule, with a warning that names the new one.
+    with pytest.warns(DeprecationWarning) as caught:
+        assert (
+            default_parquet_dir("duckdb:////data/wh.duckdb", environ={}) == "/data/numberyo-parquet"
+        )
+    assert [str(w.message) for w in caught] == [
+        "numberyo_provider.config: default_parquet_dir() is deprecated, use default_parquet_path() "
+        "(renamed in 0.2; the old name goes in 0.3)"
+    ]
+    assert caught[0].filename == __file__
 
 
 def test_the_old_parquet_variable_still_works_with_a_warning() -> None:

@@ -57,10 +57,11 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries of a refused connection happen at once (the waits only make the test slow)."""
     import numberyo_provider.cancellation as cancellation_module
+    import numberyo_provider.cli.check as check_cli_module
     import numberyo_provider.sync.run as sync_module
 
-    # numberyo check imports it from its module when it runs; run_sync holds its own name.
-    for module in (cancellation_module, sync_module):
+    # numberyo check and run_sync each hold their own name of it.
+    for module in (cancellation_module, check_cli_module, sync_module):
         monkeypatch.setattr(module, "cancellable_sleep", lambda stop: lambda seconds: None)
 
 

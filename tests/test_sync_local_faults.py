@@ -126,7 +126,7 @@ def api_requests(server: Any) -> int:
 
 
 @pytest.mark.slow
-def test_parquet_dir_that_is_a_regular_file(synced: tuple[Any, Path], tmp_path: Path) -> None:
+def test_parquet_path_that_is_a_regular_file(synced: tuple[Any, Path], tmp_path: Path) -> None:
     server, wh = synced
     before = snapshot(wh)
     landing = tmp_path / "landing-file"
@@ -143,7 +143,7 @@ def test_parquet_dir_that_is_a_regular_file(synced: tuple[Any, Path], tmp_path: 
 
 
 @pytest.mark.slow
-def test_parquet_dir_below_a_regular_file(synced: tuple[Any, Path], tmp_path: Path) -> None:
+def test_parquet_path_below_a_regular_file(synced: tuple[Any, Path], tmp_path: Path) -> None:
     server, wh = synced
     before = snapshot(wh)
     (tmp_path / "plain").write_text("x")
@@ -154,7 +154,7 @@ def test_parquet_dir_below_a_regular_file(synced: tuple[Any, Path], tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_parquet_dir_not_writable(synced: tuple[Any, Path], tmp_path: Path) -> None:
+def test_parquet_path_not_writable(synced: tuple[Any, Path], tmp_path: Path) -> None:
     server, wh = synced
     before = snapshot(wh)
     landing = tmp_path / "locked"

@@ -57,7 +57,7 @@ class _BearerAuth(requests.auth.AuthBase):
         return value
 
 
-def _clean_token(token: Any) -> str:
+def _clean_token(token: object) -> str:
     if not isinstance(token, str):
         raise ConfigurationError(
             f"the NumberYo API token must be a string, got {type(token).__name__}: set "

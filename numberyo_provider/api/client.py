@@ -116,7 +116,7 @@ def _pool_manager(
     if proxy is None:
         manager = urllib3.PoolManager(**options)
     elif proxy.lower().startswith("socks"):
-        try:
+        try:  # here: only a SOCKS proxy needs PySocks, an optional dependency
             from urllib3.contrib.socks import SOCKSProxyManager
         except ImportError as exc:
             raise ConfigurationError(

@@ -20,11 +20,10 @@ import os
 import socket
 import threading
 import time
-from typing import Any
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.response import BaseHTTPResponse
+from urllib3.response import BaseHTTPResponse, HTTPResponse
 
 __all__ = ["POOL_CLASSES", "Deadline", "armed", "attach_response"]
 
@@ -168,7 +167,7 @@ class armed:
         _current.deadline = None
 
 
-def _attach(sock: Any) -> None:
+def _attach(sock: object) -> None:
     deadline = getattr(_current, "deadline", None)
     if deadline is not None and isinstance(sock, socket.socket):
         deadline.attach(sock)
@@ -180,7 +179,7 @@ class _DeadlineHTTPConnection(HTTPConnection):
         _attach(sock)  # from here the TLS handshake and sending the request are covered
         return sock
 
-    def getresponse(self) -> Any:
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's own
         _attach(self.sock)  # a reused connection, or the TLS socket that wraps the new one
         return super().getresponse()
 
@@ -191,7 +190,7 @@ class _DeadlineHTTPSConnection(HTTPSConnection):
         _attach(sock)
         return sock
 
-    def getresponse(self) -> Any:
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's own
         _attach(self.sock)
         return super().getresponse()
 

@@ -7,14 +7,14 @@ request that might cost money. The token has its own module (:mod:`numberyo_prov
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
-from typing import Any
 from urllib.parse import urlsplit
 
+from numberyo_provider.config import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # the setting's default
 from numberyo_provider.errors import ConfigurationError
 
-DEFAULT_BASE_URL = "https://www.numberyo.tech"
 #: Seconds one attempt may take, from connect to the last byte of the answer.
 DEFAULT_TIMEOUT = 30.0
 #: Seconds to establish the connection (capped by the total timeout).
@@ -27,8 +27,6 @@ _MIB = 1024 * 1024
 
 def _likely_scheme(host_and_port: str) -> str:
     """``http`` for a loopback or private address (a simulator, a local proxy), else ``https``."""
-    import ipaddress
-
     host = host_and_port.split("/", 1)[0]
     host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host.strip("[]")
     if host.lower() == "localhost":
@@ -40,7 +38,7 @@ def _likely_scheme(host_and_port: str) -> str:
     return "http" if address.is_loopback or address.is_private else "https"
 
 
-def _clean_base_url(base_url: Any) -> str:
+def _clean_base_url(base_url: object) -> str:
     if not isinstance(base_url, str) or not base_url.strip():
         raise ConfigurationError(
             f"base_url is empty: use the API's address, e.g. {DEFAULT_BASE_URL!r}"
@@ -73,7 +71,7 @@ def _clean_base_url(base_url: Any) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc}{path}"
 
 
-def _positive(name: str, value: Any) -> float:
+def _positive(name: str, value: object) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -84,7 +82,7 @@ def _positive(name: str, value: Any) -> float:
     return float(value)
 
 
-def _clean_timeout(timeout: Any) -> tuple[float, float]:
+def _clean_timeout(timeout: object) -> tuple[float, float]:
     """``(connect, total)`` seconds; one number is the total, with the default connect cap."""
     if isinstance(timeout, tuple | list):
         if len(timeout) != 2:
@@ -98,7 +96,7 @@ def _clean_timeout(timeout: Any) -> tuple[float, float]:
     return min(connect, total), total
 
 
-def _clean_max_response_mb(value: Any) -> int:
+def _clean_max_response_mb(value: object) -> int:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -109,7 +107,7 @@ def _clean_max_response_mb(value: Any) -> int:
     return max(1, int(value * _MIB))
 
 
-def _clean_phone_number(phone_number: Any) -> str:
+def _clean_phone_number(phone_number: object) -> str:
     if isinstance(phone_number, int) and not isinstance(phone_number, bool):
         phone_number = str(phone_number)
     if not isinstance(phone_number, str):
@@ -127,7 +125,7 @@ def _clean_phone_number(phone_number: Any) -> str:
     return digits
 
 
-def _positive_int(name: str, value: Any) -> int:
+def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(f"{name} must be an integer >= 1, got {value!r}")
     return value

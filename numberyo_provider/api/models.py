@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal, overload
 
 from numberyo_provider.deprecation import warn_renamed
 from numberyo_provider.errors import BadResponseError, ConfigurationError
@@ -88,7 +88,7 @@ def parse_timestamp(value: str) -> datetime:
     return parsed.astimezone(timezone.utc)
 
 
-def _bad(where: str, expected: str, value: Any) -> BadResponseError:
+def _bad(where: str, expected: str, value: object) -> BadResponseError:
     shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
@@ -115,6 +115,26 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
+@overload
+def _int(
+    data: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    required: Literal[True],
+    minimum: int = ...,
+    maximum: int = ...,
+) -> int: ...
+@overload
+def _int(
+    data: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    required: bool = ...,
+    minimum: int = ...,
+    maximum: int = ...,
+) -> int | None: ...
 def _int(
     data: Mapping[str, Any],
     key: str,
@@ -123,7 +143,7 @@ def _int(
     required: bool = False,
     minimum: int = INT64_MIN,
     maximum: int = INT64_MAX,
-) -> Any:
+) -> int | None:
     value = _get(data, key, where, required=required)
     if value is None:
         return None
@@ -143,9 +163,17 @@ def _int(
     return number
 
 
+@overload
+def _str(
+    data: Mapping[str, Any], key: str, where: str, *, required: Literal[True], digits: bool = ...
+) -> str: ...
+@overload
+def _str(
+    data: Mapping[str, Any], key: str, where: str, *, required: bool = ..., digits: bool = ...
+) -> str | None: ...
 def _str(
     data: Mapping[str, Any], key: str, where: str, *, required: bool = False, digits: bool = False
-) -> Any:
+) -> str | None:
     value = _get(data, key, where, required=required)
     if value is None or isinstance(value, str):
         return value
@@ -171,7 +199,17 @@ def _bool(data: Mapping[str, Any], key: str, where: str) -> bool | None:
     raise _bad(f"{where}.{key}", "true or false", value)
 
 
-def _timestamp(data: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> Any:
+@overload
+def _timestamp(
+    data: Mapping[str, Any], key: str, where: str, *, required: Literal[True]
+) -> datetime: ...
+@overload
+def _timestamp(
+    data: Mapping[str, Any], key: str, where: str, *, required: bool = ...
+) -> datetime | None: ...
+def _timestamp(
+    data: Mapping[str, Any], key: str, where: str, *, required: bool = False
+) -> datetime | None:
     value = _get(data, key, where, required=required)
     if value is None:
         return None

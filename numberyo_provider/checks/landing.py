@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+import fsspec
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from numberyo_provider import schema
 from numberyo_provider.api.models import Check, CheckResults, CreatedCheck
@@ -35,7 +37,9 @@ from numberyo_provider.errors import (
     NumberYoError,
     UnsupportedCheckTypeError,
 )
+from numberyo_provider.sync.land import ParquetLander, find_landed_files
 from numberyo_provider.sync.normalize import normalize_checks, normalize_created
+from numberyo_provider.warehouse import LoadCommit, connect_warehouse
 
 if TYPE_CHECKING:
     from numberyo_provider.api.client import NumberYoClient
@@ -155,9 +159,6 @@ def commit_check_run(
     Idempotent: loading again changes nothing. Renamed in 0.2 (the old keywords ``parquet_root``,
     ``lock_timeout_s``, ``max_workers`` still work until 0.3).
     """
-    from numberyo_provider.sync.land import ParquetLander
-    from numberyo_provider.warehouse import LoadCommit, connect_warehouse
-
     load_id = check_load_id(run_id)
     present = [f for f in files if _exists(f.path, storage_options)]
     if len(present) < len(files):
@@ -257,8 +258,6 @@ def discover_landed_files(
 ) -> list[LandedFile]:
     """Every file landed under ``parquet_path`` for ``load_id`` (all shards, all tries), both
     landing layouts (:func:`~numberyo_provider.sync.land.find_landed_files`)."""
-    from numberyo_provider.sync.land import find_landed_files
-
     return [
         found
         for table in schema.DATA_TABLES
@@ -288,8 +287,6 @@ def _private(
 
 
 def _exists(path: str, storage_options: Mapping[str, Any] | None) -> bool:
-    import fsspec
-
     fs, local = fsspec.core.url_to_fs(path, **dict(storage_options or {}))
     return bool(fs.exists(local))
 
@@ -297,9 +294,6 @@ def _exists(path: str, storage_options: Mapping[str, Any] | None) -> bool:
 def _landed_check_ids(
     files: Sequence[LandedFile], storage_options: Mapping[str, Any] | None
 ) -> set[int]:
-    import fsspec
-    import pyarrow.parquet as pq
-
     ids: set[int] = set()
     for f in files:
         if f.table != schema.CHECKS.name:

@@ -67,7 +67,7 @@ def default_cli_run_id(
     return f"cli-{check_type}-{day}-{digest}"
 
 
-def _positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
+def _positive_int(name: str, value: object, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigurationError(f"{name} must be an integer >= {minimum}, not {value!r}")
     return value

@@ -21,7 +21,10 @@ from numberyo_provider.checks.engine import Checker
 from numberyo_provider.checks.landing import commit_check_run, one_line
 from numberyo_provider.checks.ledger import Ledger, default_ledger_url
 from numberyo_provider.checks.options import STOP_ERROR, CheckOptions, CheckSummary, check_load_id
+from numberyo_provider.checks.source import Source
 from numberyo_provider.deprecation import renamed_keywords
+from numberyo_provider.sync.land import ParquetLander
+from numberyo_provider.warehouse import connect_warehouse
 
 if TYPE_CHECKING:
     from numberyo_provider.api.client import NumberYoClient
@@ -85,10 +88,6 @@ def run_check(
     ``lock_timeout``: seconds to wait for another writer of the warehouse. Renamed in 0.2 (the
     old keywords ``parquet_root``, ``lock_timeout_s``, ``stop_event`` still work until 0.3).
     """
-    from numberyo_provider.checks.source import Source
-    from numberyo_provider.sync.land import ParquetLander
-    from numberyo_provider.warehouse import connect_warehouse
-
     if isinstance(chunks, Source):
         chunks.validate()  # a wrong name or a refused query must write nothing: check it first
     own_ledger = not isinstance(ledger, Ledger)

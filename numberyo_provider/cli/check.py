@@ -26,6 +26,10 @@ same command to retry them, nothing is paid twice); 130 interrupted (Ctrl-C: the
 cleanly and loads what was done, a second one aborts at once). A failure prints one line on stderr
 naming what failed (how many, the first error) and whether money was spent; never a traceback or
 the token.
+
+The engine, the ledger, the sources and the HTTP client (pyarrow, SQLAlchemy, requests) are
+imported by the functions that use them: every ``numberyo`` command, ``simulate`` and ``--help``
+included, builds this command's flags.
 """
 
 from __future__ import annotations
@@ -35,10 +39,15 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from numberyo_provider.api.models import canonical_check_type
+from numberyo_provider.cancellation import cancellable_sleep
+from numberyo_provider.checks.budget import DEFAULT_COST_ESTIMATE
+from numberyo_provider.checks.verdict import failed_numbers, money_spent
 from numberyo_provider.cli.errors import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
@@ -55,6 +64,7 @@ from numberyo_provider.cli.options import (
     configure_logging,
     count,
     days,
+    deprecations_on_stderr,
     positive_int,
     seconds,
 )
@@ -68,6 +78,7 @@ from numberyo_provider.config import (
 )
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.private_files import private_umask
+from numberyo_provider.progress import Progress
 
 if TYPE_CHECKING:
     from numberyo_provider.checks.source import SourceSpec
@@ -91,7 +102,7 @@ class _RenamedFlag(argparse.Action):
         self,
         parser: argparse.ArgumentParser,
         namespace: argparse.Namespace,
-        values: Any,
+        values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
         print(
@@ -102,7 +113,7 @@ class _RenamedFlag(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "check",
         help="check the phone numbers of a table (paid; never twice)",
@@ -259,14 +270,9 @@ def handle(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from numberyo_provider.api.client import NumberYoClient
-    from numberyo_provider.api.models import canonical_check_type
-    from numberyo_provider.cancellation import cancellable_sleep
     from numberyo_provider.checks import CheckOptions, run_check
-    from numberyo_provider.checks.budget import DEFAULT_COST_ESTIMATE
     from numberyo_provider.checks.ledger import default_ledger_url
     from numberyo_provider.checks.source import open_source
-    from numberyo_provider.checks.verdict import failed_numbers, money_spent
-    from numberyo_provider.progress import Progress
 
     spec = _source_spec(args)
     check_type = canonical_check_type(args.type)
@@ -290,7 +296,8 @@ def _run(args: argparse.Namespace) -> int:
     # Names, query and URL are checked (read-only) before run_check creates any file.
     source = open_source(spec)
     base_url = resolve_base_url(args.base_url)
-    parquet_path = resolve_parquet_path(args.parquet_path, warehouse=args.warehouse)
+    with deprecations_on_stderr("numberyo check"):  # NUMBERYO_PARQUET_DIR, say
+        parquet_path = resolve_parquet_path(args.parquet_path, warehouse=args.warehouse)
     stop = threading.Event()
     configure_logging(args.verbose)
     client = NumberYoClient(

@@ -29,6 +29,7 @@ from numberyo_provider.errors import (
     ConfigurationError,
     InsufficientCreditsError,
     NumbersFailedError,
+    NumberYoError,
 )
 
 EXIT_OK = 0
@@ -83,8 +84,6 @@ def flags_for_keywords(text: str) -> str:
 def one_line(exc: BaseException) -> str:
     """``exc`` as one line: our errors by their message (settings named as the flags that set
     them), anyone else's (a database driver's, a bug) prefixed by the exception's type."""
-    from numberyo_provider.errors import ConfigurationError, NumberYoError
-
     text = " ".join(str(exc).split())
     if isinstance(exc, ConfigurationError):
         text = flags_for_keywords(text)
@@ -106,7 +105,7 @@ def report(command: str, exc: BaseException, *, spent: str | None = None) -> int
 def check_warehouse_url(url: str) -> None:
     """Raise :class:`ConfigurationError` for a warehouse URL that cannot work (bad syntax, no such
     SQLAlchemy dialect or driver), without connecting or creating anything."""
-    from numberyo_provider.warehouse import connect_warehouse
+    from numberyo_provider.warehouse import connect_warehouse  # pyarrow: not for `--help`
 
     connect_warehouse(url).close()
 

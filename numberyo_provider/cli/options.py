@@ -13,7 +13,7 @@ import logging
 import math
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -100,7 +100,7 @@ def mebibytes(text: str) -> float:
 # --- the shared groups ------------------------------------------------------------------------
 
 
-def add_api_options(parser: Any, *, conn_id: bool = False) -> None:
+def add_api_options(parser: argparse.ArgumentParser, *, conn_id: bool = False) -> None:
     """``--base-url``, ``--timeout``, ``--max-response-mb``, ``--max-retries``."""
     override = "; overrides the connection's extra with --conn-id" if conn_id else ""
     group = parser.add_argument_group("API")
@@ -138,18 +138,13 @@ def add_api_options(parser: Any, *, conn_id: bool = False) -> None:
 
 class _ParquetPath(argparse.Action):
     """``--parquet-path``, and its old spelling ``--parquet-dir`` (0.1), which still works until
-    0.3 with a one-line warning on stderr.
-
-    Both set ``parquet_path``. They also set ``parquet_dir``, the attribute ``numberyo check``
-    read before the rename, so it keeps working until it reads ``parquet_path``; then the mirror
-    goes.
-    """
+    0.3 with a one-line warning on stderr; both set ``parquet_path``."""
 
     def __call__(
         self,
         parser: argparse.ArgumentParser,
         namespace: argparse.Namespace,
-        values: Any,
+        values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
         if option_string == OLD_PARQUET_FLAG:
@@ -159,7 +154,6 @@ class _ParquetPath(argparse.Action):
                 file=sys.stderr,
             )
         namespace.parquet_path = values
-        namespace.parquet_dir = values
 
 
 PARQUET_FLAG = "--parquet-path"
@@ -167,12 +161,10 @@ PARQUET_FLAG = "--parquet-path"
 OLD_PARQUET_FLAG = "--parquet-dir"
 
 
-def add_output_options(parser: Any, *, what: str) -> Any:
+def add_output_options(parser: argparse.ArgumentParser, *, what: str) -> argparse._ArgumentGroup:
     """``--warehouse``, ``--parquet-path``, ``--privacy``, ``--lock-timeout``, ``--json``,
-    ``--no-progress``, ``-v``; returns the group (for a subcommand's own output flags).
-
-    The landing is read back as ``args.parquet_path`` (``args.parquet_dir`` mirrors it for
-    ``numberyo check`` until that reads ``parquet_path``)."""
+    ``--no-progress``, ``-v``; returns the group (for a subcommand's own output flags). The
+    landing is read back as ``args.parquet_path``, whichever spelling of the flag was used."""
     group = parser.add_argument_group("output")
     group.add_argument(
         "--warehouse",
@@ -198,7 +190,6 @@ def add_output_options(parser: Any, *, what: str) -> Any:
         metavar="PATH",
         help=argparse.SUPPRESS,
     )
-    parser.set_defaults(parquet_dir=None)
     group.add_argument(
         "--privacy",
         choices=PRIVACY_MODES,

@@ -7,6 +7,10 @@ Prints one line once the server answers, then serves until Ctrl-C or SIGTERM::
 Scripts that start it with ``--port 0`` read the URL from that first stdout line (the first
 word starting with ``http://``). The token's value is never printed unless it is the default
 demo token.
+
+Light on purpose: the server (FastAPI and uvicorn, the ``simulator`` extra) and the sample
+contacts (DuckDB, phonenumbers) are imported when used, so that building the ``numberyo`` command
+line costs neither (``tests/test_import_weight.py``).
 """
 
 from __future__ import annotations
@@ -154,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``simulate`` to the ``numberyo`` command."""
     parser = subparsers.add_parser(
         "simulate",

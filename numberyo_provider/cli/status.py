@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from numberyo_provider.cli.options import count, positive_int, seconds
-from numberyo_provider.errors import NumberYoError
+from numberyo_provider.errors import ConfigurationError, NumberYoError
+from numberyo_provider.status import DEFAULT_DAYS, DEFAULT_LOADS, read_status
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -31,9 +31,7 @@ EXIT_USAGE = 2
 EXIT_ATTENTION = 3
 
 
-def register(subparsers: Any) -> None:
-    from numberyo_provider.status import DEFAULT_DAYS, DEFAULT_LOADS
-
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "status",
         help="show a warehouse's watermark, last loads, ledger and credits (read-only)",
@@ -83,9 +81,6 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from numberyo_provider.errors import ConfigurationError
-    from numberyo_provider.status import read_status
-
     try:
         report = read_status(
             args.warehouse,

@@ -17,6 +17,10 @@ refused, API or warehouse unreachable, a lying server, a Parquet directory that 
 ...); 2 usage error (bad flag, no token, bad ``--base-url`` or ``--warehouse``), found before
 anything is written; 130 interrupted (Ctrl-C at any moment, the commit included: nothing of the
 run is committed). A failure is one line on stderr; the token is never printed.
+
+The sync itself (pyarrow) and the Airflow hook (Airflow, for ``--conn-id`` only) are imported by
+the functions that use them: every ``numberyo`` command, ``simulate`` and ``--help`` included,
+builds this command's flags.
 """
 
 from __future__ import annotations
@@ -51,9 +55,10 @@ from numberyo_provider.config import (
 )
 from numberyo_provider.errors import ConfigurationError, NumberYoError
 from numberyo_provider.private_files import private_umask
+from numberyo_provider.progress import Progress
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "sync",
         help="sync the account's check history into a warehouse (incremental)",
@@ -125,7 +130,6 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from numberyo_provider.progress import Progress
     from numberyo_provider.sync import run_sync
 
     client = None

@@ -21,7 +21,8 @@ from numberyo_provider.api.client import (
     DEFAULT_TIMEOUT,
     NumberYoClient,
 )
-from numberyo_provider.coercion import as_bool, as_decimal, as_int
+from numberyo_provider.coercion import as_bool, as_decimal, as_int, as_text
+from numberyo_provider.config import resolve_privacy
 from numberyo_provider.errors import ConfigurationError, NumberYoError
 
 # The async half of the Task SDK, imported here rather than on first use: an import inside a
@@ -37,9 +38,15 @@ try:
     from airflow.sdk.log import amask_secret
 except ImportError:  # pragma: no cover - task SDKs before the async masker
     amask_secret = None  # type: ignore[assignment]
+try:
+    from airflow.sdk.log import mask_secret
+except ImportError:  # pragma: no cover - older task SDKs
+    mask_secret = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+
+    from numberyo_provider.privacy import PrivacyPolicy
 
 _HTTPS_PORT = 443
 
@@ -55,7 +62,7 @@ _EXTRA_TYPES: dict[str, str] = {
 }
 
 
-def _coerce(name: str, value: Any, kind: str) -> Any:
+def _coerce(name: str, value: object, kind: str) -> bool | int | float | None:
     """One extra, by the rules of :mod:`numberyo_provider.coercion`; ``None`` when empty."""
     label = f"connection extra {name!r}"
     if value is None or value == "":
@@ -216,14 +223,24 @@ class NumberYoHook(BaseHook):
         secret = self.get_connection(self.numberyo_conn_id).extra_dejson.get("privacy_secret")
         return str(secret) if secret else None
 
+    def privacy_policy(self, mode: object = None, secret: object = None) -> PrivacyPolicy:
+        """The privacy policy of an operator's (rendered) ``privacy`` and ``privacy_secret``,
+        resolved like everywhere (:mod:`numberyo_provider.config`): mode from the argument or
+        ``NUMBERYO_PRIVACY_MODE``; secret from the argument, this connection's extra
+        ``privacy_secret`` (read only when the mode needs one) or ``NUMBERYO_PRIVACY_SECRET``.
+        The secret is masked in the task's log."""
+        policy = resolve_privacy(
+            as_text(mode), as_text(secret), connection_secret=lambda: self.privacy_secret
+        )
+        if isinstance(policy.secret, str) and policy.secret:
+            self._mask(policy.secret)
+        return policy
+
     @staticmethod
     def _mask(secret: str) -> None:
         """Airflow masks passwords it fetched itself; mask again so any copy is hidden too."""
-        try:
-            from airflow.sdk.log import mask_secret
-        except ImportError:  # pragma: no cover - older task SDKs
-            return
-        mask_secret(secret)
+        if mask_secret is not None:
+            mask_secret(secret)
 
     def get_client(self, *, pool_size: int | None = None, **overrides: Any) -> NumberYoClient:
         """A client configured from the connection; ``pool_size`` should match your workers."""

@@ -15,6 +15,10 @@ are reconciled first (``docs/credits-and-idempotency.md``).
 What each task did goes to XCom (key ``numberyo_check``, and the return value on success):
 ``{"summary": {...}, "files": [...]}``. The key is pushed even when the task then fails or skips
 (out of credits), so the load task can pick the shard's files up.
+
+Cheap to import, as Airflow asks of operators (a DAG file imports it at every parse): the checks
+engine, its ledger and sources, the landing (pyarrow, phonenumbers, fsspec) and the lineage
+helpers are imported by the methods that use them, when the task runs.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+from numberyo_provider.cancellation import cancellable_sleep
 from numberyo_provider.checks.budget import DEFAULT_COST_ESTIMATE
+from numberyo_provider.checks.verdict import failed_numbers
 from numberyo_provider.coercion import as_bool, as_decimal, as_int, as_text
 from numberyo_provider.deprecation import warn_renamed
 from numberyo_provider.errors import ConfigurationError
@@ -39,8 +45,11 @@ from numberyo_provider.operators.sync import default_outlets
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.sdk.types import Logger
+    from sqlalchemy.engine import Engine
 
     from numberyo_provider.checks import Checker, CheckOptions, CheckSummary
+    from numberyo_provider.operators.lineage import Lineage
     from numberyo_provider.privacy import PrivacyPolicy
     from numberyo_provider.sync.land import LandedFile
 
@@ -57,26 +66,17 @@ _SQLALCHEMY_SCHEMES = {
 }
 
 
-def privacy_policy(mode: Any, secret: str | None, hook: NumberYoHook) -> PrivacyPolicy:
-    """The privacy policy, resolved like everywhere (:mod:`numberyo_provider.config`): mode from
-    the argument or ``NUMBERYO_PRIVACY_MODE``; secret from the argument, the connection extra
-    ``privacy_secret`` or ``NUMBERYO_PRIVACY_SECRET``."""
-    from numberyo_provider.config import resolve_privacy
-
-    policy = resolve_privacy(
-        as_text(mode), as_text(secret), connection_secret=lambda: hook.privacy_secret
-    )
-    if isinstance(policy.secret, str) and policy.secret:
-        NumberYoHook._mask(policy.secret)
-    return policy
+def privacy_policy(mode: object, secret: str | None, hook: NumberYoHook) -> PrivacyPolicy:
+    """The privacy policy, resolved like everywhere: :meth:`NumberYoHook.privacy_policy`."""
+    return hook.privacy_policy(mode, secret)
 
 
 def _files_to_xcom(files: Sequence[LandedFile]) -> list[dict[str, Any]]:
     return [asdict(f) for f in files]
 
 
-def _files_from_xcom(items: Any) -> list[LandedFile]:
-    from numberyo_provider.sync.land import LandedFile
+def _files_from_xcom(items: Iterable[Mapping[str, Any]] | None) -> list[LandedFile]:
+    from numberyo_provider.sync.land import LandedFile  # pyarrow and fsspec: not at parse time
 
     return [
         LandedFile(
@@ -318,9 +318,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         # The run's modules (pyarrow, phonenumbers, ...) are imported here, not when the DAG
         # file is parsed.
-        from numberyo_provider.cancellation import cancellable_sleep
         from numberyo_provider.checks import ON_INSUFFICIENT_CREDITS, run_check
-        from numberyo_provider.checks.verdict import failed_numbers
 
         policy = str(self.on_insufficient_credits or "fail").strip().lower()
         if policy not in ON_INSUFFICIENT_CREDITS:
@@ -383,7 +381,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
     def _attach(self, checker: Checker) -> None:
         self._checker = checker
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+    def get_openlineage_facets_on_complete(self, task_instance: object) -> Lineage | None:
         """Lineage for the OpenLineage provider: the source table (or the tables of ``sql``) and
         the API -> the checks created in the account (the API's checks, which the sync reads
         back), the Parquet landing and, with ``load``, the warehouse tables. A ``plan_only`` run
@@ -400,7 +398,7 @@ class NumberYoCreateChecksOperator(BaseOperator):
         self._stop.set()
 
 
-def _apply_credit_policy(policy: str, summary: CheckSummary, log: Any) -> None:
+def _apply_credit_policy(policy: str, summary: CheckSummary, log: Logger) -> None:
     message = (
         f"the NumberYo account ran out of credits ({summary.stop_message}): {summary.created:,} "
         f"check(s) created and kept, {summary.not_checked:,} number(s) recorded as not checked. "
@@ -413,10 +411,10 @@ def _apply_credit_policy(policy: str, summary: CheckSummary, log: Any) -> None:
     log.warning("%s", message)
 
 
-def _engine_for_connection(conn_id: str) -> Any:
+def _engine_for_connection(conn_id: str) -> Engine:
     """A SQLAlchemy engine for an Airflow connection: the common-sql hook's when a provider is
     installed for its type, else one made from the connection's URI."""
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # here: the Task SDK does not promise to import it
 
     conn = BaseHook.get_connection(conn_id)
     try:
@@ -426,9 +424,11 @@ def _engine_for_connection(conn_id: str) -> Any:
     get_engine = getattr(hook, "get_sqlalchemy_engine", None)
     if get_engine is not None:
         try:
-            return get_engine()
+            engine: Engine = get_engine()
         except NotImplementedError:
             pass
+        else:
+            return engine
     scheme = _SQLALCHEMY_SCHEMES.get(str(conn.conn_type or "").lower())
     if scheme is None:
         raise ConfigurationError(
@@ -567,7 +567,7 @@ class NumberYoLoadLandedOperator(BaseOperator):
             "summary": merged,
         }
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+    def get_openlineage_facets_on_complete(self, task_instance: object) -> Lineage | None:
         """Lineage for the OpenLineage provider: the shards' Parquet landing (and the API, for
         the results it fetches again) -> the warehouse tables. ``None`` without the provider."""
         from numberyo_provider.operators.lineage import load_landed_lineage

@@ -1,13 +1,40 @@
 """OpenLineage for the operators: the core's dataset names (:mod:`numberyo_provider.lineage`) as
 the OpenLineage provider's ``OperatorLineage``, returned by each operator's
-``get_openlineage_facets_on_complete``. Without the provider installed, lineage is ``None``."""
+``get_openlineage_facets_on_complete``. Without the provider installed, lineage is ``None``: the
+provider (an optional dependency) is imported when lineage is asked for, and the operators import
+this module only then."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
-from numberyo_provider.lineage import DatasetName
+import sqlalchemy as sa
+from airflow.sdk import BaseHook
+
+from numberyo_provider import schema
+from numberyo_provider.coercion import as_bool, as_text
+from numberyo_provider.config import DEFAULT_BASE_URL
+from numberyo_provider.hooks.numberyo import NumberYoHook
+from numberyo_provider.lineage import (
+    DatasetName,
+    api_dataset,
+    landing_datasets,
+    source_datasets,
+    warehouse_datasets,
+)
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    from numberyo_provider.operators.check import (
+        NumberYoCreateChecksOperator,
+        NumberYoLoadLandedOperator,
+    )
+
+    #: What the operators hand the OpenLineage provider: datasets, and no facets of their own.
+    Lineage: TypeAlias = OperatorLineage[Dataset, RunFacet]
 
 #: Airflow connection types -> the URL scheme :mod:`numberyo_provider.lineage` understands.
 _CONN_SCHEMES = {
@@ -19,7 +46,9 @@ _CONN_SCHEMES = {
 }
 
 
-def operator_lineage(inputs: Iterable[DatasetName], outputs: Iterable[DatasetName]) -> Any:
+def operator_lineage(
+    inputs: Iterable[DatasetName], outputs: Iterable[DatasetName]
+) -> Lineage | None:
     """``OperatorLineage(inputs, outputs)``, or None when the OpenLineage provider is absent."""
     try:
         from airflow.providers.common.compat.openlineage.facet import Dataset
@@ -27,7 +56,7 @@ def operator_lineage(inputs: Iterable[DatasetName], outputs: Iterable[DatasetNam
     except ImportError:
         return None
 
-    def datasets(names: Iterable[DatasetName]) -> list[Any]:
+    def datasets(names: Iterable[DatasetName]) -> list[Dataset]:
         unique = list(dict.fromkeys(names))  # keep the order, drop repeats
         return [Dataset(namespace=d.namespace, name=d.name) for d in unique]
 
@@ -37,9 +66,6 @@ def operator_lineage(inputs: Iterable[DatasetName], outputs: Iterable[DatasetNam
 def api_base_url(conn_id: str) -> str:
     """The API address of a NumberYo connection (the default address when it has none or cannot
     be read: lineage never fails a task)."""
-    from numberyo_provider.api.client import DEFAULT_BASE_URL
-    from numberyo_provider.hooks.numberyo import NumberYoHook
-
     try:
         return str(NumberYoHook(conn_id).settings.get("base_url") or DEFAULT_BASE_URL)
     except Exception:
@@ -48,9 +74,6 @@ def api_base_url(conn_id: str) -> str:
 
 def connection_url(conn_id: str) -> str | None:
     """A credential-free URL of an Airflow SQL connection, for dataset names (None: unknown)."""
-    import sqlalchemy as sa
-    from airflow.sdk import BaseHook
-
     try:
         conn = BaseHook.get_connection(conn_id)
     except Exception:
@@ -66,17 +89,8 @@ def connection_url(conn_id: str) -> str | None:
     return url.render_as_string(hide_password=True)
 
 
-def check_lineage(op: Any) -> Any:
+def check_lineage(op: NumberYoCreateChecksOperator) -> Lineage | None:
     """Lineage of a ``NumberYoCreateChecksOperator`` (its rendered fields)."""
-    from numberyo_provider import schema
-    from numberyo_provider.coercion import as_bool, as_text
-    from numberyo_provider.lineage import (
-        api_dataset,
-        landing_datasets,
-        source_datasets,
-        warehouse_datasets,
-    )
-
     source = as_text(op.source_url) or (
         connection_url(str(op.source_conn_id)) if as_text(op.source_conn_id) else None
     )
@@ -100,11 +114,8 @@ def check_lineage(op: Any) -> Any:
     return operator_lineage(inputs=[*inputs, api], outputs=outputs)
 
 
-def load_landed_lineage(op: Any) -> Any:
+def load_landed_lineage(op: NumberYoLoadLandedOperator) -> Lineage | None:
     """Lineage of a ``NumberYoLoadLandedOperator``."""
-    from numberyo_provider import schema
-    from numberyo_provider.lineage import api_dataset, landing_datasets, warehouse_datasets
-
     data = list(schema.DATA_TABLES)
     return operator_lineage(
         inputs=[
@@ -117,7 +128,7 @@ def load_landed_lineage(op: Any) -> Any:
     )
 
 
-def _check_type(value: Any) -> str:
+def _check_type(value: object) -> str:
     """``HLR`` / ``Verify`` whatever the case it was given in."""
     text = str(value or "").strip().lower()
     return {"hlr": "HLR", "verify": "Verify"}.get(text, str(value))

@@ -13,6 +13,8 @@ fails the task when the report lists something that needs a person, so Airflow's
         report = read_status("duckdb:////data/warehouse.duckdb")
         report.raise_for_attention()  # optional: fail the task
         return report.as_dict()
+
+The report's modules are imported when the task runs, not when the DAG file is parsed.
 """
 
 from __future__ import annotations

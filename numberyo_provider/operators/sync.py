@@ -6,6 +6,9 @@ Thin on purpose: it turns the connection into a client, the arguments into one
 :func:`numberyo_provider.sync.run_sync`; the returned summary dict is the XCom. The tables it
 updates are declared as Airflow Assets (``outlets``, URIs from :mod:`numberyo_provider.assets`) so
 dbt DAGs can be scheduled on them.
+
+Cheap to import, as Airflow asks of operators (a DAG file imports it at every parse): the sync
+itself and the lineage helpers are imported by the methods that use them, when the task runs.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, BaseOperator
 
 from numberyo_provider.assets import sync_asset_uris, sync_tables
+from numberyo_provider.cancellation import cancellable_sleep
+from numberyo_provider.config import resolve_sync_options
 from numberyo_provider.hooks.numberyo import NumberYoHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from numberyo_provider.operators.lineage import Lineage
     from numberyo_provider.privacy import PrivacyPolicy
     from numberyo_provider.sync import SyncOptions
 
@@ -97,14 +103,10 @@ class NumberYoSyncOperator(BaseOperator):
         self._base_url: str | None = None
 
     def _policy(self, hook: NumberYoHook) -> PrivacyPolicy:
-        from numberyo_provider.operators.check import privacy_policy
-
-        return privacy_policy(self.privacy, self.privacy_secret, hook)
+        return hook.privacy_policy(self.privacy, self.privacy_secret)
 
     def _sync_options(self, hook: NumberYoHook) -> SyncOptions:
         """The run's settings from the (rendered) arguments, by the one resolver."""
-        from numberyo_provider.config import resolve_sync_options
-
         return resolve_sync_options(
             warehouse=self.warehouse,
             parquet_path=self.parquet_path,
@@ -116,7 +118,6 @@ class NumberYoSyncOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from numberyo_provider.cancellation import cancellable_sleep
         from numberyo_provider.sync import run_sync
 
         hook = NumberYoHook(self.numberyo_conn_id)
@@ -137,7 +138,7 @@ class NumberYoSyncOperator(BaseOperator):
         """Stop the workers promptly; nothing of the interrupted run becomes visible."""
         self._cancel.set()
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+    def get_openlineage_facets_on_complete(self, task_instance: object) -> Lineage | None:
         """Lineage for the OpenLineage provider: the API's checks -> the Parquet landing and the
         three warehouse tables (names: :mod:`numberyo_provider.lineage`). ``None`` without the
         provider."""

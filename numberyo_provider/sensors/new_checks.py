@@ -34,6 +34,7 @@ def read_watermark(warehouse: str, *, lock_timeout: float = 60.0) -> Watermark |
     without the numberyo tables gets them (``ensure_schema``, idempotent), exactly as the first
     sync would create them.
     """
+    # Here, not above: the warehouse brings pyarrow, which parsing the DAG file does not need.
     from numberyo_provider.warehouse import WarehouseError, connect_warehouse
 
     with connect_warehouse(warehouse, lock_timeout=lock_timeout) as wh:
@@ -116,7 +117,9 @@ class NumberYoNewChecksSensor(BaseSensorOperator):
         )
         return None  # not reached: defer() raises
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         if not event or event.get("status") != "success":
             message = (event or {}).get("message", "the trigger ended without an event")
             raise AirflowException(f"NumberYo new-checks trigger failed: {message}")

@@ -15,7 +15,10 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+import duckdb
+import phonenumbers
+from phonenumbers import PhoneNumber, PhoneNumberFormat, PhoneNumberType
 
 #: The contacts' default region: national numbers ("0450 ...") are Belgian.
 DEFAULT_REGION = "BE"
@@ -50,7 +53,7 @@ class Contacts:
     invalid_rows: int = 0
     duplicate_rows: int = 0
 
-    def truth(self) -> dict[str, Any]:
+    def truth(self) -> dict[str, int]:
         return {
             "rows": len(self.rows),
             "invalid_rows": self.invalid_rows,
@@ -59,17 +62,14 @@ class Contacts:
         }
 
 
-def _valid_variants(region: str, count: int, rng: random.Random) -> list[Any]:
+def _valid_variants(region: str, count: int, rng: random.Random) -> list[PhoneNumber]:
     """``count`` distinct valid mobile numbers of ``region``: the example number with its last
     digits replaced."""
-    import phonenumbers
-    from phonenumbers import PhoneNumberType
-
     example = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
     if example is None:
         raise RuntimeError(f"phonenumbers has no example mobile number for {region}")
     national = str(example.national_number)
-    found: dict[str, Any] = {}
+    found: dict[str, PhoneNumber] = {}
     for _ in range(count * 50):
         if len(found) == count:
             break
@@ -83,11 +83,8 @@ def _valid_variants(region: str, count: int, rng: random.Random) -> list[Any]:
     return list(found.values())
 
 
-def _render(number: Any, region: str, rng: random.Random) -> str:
+def _render(number: PhoneNumber, region: str, rng: random.Random) -> str:
     """One way people write ``number`` in a CRM (every one parses back to the same number)."""
-    import phonenumbers
-    from phonenumbers import PhoneNumberFormat
-
     e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     intl = phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
     styles = [
@@ -115,7 +112,7 @@ def make_contacts(rows: int = 300, seed: int = CONTACT_SEED) -> Contacts:
     n_duplicates = max(1, rows * 15 // 100)
     n_valid = rows - n_invalid - n_duplicates
     per_region = -(-n_valid // len(CONTACT_REGIONS))
-    pool: list[tuple[str, Any]] = []
+    pool: list[tuple[str, PhoneNumber]] = []
     for region in CONTACT_REGIONS:
         pool += [(region, n) for n in _valid_variants(region, per_region, rng)]
     rng.shuffle(pool)
@@ -128,8 +125,6 @@ def make_contacts(rows: int = 300, seed: int = CONTACT_SEED) -> Contacts:
     invalid[0] = None  # a NULL too
     phones += invalid
     rng.shuffle(phones)
-    import phonenumbers
-
     digits = sorted({phonenumbers.format_number(n, 0)[1:] for _, n in chosen})
     return Contacts(
         rows=[(i + 1, f"Contact {i + 1:03d}", p) for i, p in enumerate(phones)],
@@ -145,8 +140,6 @@ def write_contacts(path: Path, contacts: Contacts) -> None:
     Written under a temporary name and renamed, so a reader never sees a half-written file; an
     existing ``path`` is never overwritten (it may be someone's data): ``FileExistsError``.
     """
-    import duckdb
-
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} already exists")

@@ -19,6 +19,8 @@ from numberyo_provider.simulator.state import Simulator
 
 try:
     import uvicorn
+
+    from numberyo_provider.simulator.app import build_app
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "The NumberYo simulator needs FastAPI and uvicorn: "
@@ -92,8 +94,6 @@ class SimulatorServer:
 
     def start(self) -> SimulatorServer:
         """Bind, start uvicorn in a daemon thread, wait until it serves."""
-        from numberyo_provider.simulator.app import build_app
-
         with self._lock:
             if self._thread is not None:
                 return self

@@ -144,7 +144,7 @@ class _Account:
     token: str = field(repr=False)
     credits: Decimal
     #: Ids of the account's checks sorted by (created_at, id), oldest first.
-    order: array = field(default_factory=lambda: array("q"))
+    order: array[int] = field(default_factory=lambda: array("q"))
 
 
 @dataclass

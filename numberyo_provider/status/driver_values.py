@@ -23,7 +23,8 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _utc(value: Any) -> datetime:
+def _utc(value: datetime | str) -> datetime:
+    """A timestamp column (an aware or naive datetime, or ISO text) as an aware UTC datetime."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
@@ -31,7 +32,7 @@ def _utc(value: Any) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-def _as_date(value: Any) -> date:
+def _as_date(value: object) -> date:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):

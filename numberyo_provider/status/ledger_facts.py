@@ -14,6 +14,16 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
+
+from numberyo_provider.checks.ledger import (
+    CLAIMS_TABLE,
+    CREATED,
+    PENDING,
+    REQUESTS_TABLE,
+    Ledger,
+    default_ledger_url,
+)
 from numberyo_provider.errors import ConfigurationError, NumberYoError, StatusError
 from numberyo_provider.privacy import mask_value
 from numberyo_provider.status.driver_values import _as_date, _one_line
@@ -24,23 +34,12 @@ from numberyo_provider.status.report import (
     PendingRequest,
     StatusReport,
 )
+from numberyo_provider.warehouse import mask_url
 
 
 def _read_ledger(
     report: StatusReport, warehouse: str, url: str | None, since: datetime, now: datetime
 ) -> None:
-    import sqlalchemy as sa
-
-    from numberyo_provider.checks.ledger import (
-        CLAIMS_TABLE,
-        CREATED,
-        PENDING,
-        REQUESTS_TABLE,
-        Ledger,
-        default_ledger_url,
-    )
-    from numberyo_provider.warehouse import mask_url
-
     explicit = url is not None
     if url is None:
         try:

@@ -1,8 +1,8 @@
 """Reading a warehouse's status: the facts of both sides, gathered into one report.
 
-The two sides are imported when a report is read, not with this module: they bring the table
-definitions (pyarrow) and the drivers, which ``numberyo status --help`` and the operator's DAG
-file do not need.
+The two sides (and the warehouse package, which masks URLs) are imported when a report is read,
+not with this module: they bring the table definitions (pyarrow) and the drivers, which
+``numberyo status --help`` and the operator's DAG file do not need.
 """
 
 from __future__ import annotations

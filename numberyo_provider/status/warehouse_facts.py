@@ -5,11 +5,15 @@ checks whose results never loaded and the credits of the loaded checks. A DuckDB
 read-only (and must exist), a SQLAlchemy database in a read-only transaction; whatever fails
 becomes one :class:`~numberyo_provider.errors.StatusError` line (no database, not a numberyo
 warehouse, cannot read), never a traceback.
+
+Each backend's own modules are imported by its reader: the DuckDB file lock (and DuckDB) for a
+DuckDB file, :class:`~numberyo_provider.warehouse.sql.SqlWarehouse` (and SQLAlchemy) for the rest.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,6 +24,8 @@ from numberyo_provider import schema
 from numberyo_provider.errors import ConfigurationError, NumberYoError, StatusError
 from numberyo_provider.status.driver_values import _as_date, _json, _one_line, _utc
 from numberyo_provider.status.report import SAMPLE, CreditDay, LoadInfo, UnloadedResults
+from numberyo_provider.warehouse import mask_url
+from numberyo_provider.warehouse.ddl import duckdb_qualified
 
 
 class _WarehouseReader:
@@ -138,8 +144,6 @@ class _WarehouseReader:
 
 @contextmanager
 def _open_warehouse(url: str, lock_timeout: float) -> Iterator[_WarehouseReader]:
-    from numberyo_provider.warehouse import mask_url
-
     shown = mask_url(url)
     try:
         if url.split(":", 1)[0].lower() == "duckdb":
@@ -166,9 +170,6 @@ def _open_warehouse(url: str, lock_timeout: float) -> Iterator[_WarehouseReader]
 
 @contextmanager
 def _duckdb_reader(url: str, shown: str, lock_timeout: float) -> Iterator[_WarehouseReader]:
-    import re
-
-    from numberyo_provider.warehouse.ddl import duckdb_qualified
     from numberyo_provider.warehouse.lock import connect_with_retry
 
     match = re.fullmatch(r"duckdb:///([^?#]+)(?:\?[^#]*)?", url, flags=re.IGNORECASE)
@@ -271,7 +272,7 @@ def _sqlstate(exc: BaseException) -> str | None:
 def _is_missing_table(exc: BaseException) -> bool:
     """A table or schema of the model is missing (PostgreSQL 42P01 / 3F000, DuckDB's catalog
     error, SQLite's "no such table")."""
-    import duckdb
+    import duckdb  # here: only to recognise its error (a SQL database's status needs no DuckDB)
 
     if _sqlstate(exc) in ("42P01", "3F000"):
         return True

@@ -37,7 +37,7 @@ from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from numberyo_provider.api.client import CHECKS_PATH, NumberYoClient
 from numberyo_provider.api.models import CHECK_TYPES, Check, CheckPage, CheckResults
@@ -105,12 +105,15 @@ class ListingStats:
     reached_end: bool = False
 
 
+_T = TypeVar("_T")
+
+
 def _checked(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise SyncCancelled("the sync was cancelled")
 
 
-def _wait(future: Future[Any], cancel: threading.Event | None) -> Any:
+def _wait(future: Future[_T], cancel: threading.Event | None) -> _T:
     """``future.result()`` that notices a cancellation within a fraction of a second."""
     while True:
         _checked(cancel)

@@ -533,7 +533,7 @@ def _filesystem(root: str, storage_options: Mapping[str, Any]) -> tuple[Any, str
     return fs, str(path).rstrip("/") or "/"
 
 
-def _protocols(fs: Any) -> set[str]:
+def _protocols(fs: fsspec.AbstractFileSystem) -> set[str]:
     proto = fs.protocol
     return {proto} if isinstance(proto, str) else set(proto)
 
@@ -568,7 +568,7 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def _relative_to_root(fs: Any, root_path: str, path: str) -> str | None:
+def _relative_to_root(fs: fsspec.AbstractFileSystem, root_path: str, path: str) -> str | None:
     stripped = fs._strip_protocol(path)
     if isinstance(fs, LocalFileSystem):
         stripped = os.path.abspath(stripped)
@@ -580,7 +580,7 @@ def _relative_to_root(fs: Any, root_path: str, path: str) -> str | None:
     return norm[len(prefix) :]
 
 
-def _remove_one(fs: Any, local: bool, root_path: str, path: str) -> None:
+def _remove_one(fs: fsspec.AbstractFileSystem, local: bool, root_path: str, path: str) -> None:
     rel = _relative_to_root(fs, root_path, path)
     if rel is None:
         return

@@ -63,7 +63,7 @@ def extra_json(extra: Mapping[str, Any]) -> str | None:
     return json.dumps(extra, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def phone_digits(value: Any) -> str | None:
+def phone_digits(value: object) -> str | None:
     """``"+32 456 789023"`` -> ``"32456789023"``; ``None`` for anything without digits."""
     if value is None:
         return None

@@ -12,6 +12,9 @@ setting.
 What is not a setting stays out: the API side (a client, or token and base URL), the warehouse URL
 (the run's target, given next to the options), and the run's collaborators (``progress``,
 ``cancel``, ``on_stage``), which are objects of one call rather than values one could reuse.
+
+The privacy policy's class and the lander's rule for a load id are imported by the checks that
+need them, only when those settings are given: both modules bring pyarrow.
 """
 
 from __future__ import annotations

@@ -30,6 +30,12 @@ Why one module of about 680 lines: :class:`_Run` is one run's state machine (set
 dispatch, landing, commit, and the clean-up of a failure), and each failure path must see every
 piece of that state; the stages it drives, their overlap, its options and its summary are already
 modules of their own.
+
+The warehouse and the lander are imported by the set-up that uses them, not with this module: the
+set-up runs on its own thread while the first pages are fetched, and their imports (DuckDB,
+pyarrow's Parquet writer, fsspec) are part of what it overlaps; the warehouse package also imports
+:mod:`.land`, which imports this package. DuckDB and SQLAlchemy are imported only when an error
+must be recognised as theirs (a DuckDB sync that goes well never loads SQLAlchemy).
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from numberyo_provider import schema
 from numberyo_provider.api.client import DEFAULT_BASE_URL, NumberYoClient
-from numberyo_provider.api.models import CHECK_TYPES, Check
+from numberyo_provider.api.models import CHECK_TYPES, Check, CheckPage
 from numberyo_provider.cancellation import cancellable_sleep
 from numberyo_provider.config import TOKEN_ENV
 from numberyo_provider.errors import ConfigurationError, LandingError, NumberYoError
@@ -407,7 +413,7 @@ class _Run:
         self.summary.error_samples = [e.as_dict() for e in self.errors[:ERROR_SAMPLES]]
         return self.summary
 
-    def _on_page(self, page: Any) -> None:
+    def _on_page(self, page: CheckPage) -> None:
         # A backfill reads the whole account: its size is the progress total. An incremental run
         # stops at the watermark, so its total is unknown until it ends.
         if self.progress is not None and self._total_from_pages:

@@ -84,7 +84,7 @@ class NumberYoNewChecksTrigger(BaseTrigger):
         poll_interval: float = 60.0,
         max_failures: int = DEFAULT_MAX_FAILURES,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow left it untyped
         self.numberyo_conn_id = numberyo_conn_id
         self.watermark_check_id = watermark_check_id
         self.watermark_created_at = watermark_created_at

@@ -11,6 +11,9 @@ so at the default 64MB a keyed ``check_requests`` stopped taking rows at about 6
 they were batched. The loader keeps those keys unique itself (staging, de-duplication, delete +
 insert by key in one transaction). SQL databases declare every key (their B-tree indexes serve the
 merges and live on disk).
+
+SQLAlchemy is imported by the functions that build its objects (see the ``TYPE_CHECKING`` import):
+a DuckDB sync never loads it.
 """
 
 from __future__ import annotations

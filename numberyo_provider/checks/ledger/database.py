@@ -139,11 +139,14 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):  # pragma: no cover - SQLite through a raw driver
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        stamp: datetime = (
+            datetime.fromisoformat(value)
+            if isinstance(value, str)  # pragma: no cover - SQLite through a raw driver
+            else value
+        )
+        if stamp.tzinfo is None:
+            return stamp.replace(tzinfo=timezone.utc)
+        return stamp.astimezone(timezone.utc)
 
 
 def ledger_tables(db_schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:

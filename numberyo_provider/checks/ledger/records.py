@@ -10,9 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from numberyo_provider.checks.ledger.owners import owner_is_dead
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import RowMapping
 
 __all__ = [
     "CREATED",
@@ -119,7 +122,7 @@ class Outcome:
     user_cost: Decimal | None = None
 
 
-def row_from_mapping(m: Any) -> LedgerRow:
+def row_from_mapping(m: RowMapping) -> LedgerRow:
     """A :class:`LedgerRow` from a database row (a mapping of its columns)."""
     cost = m["user_cost"]
     return LedgerRow(
@@ -139,7 +142,7 @@ def row_from_mapping(m: Any) -> LedgerRow:
     )
 
 
-def claim_from_mapping(m: Any) -> Claim:
+def claim_from_mapping(m: RowMapping) -> Claim:
     """A :class:`Claim` from a database row (a mapping of its columns)."""
     return Claim(
         check_type=m["check_type"],

@@ -134,7 +134,7 @@ class Ledger:
             with conn.begin():
                 yield conn
 
-    def _insert(self, table: sa.Table) -> Any:
+    def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
     def mark_pending(
@@ -384,7 +384,7 @@ class Ledger:
             str(m["phone_number"]): claim_from_mapping(m) for m in conn.execute(stmt).mappings()
         }
 
-    def _pending_upsert(self) -> Any:
+    def _pending_upsert(self) -> postgresql.Insert | sqlite.Insert:
         t = self.requests
         stmt = self._insert(t)
         return stmt.on_conflict_do_update(
@@ -613,7 +613,7 @@ class Ledger:
         stmt = sa.select(*[self._exported(t.c[f.name]) for f in target]).where(t.c.run_id == run_id)
         yield from self._batches(stmt, target, batch_size)
 
-    def _exported(self, column: sa.Column[Any]) -> Any:
+    def _exported(self, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
         """SQLite timestamps as their stored text: Arrow parses a batch of them in C, where
         SQLAlchemy's per-value parsing took most of an export's time."""
         if self.dialect == "sqlite" and isinstance(column.type, UTCDateTime):

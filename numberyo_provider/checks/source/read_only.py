@@ -10,7 +10,7 @@ dialect only never committed. Nothing is ever committed on a source connection.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,7 @@ def _open(url: URL) -> tuple[Engine, Connection]:
     # if this process already holds the file read-write (a warehouse in the same file, opened
     # through duckdb_engine or natively), share that instance with the same configuration: the
     # read-only transaction then keeps this reader from writing.
-    openers = (
+    openers: tuple[Callable[[], Engine], ...] = (
         lambda: _create_engine(url, read_only=True),
         lambda: _create_engine(url, read_only=False),
         lambda: _native_duckdb_engine(url),
@@ -94,7 +94,7 @@ def _open(url: URL) -> tuple[Engine, Connection]:
 
 def _native_duckdb_engine(url: URL) -> Engine:
     """An engine over ``duckdb.connect(path)`` with DuckDB's default configuration."""
-    import duckdb
+    import duckdb  # here: only a DuckDB source needs DuckDB and its SQLAlchemy dialect
     from duckdb_engine import ConnectionWrapper
 
     path = url.database or ""
