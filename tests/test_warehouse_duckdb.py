@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -762,6 +763,56 @@ def test_an_aborted_transaction_raises_its_first_error_not_the_abort(wh: Warehou
             con.execute("SELECT 1")  # refused: the transaction is aborted
     assert "not a number" in str(caught.value)
     assert "aborted" not in str(caught.value).lower()
+
+
+def _wide_results(first: int, n: int) -> pa.Table:
+    """``n`` HLR results with every column filled (a distinct value per row where the type
+    allows): what memory a merge needs depends on the columns it carries."""
+    ids = pa.array(range(first, first + n), pa.int64())
+    text = pc.cast(ids, pa.string())
+    columns: dict[str, pa.Array] = {}
+    for f in HLR_RESULTS.schema:
+        if f.name.startswith("_"):
+            continue  # lineage: the lander fills it
+        if f.name == "check_id":
+            columns[f.name] = ids
+        elif f.name == "result_index":
+            columns[f.name] = pa.array([0] * n, f.type)
+        elif f.name == "extra":  # JSON text
+            columns[f.name] = pc.binary_join_element_wise('{"n": ', text, "}", "")
+        elif pa.types.is_string(f.type):
+            columns[f.name] = pc.binary_join_element_wise(f.name[:3], text, "")
+        elif pa.types.is_integer(f.type):
+            columns[f.name] = pc.cast(pc.bit_wise_and(ids, 0x7FFF), f.type)
+        elif pa.types.is_boolean(f.type):
+            columns[f.name] = pc.equal(pc.bit_wise_and(ids, 1), 1)
+        elif pa.types.is_timestamp(f.type):
+            columns[f.name] = pa.array([T0] * n, f.type)
+        else:
+            columns[f.name] = pa.nulls(n, f.type)
+    return pa.table(columns)
+
+
+@pytest.mark.slow
+def test_reloading_a_million_results_fits_the_default_memory_limit(tmp_path: Path) -> None:
+    """A full refresh re-merges rows the table holds: they are deleted by key, then inserted.
+    At the default 64MB one DELETE of 300,000 composite keys ran out of memory (it cast every
+    column to join on two); now only the keys are read, 250,000 rows a statement."""
+    n = 1_000_000
+    lander = ParquetLander(str(tmp_path / "land"), "big")
+    for start in range(0, n, 100_000):
+        lander.write(HLR_RESULTS, _wide_results(start + 1, 100_000))
+    files = lander.flush()
+    assert len(files) == 4  # the landing's default 250,000 rows a file
+    with connect_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}") as wh:
+        wh.ensure_schema()
+        assert wh.commit_load(commit("big", files)).rows["hlr_results"] == n
+        assert wh.commit_load(commit("big", files)).rows["hlr_results"] == n  # the reload
+        got = wh.query(
+            f"SELECT count(*), count(DISTINCT check_id), min(check_id), max(check_id) "
+            f"FROM {wh.qualified('hlr_results')}"
+        )
+    assert [tuple(r) for r in got] == [(n, n, 1, n)]
 
 
 def test_out_of_memory_in_a_load_names_the_cause_and_the_url_setting(tmp_path: Path) -> None:

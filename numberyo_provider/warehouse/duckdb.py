@@ -83,6 +83,10 @@ DEFAULT_ROW_GROUP_SIZE = 16_384
 #: a ``read_parquet`` list at once (about 30 KB each): 474 one-day files of a 3,000-check backfill
 #: exceeded a 16 MB limit, 1,254 the default 64 MB. Larger lists are merged group by group.
 MAX_FILES_PER_MERGE = 64
+#: Rows one merge statement reads at most (a larger file is merged alone). Re-loading rows the
+#: table already holds (a full refresh) deletes them first, and one DELETE of 2,000,000 keys ran
+#: out of the default 64MB; groups of 250,000 stay well within it, in one transaction still.
+MAX_ROWS_PER_MERGE = 250_000
 #: Our own URL option: an ATTACH option rather than a DuckDB setting.
 ROW_GROUP_SIZE_OPTION = "row_group_size"
 _Q = ddl.quote_ident
@@ -339,13 +343,13 @@ class DuckDBWarehouse(Warehouse):
         loaded_at: datetime,
     ) -> int:
         try:
-            if len(paths) <= MAX_FILES_PER_MERGE:
+            groups = _merge_groups(paths, {f.path: f.rows for f in commit.files})
+            if len(groups) == 1:
                 return self._merge(con, table, paths, commit.load_id, loaded_at)
-            # Many files (landed by an older version one per day, or by many shards): merged a
-            # group at a time, in landing order, exactly as successive loads would be. The rows
-            # this load wrote are then counted once, by their lineage column.
-            for start in range(0, len(paths), MAX_FILES_PER_MERGE):
-                group = paths[start : start + MAX_FILES_PER_MERGE]
+            # Many files (landed by an older version one per day, or by many shards) or many
+            # rows: merged a group at a time, in landing order, exactly as successive loads
+            # would be. The rows this load wrote are then counted once, by their lineage column.
+            for group in groups:
                 self._merge(con, table, group, commit.load_id, loaded_at)
             row = con.execute(
                 f"SELECT count(*) FROM {self.qualified(table.name)} WHERE {_Q('_load_id')} = ?",
@@ -463,12 +467,19 @@ class DuckDBWarehouse(Warehouse):
         )
         keys = [_Q(k) for k in table.primary_key]
         key_expr = keys[0] if len(keys) == 1 else f"({', '.join(keys)})"
+        by_name = {f.name: f for f in data}
+        key_casts = ", ".join(
+            f"CAST({_Q(k)} AS {ddl.duckdb_type(by_name[k])}) AS {_Q(k)}" for k in table.primary_key
+        )
         total, distinct = con.execute(
             f"SELECT count(*), count(DISTINCT {key_expr}) FROM {source})", {"files": files}
         ).fetchone() or (0, 0)
         if total == distinct:
             relation = f"(SELECT {casts} FROM {source}))"
-            self._merge_relation(con, table, relation, {"files": files}, load_id, loaded_at)
+            key_relation = f"(SELECT {key_casts} FROM {source}))"
+            self._merge_relation(
+                con, table, relation, key_relation, {"files": files}, load_id, loaded_at
+            )
             return int(distinct)
         # The same key more than once in this load: merge occurrence by occurrence, in order.
         con.execute(
@@ -483,7 +494,8 @@ class DuckDBWarehouse(Warehouse):
         names = ", ".join(_Q(f.name) for f in data)
         for gen in range(1, int(generations[0] if generations else 0) + 1):
             relation = f"(SELECT {names} FROM {_STAGE} WHERE __gen = {gen})"
-            self._merge_relation(con, table, relation, {}, load_id, loaded_at)
+            key_relation = f"(SELECT {', '.join(keys)} FROM {_STAGE} WHERE __gen = {gen})"
+            self._merge_relation(con, table, relation, key_relation, {}, load_id, loaded_at)
         con.execute(f"DROP TABLE {_STAGE}")
         return int(distinct)
 
@@ -492,10 +504,16 @@ class DuckDBWarehouse(Warehouse):
         con: duckdb.DuckDBPyConnection,
         table: Table,
         relation: str,
+        key_relation: str,
         params: dict[str, Any],
         load_id: str,
         loaded_at: datetime,
     ) -> None:
+        """Replace the target's rows that share a key with ``relation`` by its rows.
+
+        ``key_relation`` is ``relation``'s keys alone, cast by themselves: selecting them out of
+        ``relation`` made DuckDB read and cast every column for the join, and a re-load of
+        500,000 rows ran out of the default 64MB (the DELETE of the rows being replaced)."""
         target = self.qualified(table.name)
         keys = [_Q(k) for k in table.primary_key]
         match = " AND ".join(f"t.{k} = n.{k}" for k in keys)
@@ -504,14 +522,10 @@ class DuckDBWarehouse(Warehouse):
         if coalesce:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {_OLD} AS SELECT t.* FROM {target} t WHERE EXISTS "
-                f"(SELECT 1 FROM {relation} n WHERE {match})",
+                f"(SELECT 1 FROM {key_relation} n WHERE {match})",
                 params,
             )
-        con.execute(
-            f"DELETE FROM {target} t USING (SELECT {', '.join(keys)} FROM {relation}) n "
-            f"WHERE {match}",
-            params,
-        )
+        con.execute(f"DELETE FROM {target} t USING {key_relation} n WHERE {match}", params)
         selects = [
             f"COALESCE(n.{_Q(c)}, t.{_Q(c)})" if c in coalesce else f"n.{_Q(c)}" for c in data
         ]
@@ -643,6 +657,24 @@ def _connect(path: str, config: Mapping[str, str]) -> duckdb.DuckDBPyConnection:
         raise ConfigurationError(
             f"bad DuckDB setting in the warehouse URL ({dict(config)}): {exc}"
         ) from None
+
+
+def _merge_groups(paths: list[str], rows: Mapping[str, int]) -> list[list[str]]:
+    """``paths`` in order, cut into groups of at most :data:`MAX_FILES_PER_MERGE` files and
+    :data:`MAX_ROWS_PER_MERGE` rows (by the rows each file was landed with)."""
+    groups: list[list[str]] = []
+    group: list[str] = []
+    group_rows = 0
+    for path in paths:
+        n = rows.get(path, 0)
+        if group and (len(group) >= MAX_FILES_PER_MERGE or group_rows + n > MAX_ROWS_PER_MERGE):
+            groups.append(group)
+            group, group_rows = [], 0
+        group.append(path)
+        group_rows += n
+    if group:
+        groups.append(group)
+    return groups
 
 
 def _row_group_size(value: str | None) -> int:
