@@ -957,6 +957,9 @@ def test_a_reader_never_sees_part_of_a_large_upsert(tmp_path: Path) -> None:
 def test_connect_warehouse_takes_lock_timeout(tmp_path: Path) -> None:
     with connect_warehouse(f"duckdb:///{tmp_path / 'a.duckdb'}", lock_timeout=3) as wh:
         assert isinstance(wh, DuckDBWarehouse) and wh.lock_timeout == 3
-    # Its old internal name (0.1), still taken until the checks engine's calls are renamed.
-    with connect_warehouse(f"duckdb:///{tmp_path / 'b.duckdb'}", lock_timeout_s=4) as wh:
+    # Its 0.1 name, taken with a warning until 0.3.
+    with (
+        pytest.warns(DeprecationWarning, match="lock_timeout_s"),
+        connect_warehouse(f"duckdb:///{tmp_path / 'b.duckdb'}", lock_timeout_s=4) as wh,
+    ):
         assert isinstance(wh, DuckDBWarehouse) and wh.lock_timeout == 4

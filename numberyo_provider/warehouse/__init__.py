@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl
 
+from numberyo_provider.deprecation import renamed_keywords
 from numberyo_provider.errors import (
     ConfigurationError,
     LoadError,
@@ -38,17 +39,13 @@ def mask_url(url: str) -> str:
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
-def connect_warehouse(
-    url: str, *, lock_timeout: float = 60.0, lock_timeout_s: float | None = None
-) -> Warehouse:
+@renamed_keywords(lock_timeout_s="lock_timeout")
+def connect_warehouse(url: str, *, lock_timeout: float = 60.0) -> Warehouse:
     """The warehouse at ``url``: ``duckdb:///...`` is native DuckDB, anything else SQLAlchemy.
 
-    ``lock_timeout``: seconds to wait for another writer. ``lock_timeout_s`` is its old internal
-    name, still taken (silently: an internal keyword, no deprecation) until the last caller in the
-    checks engine is renamed; it goes then.
+    ``lock_timeout``: seconds to wait for another writer (its 0.1 name ``lock_timeout_s`` still
+    works until 0.3, with a warning).
     """
-    if lock_timeout_s is not None:
-        lock_timeout = lock_timeout_s
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError(f"no warehouse URL given; use {ACCEPTED_URLS}")
     url = url.strip()
