@@ -32,7 +32,7 @@ TOKEN = "bench-token"
 CASES = ((2000, 20), (10000, 0))
 
 
-def child(url: str, workdir: str, workers: int) -> None:
+def child(url: str, workdir: str, concurrency: int) -> None:
     """One backfill; prints CPU, peak RSS and checks as JSON."""
     from numberyo_provider.sync import run_sync
 
@@ -41,7 +41,7 @@ def child(url: str, workdir: str, workers: int) -> None:
         parquet_path=f"{workdir}/landing",
         token=TOKEN,
         base_url=url,
-        concurrency=workers,
+        concurrency=concurrency,
     )
     usage = resource.getrusage(resource.RUSAGE_SELF)
     with open("/proc/self/status") as status:
@@ -69,11 +69,11 @@ def simulator(checks: int, latency_ms: int, tree: str) -> tuple[subprocess.Popen
     return proc, match.group(0)
 
 
-def one(tree: str, url: str, workers: int) -> dict[str, Any]:
+def one(tree: str, url: str, concurrency: int) -> dict[str, Any]:
     workdir = tempfile.mkdtemp(prefix="numberyo-ab-")
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-W", "ignore", __file__, "--child", url, workdir, str(workers)],
+        [sys.executable, "-W", "ignore", __file__, "--child", url, workdir, str(concurrency)],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": tree},
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="source tree of the old code")
     parser.add_argument("--after", default=str(Path(__file__).resolve().parents[1]))
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--concurrency", metavar="N", type=int, default=16)
     args = parser.parse_args()
     trees = {"before": str(Path(args.before).resolve()), "after": str(Path(args.after).resolve())}
     print("load average before:", Path("/proc/loadavg").read_text().strip(), flush=True)
@@ -105,7 +105,7 @@ def main() -> None:
             for rep in range(args.reps):
                 order = ("before", "after") if rep % 2 == 0 else ("after", "before")
                 for name in order:
-                    runs[name].append(one(trees[name], url, args.workers))
+                    runs[name].append(one(trees[name], url, args.concurrency))
         finally:
             proc.terminate()
             proc.wait(10)
