@@ -18,7 +18,9 @@ on such histories; the simulator runs in its own process, as the real API would.
    the *import floor* measured in the same run: a fresh process that only imports pyarrow,
    duckdb, sqlalchemy, requests and the sync's modules (issue 13's floor). The high-water mark
    just before the commit is reported too, the process's CPU time per check (at no latency,
-   imports included), and with ``--postgres-url`` the same runs into PostgreSQL.
+   imports included), and with ``--postgres-url`` the same runs into PostgreSQL. Each size runs
+   twice: through ``run_sync`` in a Python process (a library caller, pyarrow's default
+   allocator) and through the ``numberyo sync`` command (which picks pyarrow's system allocator).
 3. Files landed per table by every run above.
 
     .venv/bin/python bench/bench_sync.py [--checks 2000,10000] [--latency-ms 20] [--concurrency 16]
@@ -267,51 +269,98 @@ def postgres_database(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+#: How the memory runs sync: through ``run_sync`` in a Python process (a library caller, pyarrow's
+#: default allocator unless the environment names one) and through the ``numberyo sync`` command
+#: (its console entry sets the system allocator first; numberyo_provider/cli/__init__.py).
+MEMORY_MODES = ("library", "cli")
+
+
 def memory(
     args: argparse.Namespace, workdir: Path, backend: str, floor: dict[str, float]
 ) -> dict[str, Any]:
     sizes = [int(s) for s in args.memory_sizes.split(",") if s]
-    out: dict[str, Any] = {}
+    out: dict[str, dict[str, Any]] = {mode: {} for mode in MEMORY_MODES}
     for size in sizes:
-        with simulator(size, 0, args.span_days) as url, contextlib.ExitStack() as stack:
-            command = [
-                sys.executable,
-                __file__,
-                "--sync-child",
-                url,
-                "--concurrency",
-                str(args.workers),
-                "--workdir",
-                str(workdir / f"mem-{backend}-{size}"),
-            ]
-            if backend == "postgres":
-                command += [
-                    "--warehouse",
-                    stack.enter_context(postgres_database(args.postgres_url)),
-                ]
-            result, wall = child(command)
-        result["wall_s"] = wall
-        result["cpu_ms_per_check"] = result["cpu_s"] * 1000 / max(1, result["checks"])
-        result["x_floor"] = result["maxrss_mb"] / floor["maxrss_mb"]
-        result["x_floor_with_duckdb"] = result["maxrss_mb"] / floor["with_duckdb_mb"]
-        out[str(size)] = result
-        print(
-            f"  {backend:8} {size:>7,} checks: peak RSS {result['maxrss_mb']:.1f} MB = "
-            f"{result['x_floor']:.2f}x the import floor "
-            f"({result['x_floor_with_duckdb']:.2f}x with DuckDB opened), before the commit "
-            f"{result['extract_peak_mb']:.1f} MB ({wall:.1f} s, CPU "
-            f"{result['cpu_ms_per_check']:.2f} ms a check); files {result['files_per_table']}",
-            flush=True,
-        )
-    peaks = [v["maxrss_mb"] for v in out.values()]
-    extract = [v["extract_peak_mb"] for v in out.values()]
-    return {
-        "backend": backend,
-        "span_days": args.span_days,
-        "sizes": out,
-        "spread_mb": max(peaks) - min(peaks) if peaks else 0.0,
-        "extract_spread_mb": max(extract) - min(extract) if extract else 0.0,
-    }
+        with simulator(size, 0, args.span_days) as url:
+            for mode in MEMORY_MODES:
+                with contextlib.ExitStack() as stack:
+                    command = [
+                        sys.executable,
+                        __file__,
+                        "--sync-child" if mode == "library" else "--cli-child",
+                        url,
+                        "--concurrency",
+                        str(args.workers),
+                        "--workdir",
+                        str(workdir / f"mem-{backend}-{size}-{mode}"),
+                    ]
+                    if backend == "postgres":
+                        command += [
+                            "--warehouse",
+                            stack.enter_context(postgres_database(args.postgres_url)),
+                        ]
+                    result, wall = child(command)
+                result["wall_s"] = wall
+                result["cpu_ms_per_check"] = result["cpu_s"] * 1000 / max(1, result["checks"])
+                result["x_floor"] = result["maxrss_mb"] / floor["maxrss_mb"]
+                result["x_floor_with_duckdb"] = result["maxrss_mb"] / floor["with_duckdb_mb"]
+                out[mode][str(size)] = result
+                before = result.get("extract_peak_mb")
+                print(
+                    f"  {backend:8} {mode:7} {size:>7,} checks: peak RSS "
+                    f"{result['maxrss_mb']:.1f} MB = {result['x_floor']:.2f}x the import floor "
+                    f"({result['x_floor_with_duckdb']:.2f}x with DuckDB opened)"
+                    + (f", before the commit {before:.1f} MB" if before is not None else "")
+                    + f" ({wall:.1f} s, CPU {result['cpu_ms_per_check']:.2f} ms a check, "
+                    f"Arrow allocator {result['arrow_pool']}); files {result['files_per_table']}",
+                    flush=True,
+                )
+    summary: dict[str, Any] = {"backend": backend, "span_days": args.span_days}
+    for mode, runs in out.items():
+        peaks = [v["maxrss_mb"] for v in runs.values()]
+        extract = [v["extract_peak_mb"] for v in runs.values() if "extract_peak_mb" in v]
+        summary[mode] = {
+            "sizes": runs,
+            "spread_mb": max(peaks) - min(peaks) if peaks else 0.0,
+            "extract_spread_mb": max(extract) - min(extract) if extract else None,
+        }
+    return summary
+
+
+def cli_sync(url: str, workers: int, workdir: Path, warehouse: str | None) -> dict[str, Any]:
+    """One ``numberyo sync`` into a fresh ``workdir``, run by the console entry in this process
+    (so that its process defaults apply: this process has not imported pyarrow yet)."""
+    import io
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    os.environ["NUMBERYO_API_TOKEN"] = TOKEN
+    sys.argv = [
+        "numberyo",
+        "sync",
+        "--base-url",
+        url,
+        "--warehouse",
+        warehouse or f"duckdb:///{workdir / 'wh.duckdb'}",
+        "--parquet-path",
+        str(workdir / "landing"),
+        "--concurrency",
+        str(workers),
+        "--json",
+        "--no-progress",
+    ]
+    from numberyo_provider.cli import console_main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = console_main()
+    if code:
+        raise RuntimeError(f"numberyo sync exited {code}: {printed.getvalue()[-2000:]}")
+    summary = json.loads(printed.getvalue())
+    landing = workdir / "landing"
+    files = {t.name: len(list(t.rglob("*.parquet"))) for t in sorted(landing.iterdir())}
+    shutil.rmtree(workdir, ignore_errors=True)
+    return {"checks": summary["checks_new"], "files_per_table": files}
 
 
 def main() -> int:
@@ -338,6 +387,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     parser.add_argument("--warehouse", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--sync-child", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--cli-child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)
@@ -358,11 +408,17 @@ def main() -> int:
                 wh.ensure_schema()
         print(json.dumps({"maxrss_mb": imports, "with_duckdb_mb": _maxrss_mb()}))
         return 0
-    if args.sync_child:
-        run = one_sync(args.sync_child, args.workers, args.workdir, args.warehouse, args.keep)
+    if args.sync_child or args.cli_child:
+        if args.sync_child:
+            run = one_sync(args.sync_child, args.workers, args.workdir, args.warehouse, args.keep)
+        else:
+            run = cli_sync(args.cli_child, args.workers, args.workdir, args.warehouse)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu = usage.ru_utime + usage.ru_stime  # the whole process: imports included
-        print(json.dumps({"maxrss_mb": _maxrss_mb(), "cpu_s": cpu, **run}))
+        import pyarrow
+
+        pool = pyarrow.default_memory_pool().backend_name
+        print(json.dumps({"maxrss_mb": _maxrss_mb(), "cpu_s": cpu, "arrow_pool": pool, **run}))
         return 0
 
     results: dict[str, Any] = {
@@ -409,11 +465,13 @@ def main() -> int:
             for backend in backends:
                 m = memory(args, workdir, backend, floor)
                 results["memory"][backend] = m
-                print(
-                    f"  {backend}: spread {m['spread_mb']:.1f} MB; before the commit "
-                    f"{m['extract_spread_mb']:.1f} MB",
-                    flush=True,
-                )
+                for mode in MEMORY_MODES:
+                    spread = m[mode]["extract_spread_mb"]
+                    print(
+                        f"  {backend} {mode}: spread {m[mode]['spread_mb']:.1f} MB"
+                        + (f"; before the commit {spread:.1f} MB" if spread is not None else ""),
+                        flush=True,
+                    )
     results["load_average_after"] = os.getloadavg()
     print(f"Load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
     if args.json:

@@ -6,6 +6,7 @@ log its requests)."""
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
@@ -283,3 +284,35 @@ def test_numberyo_check_reads_the_old_parquet_variable_with_one_line(
         "use NUMBERYO_PARQUET_PATH (renamed in 0.2; the old name stops working in 0.3)\n"
     )
     assert list((tmp_path / "old").rglob("*.parquet"))
+
+
+_POOL_PROBE = """
+import sys
+from numberyo_provider import cli
+# What pyarrow chose, printed by the command in place of a real one.
+cli.main = lambda argv=None: print(__import__("pyarrow").default_memory_pool().backend_name) or 0
+sys.exit(cli.console_main())
+"""
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "system"), ("mimalloc", "mimalloc")])
+def test_the_numberyo_process_uses_the_system_arrow_allocator_unless_told_otherwise(
+    preset: str | None, expected: str
+) -> None:
+    """The console script picks pyarrow's system allocator before pyarrow loads (it gives freed
+    memory back; docs/scaling.md); a value the environment already holds wins."""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if preset is not None:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = preset
+    done = subprocess.run(
+        [sys.executable, "-c", _POOL_PROBE], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
+
+
+def test_the_installed_numberyo_script_is_the_console_entry() -> None:
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "numberyo"]
+    assert script.value == "numberyo_provider.cli:console_main"

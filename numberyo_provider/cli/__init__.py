@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -16,6 +17,12 @@ from numberyo_provider import __version__
 
 #: Subcommand modules, imported lazily so ``numberyo --version`` stays instant.
 SUBCOMMANDS = ("simulate", "sync", "check", "status")
+
+#: pyarrow's allocator, read once when pyarrow is first imported. The ``numberyo`` process sets
+#: it to ``system`` unless the environment already names one: pyarrow's default (mimalloc)
+#: keeps memory the sync's short-lived buffers freed (a sync into PostgreSQL peaked 18-28 MB
+#: higher with it; docs/scaling.md#memory-of-a-sync). Library callers' processes are theirs.
+ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,5 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.handlers, logger.propagate, logger.level, logger.disabled = saved
 
 
+def console_main() -> int:
+    """The ``numberyo`` command in a process of its own: its process-wide defaults, then
+    :func:`main`. Only a process we start may choose them, so in-process callers use ``main``."""
+    if "pyarrow" not in sys.modules:  # else too late: pyarrow has chosen already
+        os.environ.setdefault(ARROW_POOL_ENV, "system")
+    return main()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())

@@ -1,5 +1,5 @@
 import sys
 
-from numberyo_provider.cli import main
+from numberyo_provider.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

@@ -516,7 +516,10 @@ class SqlWarehouse(Warehouse):
         for path in paths:
             with _open(path, commit.storage_options) as source:
                 parquet = pq.ParquetFile(source)
-                for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+                # Read on this thread, not Arrow's pool: buffers that pool's threads allocate
+                # stay in their allocator heaps after this thread frees them (+27 MB peak RSS
+                # in a 100,000-check sync into PostgreSQL); the COPY, not the read, is the cost.
+                for batch in parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
                     try:
                         data = conform(table, batch, load_id=commit.load_id, loaded_at=now)
                         data = data.select(keep)
@@ -557,6 +560,9 @@ class SqlWarehouse(Warehouse):
                 buffer = io.BytesIO()
                 pacsv.write_csv(data, buffer, options)
                 copy.write(buffer.getbuffer())
+        # Arrow's default allocator (mimalloc) keeps what the batches freed; give it back so a
+        # process that lives on after the load (an Airflow worker) does not carry it.
+        pa.default_memory_pool().release_unused()
 
     def _insert_into(
         self,
