@@ -39,7 +39,6 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Sequence
 from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -57,6 +56,7 @@ from numberyo_provider.cli.errors import (
     report,
 )
 from numberyo_provider.cli.options import (
+    RenamedFlag,
     add_api_options,
     add_output_options,
     amount,
@@ -89,28 +89,6 @@ def _concurrency(text: str) -> int:
     if value > 256:
         raise argparse.ArgumentTypeError(f"expected 1 to 256 parallel POSTs, got {text!r}")
     return value
-
-
-class _RenamedFlag(argparse.Action):
-    """An old flag name: works as the new one, after a one-line warning on stderr."""
-
-    def __init__(self, option_strings: list[str], dest: str, *, new: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, **kwargs)
-        self.new = new
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[Any] | None,
-        option_string: str | None = None,
-    ) -> None:
-        print(
-            f"{parser.prog}: warning: {option_string} is deprecated, use {self.new} (the old "
-            "name stops working in 0.3)",
-            file=sys.stderr,
-        )
-        setattr(namespace, self.dest, values)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -184,7 +162,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--workers",
         dest="concurrency",
         type=_concurrency,
-        action=_RenamedFlag,
+        action=RenamedFlag,
         new="--concurrency",
         default=argparse.SUPPRESS,
         help=argparse.SUPPRESS,

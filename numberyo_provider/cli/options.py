@@ -136,9 +136,12 @@ def add_api_options(parser: argparse.ArgumentParser, *, conn_id: bool = False) -
     )
 
 
-class _ParquetPath(argparse.Action):
-    """``--parquet-path``, and its old spelling ``--parquet-dir`` (0.1), which still works until
-    0.3 with a one-line warning on stderr; both set ``parquet_path``."""
+class RenamedFlag(argparse.Action):
+    """An old flag name: works as the new one (``new=``), after a one-line warning on stderr."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, new: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
 
     def __call__(
         self,
@@ -147,13 +150,12 @@ class _ParquetPath(argparse.Action):
         values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
-        if option_string == OLD_PARQUET_FLAG:
-            print(
-                f"{parser.prog}: warning: {OLD_PARQUET_FLAG} is deprecated, use "
-                f"{PARQUET_FLAG} (the old name stops working in 0.3)",
-                file=sys.stderr,
-            )
-        namespace.parquet_path = values
+        print(
+            f"{parser.prog}: warning: {option_string} is deprecated, use {self.new} (the old "
+            "name stops working in 0.3)",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
 
 
 PARQUET_FLAG = "--parquet-path"
@@ -175,7 +177,6 @@ def add_output_options(parser: argparse.ArgumentParser, *, what: str) -> argpars
     )
     group.add_argument(
         PARQUET_FLAG,
-        action=_ParquetPath,
         dest="parquet_path",
         default=None,
         metavar="PATH",
@@ -184,9 +185,10 @@ def add_output_options(parser: argparse.ArgumentParser, *, what: str) -> argpars
     )
     group.add_argument(
         OLD_PARQUET_FLAG,
-        action=_ParquetPath,
+        action=RenamedFlag,
+        new=PARQUET_FLAG,
         dest="parquet_path",
-        default=None,
+        default=argparse.SUPPRESS,
         metavar="PATH",
         help=argparse.SUPPRESS,
     )
