@@ -11,8 +11,9 @@ on such histories; the simulator runs in its own process, as the real API would.
    ideal ``requests x latency / workers`` (every worker always waiting on a request, zero
    overhead). Reported: the ratio wall / ideal (1.00 = ideal), and the sync's own ``run_sync``
    time. Then an incremental run with nothing new (cold process, after a backfill of the same
-   account). For context the *client ceiling*: the same number of result requests through a
-   bare client with the same workers and nothing else.
+   account), and with ``--postgres-url`` the same backfills into a fresh PostgreSQL database.
+   For context the *client ceiling*: the same number of result requests through a bare client
+   with the same workers and nothing else.
 2. Peak memory: the RSS high-water mark (``VmHWM``) of a fresh process running one backfill per
    ``--memory-sizes`` (10,000 and 100,000 checks) at no latency, on default settings, against
    the *import floor* measured in the same run: a fresh process that only imports pyarrow,
@@ -111,6 +112,19 @@ def _maxrss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _rss_file_mb() -> float:
+    """This process's resident file-backed pages now (``RssFile``: the mapped code of pyarrow,
+    DuckDB and the interpreter). How many of them count in RSS depends on the page cache (the
+    kernel maps cached neighbours of a faulted page), which moved the import floor between 104 and
+    144 MB from one run to the next on one machine; they are not unmapped once mapped, so the
+    peak minus them at exit is the peak of the process's own memory, the stable figure."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssFile:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def one_sync(
@@ -230,12 +244,42 @@ def throughput(args: argparse.Namespace, workdir: Path, checks: int) -> dict[str
             f"{incremental[0]['pages']} page(s))",
             flush=True,
         )
+        # The same backfill into PostgreSQL (a fresh database per rep): a server warehouse is
+        # set up before the first request (only a query can tell it is empty).
+        postgres_runs = []
+        for rep in range(args.reps if args.postgres_url else 0):
+            with postgres_database(args.postgres_url) as pg_url:
+                run, wall = child(
+                    [
+                        *base,
+                        "--workdir",
+                        str(workdir / f"tp-pg-{checks}-{rep}"),
+                        "--warehouse",
+                        pg_url,
+                    ]
+                )
+            ideal_s = run["requests"] * args.latency_ms / 1000 / args.workers
+            postgres_runs.append(
+                {"wall_s": wall, "sync_s": run["sync_s"], "x_ideal": wall / ideal_s}
+            )
+        if postgres_runs:
+            pg = statistics.median(r["x_ideal"] for r in postgres_runs)
+            print(
+                f"  into PostgreSQL: cold process "
+                f"{statistics.median(r['wall_s'] for r in postgres_runs):.2f} s = {pg:.2f}x the "
+                f"ideal (run_sync {statistics.median(r['sync_s'] for r in postgres_runs):.2f} s)",
+                flush=True,
+            )
         n = min(checks, 5000)
         for _ in range(args.reps):
             seconds = client_ceiling(url, args.workers, n)
             ideal = n * args.latency_ms / 1000 / args.workers
             ceilings.append(seconds / ideal)
     return {
+        "postgres_runs": postgres_runs,
+        "median_postgres_x_ideal": (
+            statistics.median(r["x_ideal"] for r in postgres_runs) if postgres_runs else None
+        ),
         "checks": checks,
         "span_days": args.span_days,
         "latency_ms": args.latency_ms,
@@ -304,12 +348,14 @@ def memory(
                 result["cpu_ms_per_check"] = result["cpu_s"] * 1000 / max(1, result["checks"])
                 result["x_floor"] = result["maxrss_mb"] / floor["maxrss_mb"]
                 result["x_floor_with_duckdb"] = result["maxrss_mb"] / floor["with_duckdb_mb"]
+                result["own_x_floor"] = result["own_mb"] / floor["own_mb"]
                 out[mode][str(size)] = result
                 before = result.get("extract_peak_mb")
                 print(
                     f"  {backend:8} {mode:7} {size:>7,} checks: peak RSS "
                     f"{result['maxrss_mb']:.1f} MB = {result['x_floor']:.2f}x the import floor "
-                    f"({result['x_floor_with_duckdb']:.2f}x with DuckDB opened)"
+                    f"({result['x_floor_with_duckdb']:.2f}x with DuckDB opened; without mapped "
+                    f"files {result['own_mb']:.1f} MB = {result['own_x_floor']:.2f}x)"
                     + (f", before the commit {before:.1f} MB" if before is not None else "")
                     + f" ({wall:.1f} s, CPU {result['cpu_ms_per_check']:.2f} ms a check, "
                     f"Arrow allocator {result['arrow_pool']}); files {result['files_per_table']}",
@@ -399,6 +445,7 @@ def main() -> int:
         for module in SYNC_IMPORTS:
             importlib.import_module(module)
         imports = _maxrss_mb()
+        imports_file = _rss_file_mb()
         # DuckDB's first connection builds its catalog of functions and keeps it (~25 MB):
         # a floor for any process that opens a DuckDB file, reported beside the bare imports.
         with tempfile.TemporaryDirectory() as tmp:
@@ -406,7 +453,16 @@ def main() -> int:
 
             with connect_warehouse(f"duckdb:///{tmp}/floor.duckdb") as wh:
                 wh.ensure_schema()
-        print(json.dumps({"maxrss_mb": imports, "with_duckdb_mb": _maxrss_mb()}))
+        print(
+            json.dumps(
+                {
+                    "maxrss_mb": imports,
+                    "with_duckdb_mb": _maxrss_mb(),
+                    "own_mb": imports - imports_file,
+                    "with_duckdb_own_mb": _maxrss_mb() - _rss_file_mb(),
+                }
+            )
+        )
         return 0
     if args.sync_child or args.cli_child:
         if args.sync_child:
@@ -418,7 +474,18 @@ def main() -> int:
         import pyarrow
 
         pool = pyarrow.default_memory_pool().backend_name
-        print(json.dumps({"maxrss_mb": _maxrss_mb(), "cpu_s": cpu, "arrow_pool": pool, **run}))
+        peak = _maxrss_mb()
+        print(
+            json.dumps(
+                {
+                    "maxrss_mb": peak,
+                    "own_mb": peak - _rss_file_mb(),
+                    "cpu_s": cpu,
+                    "arrow_pool": pool,
+                    **run,
+                }
+            )
+        )
         return 0
 
     results: dict[str, Any] = {
@@ -435,7 +502,8 @@ def main() -> int:
             f"Import floor (a fresh process importing pyarrow, duckdb, sqlalchemy, requests "
             f"and the sync's modules): "
             f"{floor['maxrss_mb']:.1f} MB ({floor['with_duckdb_mb']:.1f} MB once a DuckDB file "
-            f"was opened), {floor['wall_s']:.2f} s",
+            f"was opened; without mapped files {floor['own_mb']:.1f} / "
+            f"{floor['with_duckdb_own_mb']:.1f} MB), {floor['wall_s']:.2f} s",
             flush=True,
         )
         if not args.skip_throughput:
