@@ -513,7 +513,7 @@ class DuckDBWarehouse(Warehouse):
 
         ``key_relation`` is ``relation``'s keys alone, cast by themselves: selecting them out of
         ``relation`` made DuckDB read and cast every column for the join, and a re-load of
-        500,000 rows ran out of the default 64MB (the DELETE of the rows being replaced)."""
+        300,000 result rows ran out of the default 64MB (the DELETE of the rows replaced)."""
         target = self.qualified(table.name)
         keys = [_Q(k) for k in table.primary_key]
         match = " AND ".join(f"t.{k} = n.{k}" for k in keys)
