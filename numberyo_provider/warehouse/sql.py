@@ -83,9 +83,10 @@ def _distinct_on(select: sa.Select[Any], keys: Sequence[Any]) -> sa.Select[Any]:
 
 #: Rows per Arrow batch read from a Parquet file (and per COPY chunk / executemany call). Landed
 #: files hold up to 250,000 rows since landing partitions by load: a batch, its conformed copy
-#: and its CSV text are in memory at once, so batches stay small (65,536-row batches cost 17 MB
-#: more peak RSS in a 100,000-check sync into PostgreSQL; docs/benchmarks.md).
-BATCH_ROWS = 16_384
+#: and its CSV text are in memory at once, so batches stay small. In a 100,000-check sync into
+#: PostgreSQL 65,536-row batches cost 17 MB more peak RSS than 16,384, which cost 23 MB more
+#: than 4,096; the COPY of a million rows took as long (docs/benchmarks.md).
+BATCH_ROWS = 4_096
 #: Upsert rows turned into Python values per statement: bounds the memory of a large upsert
 #: (a million ``check_requests`` rows), as Python dicts cost about 1 kB a row.
 ROWS_PER_STATEMENT = 5_000
