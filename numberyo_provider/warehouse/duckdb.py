@@ -23,7 +23,7 @@ httpfs extension would need a download). A failed transaction raises its first e
 answers every later statement with "Current transaction is aborted"); running out of memory says
 which URL setting to raise.
 
-Why one module of about 680 lines: it is one backend, one class implementing
+Why one module of about 710 lines: it is one backend, one class implementing
 :class:`~numberyo_provider.warehouse.base.Warehouse`; its connection handling, staging and merge
 SQL share one transaction per load, and splitting them by method would scatter that transaction.
 """

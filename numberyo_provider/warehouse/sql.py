@@ -15,7 +15,7 @@ generic types: SQLite, for one, keeps ``NUMERIC`` as a float and timestamps as n
 On PostgreSQL commits are serialised with a transaction-level advisory lock and every lock wait is
 bounded by ``lock_timeout``.
 
-Why one module of about 720 lines: as for the DuckDB backend, one class implementing
+Why one module of about 730 lines: as for the DuckDB backend, one class implementing
 :class:`~numberyo_provider.warehouse.base.Warehouse` around one transaction per load; the COPY fast
 path and the generic ``executemany`` path are two ways of staging for the same merge.
 """
