@@ -22,6 +22,10 @@ on such histories; the simulator runs in its own process, as the real API would.
    imports included), and with ``--postgres-url`` the same runs into PostgreSQL. Each size runs
    twice: through ``run_sync`` in a Python process (a library caller, pyarrow's default
    allocator) and through the ``numberyo sync`` command (which picks pyarrow's system allocator).
+   Beside each DuckDB size, a second baseline: the *DuckDB load alone*, a fresh process that
+   imports the same modules, opens a new DuckDB file and commits the very files the library run
+   landed (what DuckDB itself needs to load those rows: its code, its catalog, the merge). The
+   sync's peak minus that peak is the sync's own cost: listing, fetching, normalizing, landing.
 3. Files landed per table by every run above.
 
     .venv/bin/python bench/bench_sync.py [--checks 2000,10000] [--latency-ms 20] [--concurrency 16]
@@ -164,12 +168,50 @@ def one_sync(
         shutil.rmtree(workdir, ignore_errors=True)
     return {
         **marks,
+        "load_id": summary.load_id,
         "sync_s": wall,
         "requests": requests,
         "pages": summary.pages,
         "checks": summary.checks_new,
         "passes": summary.listing_passes,
         "files_per_table": files,
+    }
+
+
+def load_alone(workdir: Path, load_id: str) -> dict[str, Any]:
+    """Commit what load ``load_id`` landed under ``workdir/landing`` into a new DuckDB file,
+    in this (fresh) process: the peak of a process that only loads those rows into DuckDB."""
+    import importlib
+    from datetime import datetime, timezone
+
+    for module in SYNC_IMPORTS:
+        importlib.import_module(module)
+    from numberyo_provider.schema import DATA_TABLES
+    from numberyo_provider.sync.land import find_landed_files
+    from numberyo_provider.warehouse import connect_warehouse
+    from numberyo_provider.warehouse.base import LoadCommit
+
+    root = str(workdir / "landing")
+    files = [f for table in DATA_TABLES for f in find_landed_files(root, table, load_id)]
+    target = workdir / "load-alone.duckdb"
+    with connect_warehouse(f"duckdb:///{target}") as wh:
+        wh.ensure_schema()
+        result = wh.commit_load(
+            LoadCommit(
+                load_id=load_id,
+                kind="sync",
+                started_at=datetime.now(timezone.utc),
+                files=files,
+                watermark=None,
+                errors=[],
+            )
+        )
+    peak = _maxrss_mb()
+    return {
+        "maxrss_mb": peak,
+        "own_mb": peak - _rss_file_mb(),
+        "rows": dict(result.rows),
+        "files": len(files),
     }
 
 
@@ -343,7 +385,24 @@ def memory(
                             "--warehouse",
                             stack.enter_context(postgres_database(args.postgres_url)),
                         ]
+                    alone = backend == "duckdb" and mode == "library"
+                    if alone:  # keep the landed files for the DuckDB-alone baseline
+                        command.append("--keep")
                     result, wall = child(command)
+                if alone:
+                    workdir_run = Path(command[command.index("--workdir") + 1])
+                    baseline, _ = child(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--load-alone-child",
+                            result["load_id"],
+                            "--workdir",
+                            str(workdir_run),
+                        ]
+                    )
+                    shutil.rmtree(workdir_run, ignore_errors=True)
+                    result["load_alone"] = baseline
                 result["wall_s"] = wall
                 result["cpu_ms_per_check"] = result["cpu_s"] * 1000 / max(1, result["checks"])
                 result["x_floor"] = result["maxrss_mb"] / floor["maxrss_mb"]
@@ -361,6 +420,17 @@ def memory(
                     f"Arrow allocator {result['arrow_pool']}); files {result['files_per_table']}",
                     flush=True,
                 )
+                if "load_alone" in result:
+                    base = result["load_alone"]
+                    x_floor = base["maxrss_mb"] / floor["maxrss_mb"]
+                    print(
+                        f"  {'':8} {'':7} {'':>7}         DuckDB load alone of the same files: "
+                        f"{base['maxrss_mb']:.1f} MB = {x_floor:.2f}x "
+                        f"the import floor (without mapped files {base['own_mb']:.1f} MB); the "
+                        f"sync {result['maxrss_mb'] / base['maxrss_mb']:.2f}x of it, "
+                        f"{result['maxrss_mb'] - base['maxrss_mb']:+.1f} MB",
+                        flush=True,
+                    )
     summary: dict[str, Any] = {"backend": backend, "span_days": args.span_days}
     for mode, runs in out.items():
         peaks = [v["maxrss_mb"] for v in runs.values()]
@@ -435,6 +505,7 @@ def main() -> int:
     parser.add_argument("--sync-child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--cli-child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--load-alone-child", metavar="LOAD_ID", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -463,6 +534,9 @@ def main() -> int:
                 }
             )
         )
+        return 0
+    if args.load_alone_child:
+        print(json.dumps(load_alone(args.workdir, args.load_alone_child)))
         return 0
     if args.sync_child or args.cli_child:
         if args.sync_child:

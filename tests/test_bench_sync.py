@@ -1,0 +1,56 @@
+"""The sync benchmark still runs, and its DuckDB-alone baseline loads exactly what the sync landed.
+
+A smoke run at toy sizes: it checks what the figures stand on (the same rows, the same files, a
+real peak per process), never the figures themselves, which only mean something from
+``make bench`` on a quiet machine (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+
+def test_memory_run_reports_the_duckdb_load_alone_of_the_same_files(tmp_path: Path) -> None:
+    out = tmp_path / "sync.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_sync.py"),
+            "--skip-throughput",
+            "--memory-sizes",
+            "300",
+            "--span-days",
+            "400",
+            "--concurrency",
+            "4",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "DuckDB load alone of the same files" in done.stdout
+    results = json.loads(out.read_text())
+    floor = results["import_floor"]["maxrss_mb"]
+    library = results["memory"]["duckdb"]["library"]["sizes"]["300"]
+    alone = library["load_alone"]
+    assert library["checks"] == 300
+    # The baseline committed every row the sync did, from every file the sync landed.
+    assert alone["rows"]["checks"] == 300
+    assert alone["rows"]["hlr_results"] + alone["rows"]["verify_results"] == 300
+    assert alone["files"] == sum(library["files_per_table"].values())
+    # Each is a peak of its own process, above the floor of bare imports.
+    assert floor < alone["maxrss_mb"] and floor < library["maxrss_mb"]
+    assert "load_alone" not in results["memory"]["duckdb"]["cli"]["sizes"]["300"]
