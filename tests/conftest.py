@@ -53,6 +53,18 @@ def _postgres_unavailable_reason() -> str | None:
     return None
 
 
+@pytest.fixture
+def wh_url(tmp_path: Path) -> str:
+    """A DuckDB warehouse file that does not exist yet (the first sync into it is a backfill)."""
+    return f"duckdb:///{tmp_path / 'wh.duckdb'}"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A landing root for one test (created by the first sync that lands there)."""
+    return tmp_path / "landing"
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     reason = _postgres_unavailable_reason()

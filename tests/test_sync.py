@@ -161,16 +161,6 @@ def sync(server: Any, url: str, root: Path, **kwargs: Any) -> SyncSummary:
     return run_sync(warehouse=url, parquet_path=str(root), client=client, **kwargs)
 
 
-@pytest.fixture
-def wh_url(tmp_path: Path) -> str:
-    return f"duckdb:///{tmp_path / 'wh.duckdb'}"
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "landing"
-
-
 # --- behaviour -------------------------------------------------------------------------------
 
 

@@ -29,17 +29,6 @@ from numberyo_provider.sync import SyncCancelled
 EMPTY: dict[str, list[Any]] = {"checks": [], "hlr_results": [], "verify_results": []}
 
 
-@pytest.fixture
-def wh_url(tmp_path: Path) -> str:
-    """A DuckDB file that does not exist yet: the first run is a first backfill."""
-    return f"duckdb:///{tmp_path / 'wh.duckdb'}"
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "landing"
-
-
 def test_a_first_backfill_fetches_results_before_the_warehouse_is_ready(
     numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
 ) -> None:
