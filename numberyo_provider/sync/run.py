@@ -11,7 +11,7 @@ One run, in order:
    stages overlap as :mod:`~numberyo_provider.sync.pipeline` describes: the main thread lists
    pages and dispatches batches, ``concurrency`` workers run the requests, and a landing thread
    normalises and lands each batch. Three batches at most are in flight; the set of listed ids
-   is the only state that grows with the account.
+   (8 bytes a check) is the only state that grows with the account.
 3. Flush the lander, then ONE ``commit_load``: every file merged by key, the ``_loads`` manifest
    row and the new watermark in a single transaction. The watermark therefore moves only when
    everything the run read is visible.
