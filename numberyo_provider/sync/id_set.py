@@ -6,7 +6,7 @@ takes 60-70 bytes an id: 6-7 MB at 100,000 checks, 65 MB at a million, the one p
 that grew with the account. Here ids live in sorted blocks of machine integers (``array('q')``),
 found by two binary searches, in the manner of a sorted list of blocks: 8.1 bytes an id listed
 newest first, as the API lists them, 1.5 us an ``add`` and 0.8 us an ``in`` (a set: 0.9 and
-0.06 us; a sync spends about 400 us of CPU a check). An id beyond 64 bits (no API sends one, but
+0.06 us; a sync spends 400-800 us of CPU a check). An id beyond 64 bits (no API sends one, but
 nothing in the contract forbids it) goes to a plain set beside them.
 """
 
