@@ -65,16 +65,14 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(module, "cancellable_sleep", lambda stop: lambda seconds: None)
 
 
-_HELD: list[socket.socket] = []
-
-
-def closed_port() -> int:
-    """A port that refuses connections for the whole session: bound (so no other test's server
-    can take it meanwhile) but never listening."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    _HELD.append(s)
-    return int(s.getsockname()[1])
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port that refuses connections for the test: bound (so no other test's server can take
+    it meanwhile) but never listening; closed afterwards (held for the whole session, they were
+    reported as unclosed sockets at exit)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
 
 
 def check_args(source: str, work: Path, *extra: str) -> list[str]:
@@ -133,11 +131,12 @@ def test_nothing_listening_fails_both_commands_alike_and_says_no_credits_were_sp
     source: str,
     work: Path,
     no_backoff: None,
+    closed_port: int,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Seen on main: retry lines, a summary with ``failed 40``, then exit 0."""
-    monkeypatch.setenv("NUMBERYO_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("NUMBERYO_BASE_URL", f"http://127.0.0.1:{closed_port}")
     monkeypatch.setenv("NUMBERYO_API_TOKEN", "tok-do-not-print")
     code = main(check_args(source, work, "--table", "few"))
     captured = capsys.readouterr()
@@ -157,12 +156,13 @@ def test_a_run_that_stops_on_an_error_says_whether_money_was_spent(
     source: str,
     work: Path,
     no_backoff: None,
+    closed_port: int,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """40 refused connections: the checker stops after 20 in a row (an error, not a verdict on
     numbers); the line still says nothing was paid."""
-    monkeypatch.setenv("NUMBERYO_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("NUMBERYO_BASE_URL", f"http://127.0.0.1:{closed_port}")
     monkeypatch.setenv("NUMBERYO_API_TOKEN", "tok")
     code = main(check_args(source, work, "--concurrency", "1"))
     line = verdict(capsys.readouterr().err, "check")
@@ -171,10 +171,10 @@ def test_a_run_that_stops_on_an_error_says_whether_money_was_spent(
 
 
 @pytest.mark.slow
-def test_nothing_listening_in_a_real_process(source: str, work: Path) -> None:
+def test_nothing_listening_in_a_real_process(source: str, work: Path, closed_port: int) -> None:
     env = {
         **os.environ,
-        "NUMBERYO_BASE_URL": f"http://127.0.0.1:{closed_port()}",
+        "NUMBERYO_BASE_URL": f"http://127.0.0.1:{closed_port}",
         "NUMBERYO_API_TOKEN": "tok",
     }
     done = subprocess.run(
