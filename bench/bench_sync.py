@@ -13,7 +13,9 @@ on such histories; the simulator runs in its own process, as the real API would.
    time. Then an incremental run with nothing new (cold process, after a backfill of the same
    account), and with ``--postgres-url`` the same backfills into a fresh PostgreSQL database.
    For context the *client ceiling*: the same number of result requests through a bare client
-   with the same workers and nothing else.
+   with the same workers and nothing else. Last, incremental runs with nothing new at
+   ``--incremental-latency-ms`` (200: an API across the internet), against the same list
+   requests one after the other through a bare client.
 2. Peak memory: the RSS high-water mark (``VmHWM``) of a fresh process running one backfill per
    ``--memory-sizes`` (10,000 and 100,000 checks) at no latency, on default settings, against
    the *import floor* measured in the same run: a fresh process that only imports pyarrow,
@@ -29,7 +31,7 @@ on such histories; the simulator runs in its own process, as the real API would.
 3. Files landed per table by every run above.
 
     .venv/bin/python bench/bench_sync.py [--checks 2000,10000] [--latency-ms 20] [--concurrency 16]
-        [--reps 3] [--span-days 1825] [--memory-sizes 10000,100000]
+        [--reps 3] [--span-days 1825] [--memory-sizes 10000,100000] [--incremental-latency-ms 200]
         [--skip-throughput] [--skip-memory]
         [--postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
         [--json bench/results/sync.json]
@@ -337,6 +339,39 @@ def throughput(args: argparse.Namespace, workdir: Path, checks: int) -> dict[str
     }
 
 
+def incremental_at_latency(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Incremental runs with nothing new at ``--incremental-latency-ms`` (an API across the
+    internet rather than on loopback), after one backfill of 200 checks; the baseline is the
+    same list requests one after the other through a bare client, in the same run."""
+    from numberyo_provider.api.client import NumberYoClient
+
+    latency = args.incremental_latency_ms
+    runs = []
+    with simulator(200, latency, args.span_days) as url:
+        base = [sys.executable, __file__, "--sync-child", url, "--concurrency", str(args.workers)]
+        keep = [*base, "--workdir", str(workdir / "inc-latency"), "--keep"]
+        child(keep)
+        for _ in range(args.reps):
+            run, wall = child(keep)
+            runs.append({"wall_s": wall, "sync_s": run["sync_s"], "pages": run["pages"]})
+        pages = runs[0]["pages"]
+        bare = []
+        with NumberYoClient(TOKEN, url) as client:
+            for _ in range(args.reps):
+                started = time.perf_counter()
+                for number in range(1, pages + 1):
+                    client.list_checks(number)
+                bare.append(time.perf_counter() - started)
+    return {
+        "latency_ms": latency,
+        "runs": runs,
+        "pages": pages,
+        "median_wall_s": statistics.median(r["wall_s"] for r in runs),
+        "median_sync_s": statistics.median(r["sync_s"] for r in runs),
+        "median_bare_pages_s": statistics.median(bare),
+    }
+
+
 @contextmanager
 def postgres_database(admin_url: str) -> Iterator[str]:
     import uuid
@@ -489,6 +524,12 @@ def main() -> int:
     )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument(
+        "--incremental-latency-ms",
+        type=float,
+        default=200.0,
+        help="latency of the extra incremental runs (an API across the internet); 0 skips them",
+    )
+    parser.add_argument(
         "--span-days", type=int, default=1825, help="days the seeded history spans (1825)"
     )
     parser.add_argument("--memory-sizes", default="10000,100000")
@@ -597,6 +638,17 @@ def main() -> int:
                     f"{t['client_ceiling_x_ideal']:.2f}x",
                     flush=True,
                 )
+        if not args.skip_throughput and args.incremental_latency_ms > 0:
+            inc = incremental_at_latency(args, workdir)
+            results["incremental_at_latency"] = inc
+            print(
+                f"Incremental run with nothing new at {inc['latency_ms']:g} ms latency: "
+                f"{inc['median_wall_s']:.2f} s cold process "
+                f"(run_sync {inc['median_sync_s']:.2f} s, {inc['pages']} page(s)); the same "
+                f"pages one after the other through a bare client "
+                f"{inc['median_bare_pages_s']:.2f} s",
+                flush=True,
+            )
         if not args.skip_memory:
             print(
                 f"Peak memory (fresh process per size, no latency, {args.span_days} days):",
