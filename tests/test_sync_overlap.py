@@ -1,8 +1,9 @@
 """A first backfill sets the warehouse up while its first requests are out (issue 13).
 
 The set-up (imports, schema, watermark) used to run before the first request. When the run knows
-that everything it lists is new (no DuckDB file yet, or a full refresh), it now overlaps; its
-faults must still fail the run as themselves and leave nothing visible.
+that everything it lists is new (no DuckDB file yet, or a full refresh), it now overlaps; any
+other run asks for page 1 alone meanwhile. Their faults must still fail the run as themselves and
+leave nothing visible.
 """
 
 from __future__ import annotations
@@ -50,22 +51,49 @@ def test_a_first_backfill_fetches_results_before_the_warehouse_is_ready(
     assert_matches_truth(wh_url, server.sim)
 
 
-def test_an_incremental_run_sets_up_before_it_requests(
+def test_an_incremental_run_asks_for_page_one_alone_while_it_sets_up(
     numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
 ) -> None:
-    """With a warehouse file present only the warehouse knows what is new: no request first."""
+    """With a warehouse file present only the warehouse knows where the run stops, so nothing
+    but page 1 (which every run reads) may go out before the set-up is done. The set-up is held
+    until page 1 was answered: that can only end early if it was asked for meanwhile."""
     server = numberyo_simulator_factory(seed_checks=30)
     sync(server, wh_url, root)
     server.sim.create_check(server.token, "32456789023", "HLR")
     before = len(server.sim.requests())
-    at_start: list[int] = []
-    sync(
-        server,
-        wh_url,
-        root,
-        on_stage=lambda n: n == "started" and at_start.append(len(server.sim.requests())),
-    )
-    assert at_start == [before]
+    during_set_up: list[list[str]] = []
+
+    def hold(name: str) -> None:
+        if name == "started":
+            give_up = time.monotonic() + 20
+            while len(server.sim.requests()) == before and time.monotonic() < give_up:
+                time.sleep(0.01)
+            time.sleep(0.2)  # room for any other request to show
+            during_set_up.append([e.endpoint for e in server.sim.requests()[before:]])
+
+    summary = sync(server, wh_url, root, on_stage=hold)
+    assert during_set_up == [["list"]]
+    assert summary.checks_new == 1 and summary.pages == 2
+    assert [e.endpoint for e in server.sim.requests()[before:]].count("list") == 2
+    assert_matches_truth(wh_url, server.sim)
+
+
+def test_a_set_up_failure_after_page_one_was_asked_for_fails_as_itself(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    server = numberyo_simulator_factory(seed_checks=30)
+    sync(server, wh_url, root)
+    server.sim.create_check(server.token, "32456789023", "HLR")
+
+    def crash(name: str) -> None:
+        if name == "started":
+            raise RuntimeError("injected set-up failure")
+
+    with pytest.raises(RuntimeError, match="injected set-up failure"):
+        sync(server, wh_url, root, on_stage=crash)
+    assert len(warehouse_rows(wh_url)["checks"]) == 30
+    assert loads(wh_url)[-1]["status"] == "failed"
+    sync(server, wh_url, root)
     assert_matches_truth(wh_url, server.sim)
 
 

@@ -74,11 +74,33 @@ def check_order_key(check: Check) -> tuple[datetime, int]:
 
 
 @dataclass(frozen=True)
-class _Fetched:
+class FetchedPage:
+    """One page of the list, with when it was asked for and answered (``time.monotonic()``): the
+    drift rule compares them."""
+
     number: int
     page: CheckPage
     sent: float
     received: float
+
+
+def fetch_page(
+    client: NumberYoClient, number: int, cancel: threading.Event | None = None
+) -> FetchedPage:
+    """``GET /api/checks?page=number``, refusing an answer for another page (an API ignoring
+    ``?page=`` would otherwise be read as an endless list)."""
+    _checked(cancel)
+    sent = time.monotonic()
+    page = client.list_checks(number)
+    received = time.monotonic()
+    if page.pagination.current_page != number:
+        raise BadResponseError(
+            f"asked for page {number}, the server answered page {page.pagination.current_page}",
+            method="GET",
+            path=f"{CHECKS_PATH}?page={number}",
+            status=200,
+        )
+    return FetchedPage(number, page, sent, received)
 
 
 @dataclass
@@ -149,6 +171,7 @@ class CheckLister:
         max_verification_passes: int = 3,
         cancel: threading.Event | None = None,
         on_page: Callable[[CheckPage], None] | None = None,
+        first_page: Future[FetchedPage] | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
@@ -161,6 +184,9 @@ class CheckLister:
         self._max_verification = max(0, max_verification_passes)
         self._cancel = cancel
         self._on_page = on_page
+        #: Page 1 as requested before the lister existed (see :func:`fetch_page`); the first
+        #: pass reads it instead of asking again, later passes ask afresh.
+        self._first_page = first_page
         self.seen = IdSet()
         self._last_page = 0
         self.newest: Check | None = None
@@ -182,23 +208,8 @@ class CheckLister:
 
     # --- fetching -----------------------------------------------------------------------------
 
-    def _fetch(self, number: int) -> _Fetched:
-        _checked(self._cancel)
-        sent = time.monotonic()
-        page = self._client.list_checks(number)
-        received = time.monotonic()
-        if page.pagination.current_page != number:
-            # An API ignoring ?page= would otherwise be read as an endless list.
-            raise BadResponseError(
-                f"asked for page {number}, the server answered page {page.pagination.current_page}",
-                method="GET",
-                path=f"{CHECKS_PATH}?page={number}",
-                status=200,
-            )
-        return _Fetched(number, page, sent, received)
-
-    def _submit(self, number: int) -> Future[_Fetched]:
-        return self._executor.submit(self._fetch, number)
+    def _submit(self, number: int) -> Future[FetchedPage]:
+        return self._executor.submit(fetch_page, self._client, number, self._cancel)
 
     # --- passes -------------------------------------------------------------------------------
 
@@ -229,11 +240,14 @@ class CheckLister:
         repeats = 0
         grown = 0
         pass_first_total: int | None = None
-        pending: dict[int, Future[_Fetched]] = {}
+        pending: dict[int, Future[FetchedPage]] = {}
         window = 1
         next_submit = 1
+        if self._first_page is not None:
+            pending[1], self._first_page = self._first_page, None
+            next_submit = 2
         stop_at: int | None = None
-        previous: _Fetched | None = None
+        previous: FetchedPage | None = None
         clean = True
         number = 1
         try:
@@ -248,7 +262,7 @@ class CheckLister:
                 if number not in pending:
                     pending[number] = self._submit(number)
                     next_submit = max(next_submit, number + 1)
-                fetched: _Fetched = _wait(pending.pop(number), self._cancel)
+                fetched: FetchedPage = _wait(pending.pop(number), self._cancel)
                 page = fetched.page
                 self._last_page = number
                 total = page.pagination.total
@@ -393,7 +407,7 @@ class CheckLister:
             self._on_page(page)
 
     @staticmethod
-    def _boundary_safe(upper: _Fetched, lower: _Fetched) -> bool:
+    def _boundary_safe(upper: FetchedPage, lower: FetchedPage) -> bool:
         """Whether no check can hide between page ``upper`` and the next page ``lower``."""
         a, b = upper.page.pagination.total, lower.page.pagination.total
         if a == b:

@@ -63,11 +63,13 @@ from numberyo_provider.errors import ConfigurationError, LandingError, NumberYoE
 from numberyo_provider.private_files import make_private_dirs
 from numberyo_provider.sync.extract import (
     CheckLister,
+    FetchedPage,
     PendingResults,
     ResultError,
     ResultFetcher,
     SyncCancelled,
     check_order_key,
+    fetch_page,
 )
 from numberyo_provider.sync.normalize import normalize_checks
 from numberyo_provider.sync.options import DEFAULT_BATCH_SIZE, SyncOptions
@@ -314,21 +316,27 @@ class _Run:
     def execute(self) -> SyncSummary:
         clock = time.monotonic()
         self.check_landing_root()
-        if self._knows_all_is_new():
-            self._warehouse_was_empty = True
-            self._setup_thread = threading.Thread(
-                target=self._set_up, name=f"numberyo-{self.load_id}-setup", daemon=True
-            )
-            self._setup_thread.start()
-            watermark = None
-        else:
-            self._set_up()
-            watermark = self._setup.result()
-        self._total_from_pages = watermark is None
         pool = RequestPool(self.options.concurrency, f"numberyo-{self.load_id}")
         clean_exit = False
         landing = LandingThread(self)
         try:
+            first_page: Future[FetchedPage] | None = None
+            if self._knows_all_is_new():
+                self._warehouse_was_empty = True
+                self._setup_thread = threading.Thread(
+                    target=self._set_up, name=f"numberyo-{self.load_id}-setup", daemon=True
+                )
+                self._setup_thread.start()
+                watermark = None
+            else:
+                # Only the warehouse knows where this run stops, but every run reads page 1:
+                # it is asked for while the warehouse is set up (a round trip less per
+                # incremental run). Behind another run's lock it may be minutes old when read,
+                # which the drift rule allows for (newer checks then wait for the next run).
+                first_page = pool.lane(PAGES).submit(fetch_page, self.client, 1, self.cancel)
+                self._set_up()
+                watermark = self._setup.result()
+            self._total_from_pages = watermark is None
             lister = CheckLister(
                 self.client,
                 pool.lane(PAGES),
@@ -337,6 +345,7 @@ class _Run:
                 max_in_flight=self.options.concurrency,
                 cancel=self.cancel,
                 on_page=self._on_page if self.progress is not None else None,
+                first_page=first_page,
             )
             fetcher = ResultFetcher(self.client, pool.lane(RESULTS), cancel=self.cancel)
             batch: list[Check] = []
