@@ -51,15 +51,23 @@ def test_a_first_backfill_fetches_results_before_the_warehouse_is_ready(
     assert_matches_truth(wh_url, server.sim)
 
 
+@pytest.fixture
+def one_new_check(numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path) -> Any:
+    """A simulator whose 30 checks are loaded, and one check created since: the next run is an
+    incremental one."""
+    server = numberyo_simulator_factory(seed_checks=30)
+    sync(server, wh_url, root)
+    server.sim.create_check(server.token, "32456789023", "HLR")
+    return server
+
+
 def test_an_incremental_run_asks_for_page_one_alone_while_it_sets_up(
-    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+    one_new_check: Any, wh_url: str, root: Path
 ) -> None:
     """With a warehouse file present only the warehouse knows where the run stops, so nothing
     but page 1 (which every run reads) may go out before the set-up is done. The set-up is held
     until page 1 was answered: that can only end early if it was asked for meanwhile."""
-    server = numberyo_simulator_factory(seed_checks=30)
-    sync(server, wh_url, root)
-    server.sim.create_check(server.token, "32456789023", "HLR")
+    server = one_new_check
     before = len(server.sim.requests())
     during_set_up: list[list[str]] = []
 
@@ -79,11 +87,9 @@ def test_an_incremental_run_asks_for_page_one_alone_while_it_sets_up(
 
 
 def test_a_set_up_failure_after_page_one_was_asked_for_fails_as_itself(
-    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+    one_new_check: Any, wh_url: str, root: Path
 ) -> None:
-    server = numberyo_simulator_factory(seed_checks=30)
-    sync(server, wh_url, root)
-    server.sim.create_check(server.token, "32456789023", "HLR")
+    server = one_new_check
 
     def crash(name: str) -> None:
         if name == "started":
