@@ -273,14 +273,8 @@ def throughput(args: argparse.Namespace, workdir: Path, checks: int) -> dict[str
                 f"{run['x_ideal']:.2f}x; files {run['files_per_table']}",
                 flush=True,
             )
-        # An incremental run with nothing new, cold process, after a backfill of the same data.
-        incremental = []
         base = [sys.executable, __file__, "--sync-child", url, "--concurrency", str(args.workers)]
-        keep = [*base, "--workdir", str(workdir / f"inc-{checks}"), "--keep"]
-        child(keep)
-        for _ in range(args.reps):
-            run, wall = child(keep)
-            incremental.append({"wall_s": wall, "sync_s": run["sync_s"], "pages": run["pages"]})
+        incremental = incremental_runs(args, url, workdir / f"inc-{checks}")
         inc = statistics.median(r["wall_s"] for r in incremental)
         print(
             f"  incremental run with nothing new: {inc:.2f} s cold process (run_sync "
@@ -339,6 +333,21 @@ def throughput(args: argparse.Namespace, workdir: Path, checks: int) -> dict[str
     }
 
 
+def incremental_runs(args: argparse.Namespace, url: str, workdir: Path) -> list[dict[str, Any]]:
+    """``--reps`` incremental runs with nothing new, each a cold process, after one backfill of
+    the same account into ``workdir``."""
+    keep = [
+        *(sys.executable, __file__, "--sync-child", url, "--concurrency", str(args.workers)),
+        *("--workdir", str(workdir), "--keep"),
+    ]
+    child(keep)
+    runs = []
+    for _ in range(args.reps):
+        run, wall = child(keep)
+        runs.append({"wall_s": wall, "sync_s": run["sync_s"], "pages": run["pages"]})
+    return runs
+
+
 def incremental_at_latency(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Incremental runs with nothing new at ``--incremental-latency-ms`` (an API across the
     internet rather than on loopback), after one backfill of 200 checks; the baseline is the
@@ -346,14 +355,8 @@ def incremental_at_latency(args: argparse.Namespace, workdir: Path) -> dict[str,
     from numberyo_provider.api.client import NumberYoClient
 
     latency = args.incremental_latency_ms
-    runs = []
     with simulator(200, latency, args.span_days) as url:
-        base = [sys.executable, __file__, "--sync-child", url, "--concurrency", str(args.workers)]
-        keep = [*base, "--workdir", str(workdir / "inc-latency"), "--keep"]
-        child(keep)
-        for _ in range(args.reps):
-            run, wall = child(keep)
-            runs.append({"wall_s": wall, "sync_s": run["sync_s"], "pages": run["pages"]})
+        runs = incremental_runs(args, url, workdir / "inc-latency")
         pages = runs[0]["pages"]
         bare = []
         with NumberYoClient(TOKEN, url) as client:

@@ -26,7 +26,7 @@ reads the same checks again and the merge by key makes the reload exact. Stage n
 ``on_stage`` (a test seam, also handy for logging): ``started``, ``batch_landed``, ``landed``,
 ``before_commit``, ``committed``.
 
-Why one module of about 680 lines: :class:`_Run` is one run's state machine (set-up, listing,
+Why one module of about 700 lines: :class:`_Run` is one run's state machine (set-up, listing,
 dispatch, landing, commit, and the clean-up of a failure), and each failure path must see every
 piece of that state; the stages it drives, their overlap, its options and its summary are already
 modules of their own.
