@@ -8,6 +8,7 @@ real peak per process), never the figures themselves, which only mean something 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,48 @@ def test_memory_run_reports_the_duckdb_load_alone_of_the_same_files(tmp_path: Pa
     # Each is a peak of its own process, above the floor of bare imports.
     assert floor < alone["maxrss_mb"] and floor < library["maxrss_mb"]
     assert "load_alone" not in results["memory"]["duckdb"]["cli"]["sizes"]["300"]
+
+
+def test_each_timed_backfill_is_paired_with_a_bare_client_run(tmp_path: Path) -> None:
+    """The machine's speed drifts within minutes, so every backfill rep has its own bare-client
+    run right after it; and the benchmark writes the package's bytecode for its cold processes
+    even where Python is told not to (as pip does when it installs)."""
+    out = tmp_path / "sync.json"
+    bytecode = (
+        ROOT / "numberyo_provider" / "__pycache__" / f"schema.{sys.implementation.cache_tag}.pyc"
+    )
+    bytecode.unlink(missing_ok=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_sync.py"),
+            "--skip-memory",
+            "--checks",
+            "60",
+            "--reps",
+            "2",
+            "--latency-ms",
+            "1",
+            "--concurrency",
+            "4",
+            "--span-days",
+            "400",
+            "--incremental-latency-ms",
+            "0",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (size,) = json.loads(out.read_text())["throughput"]
+    assert len(size["runs"]) == 2
+    pairs = [r["x_ideal"] / r["client_ceiling_x_ideal"] for r in size["runs"]]
+    assert all(r["client_ceiling_x_ideal"] > 0 for r in size["runs"])
+    assert size["median_x_client"] == pytest.approx(sum(pairs) / 2)
+    assert "of the bare client run just after it" in done.stdout
+    assert bytecode.is_file()
