@@ -20,15 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def test_memory_run_reports_the_duckdb_load_alone_of_the_same_files(tmp_path: Path) -> None:
-    out = tmp_path / "sync.json"
+def run_bench(out: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """``bench_sync.py`` at toy sizes (five-year-ish history, 4 workers); its stdout."""
     done = subprocess.run(
         [
             sys.executable,
             str(ROOT / "bench" / "bench_sync.py"),
-            "--skip-throughput",
-            "--memory-sizes",
-            "300",
+            *args,
             "--span-days",
             "400",
             "--concurrency",
@@ -40,9 +38,16 @@ def test_memory_run_reports_the_duckdb_load_alone_of_the_same_files(tmp_path: Pa
         text=True,
         timeout=300,
         check=False,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "DuckDB load alone of the same files" in done.stdout
+    return done.stdout
+
+
+def test_memory_run_reports_the_duckdb_load_alone_of_the_same_files(tmp_path: Path) -> None:
+    out = tmp_path / "sync.json"
+    stdout = run_bench(out, "--skip-throughput", "--memory-sizes", "300")
+    assert "DuckDB load alone of the same files" in stdout
     results = json.loads(out.read_text())
     floor = results["import_floor"]["maxrss_mb"]
     library = results["memory"]["duckdb"]["library"]["sizes"]["300"]
@@ -66,37 +71,16 @@ def test_each_timed_backfill_is_paired_with_a_bare_client_run(tmp_path: Path) ->
         ROOT / "numberyo_provider" / "__pycache__" / f"schema.{sys.implementation.cache_tag}.pyc"
     )
     bytecode.unlink(missing_ok=True)
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "bench_sync.py"),
-            "--skip-memory",
-            "--checks",
-            "60",
-            "--reps",
-            "2",
-            "--latency-ms",
-            "1",
-            "--concurrency",
-            "4",
-            "--span-days",
-            "400",
-            "--incremental-latency-ms",
-            "0",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    stdout = run_bench(
+        out,
+        *("--skip-memory", "--checks", "60", "--reps", "2", "--latency-ms", "1"),
+        *("--incremental-latency-ms", "0"),
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     (size,) = json.loads(out.read_text())["throughput"]
     assert len(size["runs"]) == 2
     pairs = [r["x_ideal"] / r["client_ceiling_x_ideal"] for r in size["runs"]]
     assert all(r["client_ceiling_x_ideal"] > 0 for r in size["runs"])
     assert size["median_x_client"] == pytest.approx(sum(pairs) / 2)
-    assert "of the bare client run just after it" in done.stdout
+    assert "of the bare client run just after it" in stdout
     assert bytecode.is_file()
