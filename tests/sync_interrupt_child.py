@@ -11,6 +11,7 @@ awaited), ``landing`` (a Parquet temp file written, not yet renamed into place) 
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -75,6 +76,11 @@ def install(point: str, ready: Path) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches a command in the foreground, where SIGINT has its default handler. A test
+    # runner started as a background job of a non-interactive shell (``nohup make test &``)
+    # passes SIGINT down ignored, and Python keeps an inherited SIG_IGN: the sync would then
+    # never see the signal this test sends.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     install(sys.argv[1], Path(sys.argv[2]))
     from numberyo_provider.cli import main
 
