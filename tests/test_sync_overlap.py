@@ -61,12 +61,14 @@ def one_new_check(numberyo_simulator_factory: Callable[..., Any], wh_url: str, r
     return server
 
 
-def test_an_incremental_run_asks_for_page_one_alone_while_it_sets_up(
+def test_an_incremental_run_asks_for_pages_one_and_two_alone_while_it_sets_up(
     one_new_check: Any, wh_url: str, root: Path
 ) -> None:
     """With a warehouse file present only the warehouse knows where the run stops, so nothing
-    but page 1 (which every run reads) may go out before the set-up is done. The set-up is held
-    until page 1 was answered: that can only end early if it was asked for meanwhile."""
+    but pages 1 and 2 (which every run on an account of more than one page reads: the stop rule
+    reads one page past the first old check) may go out before the set-up is done. The set-up is
+    held until both were answered: that can only end early if they were asked for meanwhile; and
+    neither is asked for again after it."""
     server = one_new_check
     before = len(server.sim.requests())
     during_set_up: list[list[str]] = []
@@ -74,19 +76,36 @@ def test_an_incremental_run_asks_for_page_one_alone_while_it_sets_up(
     def hold(name: str) -> None:
         if name == "started":
             give_up = time.monotonic() + 20
-            while len(server.sim.requests()) == before and time.monotonic() < give_up:
+            while len(server.sim.requests()) < before + 2 and time.monotonic() < give_up:
                 time.sleep(0.01)
             time.sleep(0.2)  # room for any other request to show
             during_set_up.append([e.endpoint for e in server.sim.requests()[before:]])
 
     summary = sync(server, wh_url, root, on_stage=hold)
-    assert during_set_up == [["list"]]
+    assert during_set_up == [["list", "list"]]
     assert summary.checks_new == 1 and summary.pages == 2
     assert [e.endpoint for e in server.sim.requests()[before:]].count("list") == 2
     assert_matches_truth(wh_url, server.sim)
 
 
-def test_a_set_up_failure_after_page_one_was_asked_for_fails_as_itself(
+def test_an_account_of_one_page_costs_at_most_one_empty_page_and_stays_exact(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    """Page 2 is asked for before the run knows the account's size: on an account of one page
+    it comes back empty and unread, the only request more than the run needs (none if the
+    lister is done before a worker picks it up: then it is cancelled unsent)."""
+    server = numberyo_simulator_factory(seed_checks=4)
+    sync(server, wh_url, root)
+    server.sim.create_check(server.token, "32456789023", "Verify")
+    before = len(server.sim.requests())
+    summary = sync(server, wh_url, root)
+    assert summary.checks_new == 1 and summary.pages == 1
+    after = [e.endpoint for e in server.sim.requests()[before:]]
+    assert after.count("list") in (1, 2) and after.count("results") == 1
+    assert_matches_truth(wh_url, server.sim)
+
+
+def test_a_set_up_failure_after_the_first_pages_were_asked_for_fails_as_itself(
     one_new_check: Any, wh_url: str, root: Path
 ) -> None:
     server = one_new_check

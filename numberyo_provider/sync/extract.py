@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 #: Statuses of ``GET /api/checks/{id}/results`` recorded per check instead of failing the run.
 RECORDED_STATUSES = (400, 404)
+#: Pages read past the first one holding a check older than the watermark's second. So an
+#: incremental run on an account of more than one page always reads pages 1 and 2.
+OVERLAP_PAGES = 1
 
 
 class WatermarkLike(Protocol):
@@ -167,11 +170,11 @@ class CheckLister:
         watermark: WatermarkLike | None = None,
         concurrent: bool = True,
         max_in_flight: int = 8,
-        overlap_pages: int = 1,
+        overlap_pages: int = OVERLAP_PAGES,
         max_verification_passes: int = 3,
         cancel: threading.Event | None = None,
         on_page: Callable[[CheckPage], None] | None = None,
-        first_page: Future[FetchedPage] | None = None,
+        first_pages: Sequence[Future[FetchedPage]] = (),
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
@@ -184,9 +187,9 @@ class CheckLister:
         self._max_verification = max(0, max_verification_passes)
         self._cancel = cancel
         self._on_page = on_page
-        #: Page 1 as requested before the lister existed (see :func:`fetch_page`); the first
-        #: pass reads it instead of asking again, later passes ask afresh.
-        self._first_page = first_page
+        #: Pages 1, 2, ... as requested before the lister existed (see :func:`fetch_page`); the
+        #: first pass reads them instead of asking again, later passes ask afresh.
+        self._first_pages = list(first_pages)
         self.seen = IdSet()
         self._last_page = 0
         self.newest: Check | None = None
@@ -243,9 +246,10 @@ class CheckLister:
         pending: dict[int, Future[FetchedPage]] = {}
         window = 1
         next_submit = 1
-        if self._first_page is not None:
-            pending[1], self._first_page = self._first_page, None
-            next_submit = 2
+        for future in self._first_pages:
+            pending[next_submit] = future
+            next_submit += 1
+        self._first_pages = []
         stop_at: int | None = None
         previous: FetchedPage | None = None
         clean = True
@@ -508,6 +512,7 @@ class ResultFetcher:
 
 
 __all__ = [
+    "OVERLAP_PAGES",
     "RECORDED_STATUSES",
     "AnyResults",
     "CheckLister",

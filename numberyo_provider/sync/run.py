@@ -62,6 +62,7 @@ from numberyo_provider.config import TOKEN_ENV
 from numberyo_provider.errors import ConfigurationError, LandingError, NumberYoError
 from numberyo_provider.private_files import make_private_dirs
 from numberyo_provider.sync.extract import (
+    OVERLAP_PAGES,
     CheckLister,
     FetchedPage,
     PendingResults,
@@ -320,7 +321,7 @@ class _Run:
         clean_exit = False
         landing = LandingThread(self)
         try:
-            first_page: Future[FetchedPage] | None = None
+            first_pages: list[Future[FetchedPage]] = []
             if self._knows_all_is_new():
                 self._warehouse_was_empty = True
                 self._setup_thread = threading.Thread(
@@ -329,11 +330,17 @@ class _Run:
                 self._setup_thread.start()
                 watermark = None
             else:
-                # Only the warehouse knows where this run stops, but every run reads page 1:
-                # it is asked for while the warehouse is set up (a round trip less per
-                # incremental run). Behind another run's lock it may be minutes old when read,
-                # which the drift rule allows for (newer checks then wait for the next run).
-                first_page = pool.lane(PAGES).submit(fetch_page, self.client, 1, self.cancel)
+                # Only the warehouse knows where this run stops, but any run on an account of
+                # more than one page reads pages 1 and 2 (the stop rule reads OVERLAP_PAGES past
+                # the first page with an old check): both are asked for while the warehouse is
+                # set up: an incremental run waits for neither after it (an account of one page
+                # costs an empty page 2, a free GET). Behind another run's lock they may be
+                # minutes old when read, which the drift rule allows for (newer checks then
+                # wait for the next run).
+                first_pages = [
+                    pool.lane(PAGES).submit(fetch_page, self.client, number, self.cancel)
+                    for number in range(1, 2 + OVERLAP_PAGES)
+                ]
                 self._set_up()
                 watermark = self._setup.result()
             self._total_from_pages = watermark is None
@@ -345,7 +352,7 @@ class _Run:
                 max_in_flight=self.options.concurrency,
                 cancel=self.cancel,
                 on_page=self._on_page if self.progress is not None else None,
-                first_page=first_page,
+                first_pages=first_pages,
             )
             fetcher = ResultFetcher(self.client, pool.lane(RESULTS), cancel=self.cancel)
             batch: list[Check] = []
