@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,3 +105,21 @@ def airflow_db() -> Path:
     assert url == f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}", f"not this process's DB: {url}"
     db.resetdb()
     return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The DuckDB file opens of the test, by thread name."""
+    import threading
+
+    from numberyo_provider.warehouse import duckdb as duckdb_warehouse
+
+    opened: list[str] = []
+    real = duckdb_warehouse.connect_with_retry
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        opened.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(duckdb_warehouse, "connect_with_retry", counting)
+    return opened

@@ -963,3 +963,48 @@ def test_connect_warehouse_takes_lock_timeout(tmp_path: Path) -> None:
         connect_warehouse(f"duckdb:///{tmp_path / 'b.duckdb'}", lock_timeout_s=4) as wh,
     ):
         assert isinstance(wh, DuckDBWarehouse) and wh.lock_timeout == 4
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def test_a_session_opens_the_file_once_and_another_thread_waits_for_it(
+    wh: Warehouse, connects: list[str]
+) -> None:
+    """A run's preparation is four operations; in a session they share one connection. Another
+    thread's operation meanwhile gets a connection of its own once the session has ended."""
+    import threading
+
+    answered = threading.Event()
+    other: list[bool] = []
+
+    def elsewhere() -> None:
+        other.append(wh.has_checks())
+        answered.set()
+
+    with wh.session():
+        wh.ensure_schema()
+        assert wh.get_watermark("checks") is None
+        assert wh.failed_loads_to_clean() == {}
+        thread = threading.Thread(target=elsewhere, name="other")
+        thread.start()
+        assert not answered.wait(0.5)  # the file is the session's until it ends
+        assert not wh.has_checks()
+        with wh.session():  # nested: the same connection
+            wh.ensure_schema()
+    assert answered.wait(30) and other == [False]
+    thread.join(5)
+    assert connects == ["MainThread", "other"]
+    wh.ensure_schema()  # after the session: one connection per operation again
+    assert connects == ["MainThread", "other", "MainThread"]
+
+
+def test_a_failed_statement_in_a_session_leaves_the_next_one_working(
+    wh: Warehouse, connects: list[str]
+) -> None:
+    assert isinstance(wh, DuckDBWarehouse)
+    with wh.session():
+        with pytest.raises(Exception, match="no_such_table"):
+            wh.query("SELECT * FROM no_such_table")
+        assert wh.query("SELECT 41 + 1") == [(42,)]
+    assert len(connects) == 1

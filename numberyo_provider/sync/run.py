@@ -153,8 +153,8 @@ class _Run:
     @property
     def warehouse(self) -> Warehouse:
         """One warehouse object for the run. It holds no DuckDB connection between operations
-        (each opens and closes the file, so other writers get in while we extract); SQL
-        backends keep a small connection pool."""
+        (each opens and closes the file, so other writers get in while we extract; the
+        preparation's are one session); SQL backends keep a small connection pool."""
         if self._warehouse is None:
             from numberyo_provider.warehouse import connect_warehouse
 
@@ -230,10 +230,11 @@ class _Run:
         with self._db("preparing the sync"):
             wh = self.warehouse
             self.summary.warehouse = wh.url_for_display
-            wh.ensure_schema()
-            watermark = wh.get_watermark(STREAM)
-            stale = wh.failed_loads_to_clean()
-            self._warehouse_was_empty = not wh.has_checks()
+            with wh.session():  # one connection for the four, not one each
+                wh.ensure_schema()
+                watermark = wh.get_watermark(STREAM)
+                stale = wh.failed_loads_to_clean()
+                self._warehouse_was_empty = not wh.has_checks()
         if stale:
             log.info("deleting the landed files of %d earlier failed load(s)", len(stale))
             cleaned: list[str] = []

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -122,14 +123,37 @@ class DuckDBWarehouse(Warehouse):
         self._memory: duckdb.DuckDBPyConnection | None = (
             _connect(MEMORY, self.config) if path == MEMORY else None
         )
+        #: The connection of an open :meth:`session`, and the thread it belongs to.
+        self._session: tuple[int, duckdb.DuckDBPyConnection] | None = None
 
     # -- connections ----------------------------------------------------------------------
 
     @contextmanager
+    def session(self) -> Iterator[None]:
+        """The block's operations on this thread share one connection (see the base class).
+        Another thread's operation meanwhile opens its own, which waits for the file like another
+        process would, until the block ends."""
+        me = threading.get_ident()
+        if self._memory is not None or (self._session is not None and self._session[0] == me):
+            yield
+            return
+        with self.connection() as con:
+            self._session = (me, con)
+            try:
+                yield
+            finally:
+                self._session = None
+
+    @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection for one operation, closed afterwards so other processes can get in."""
+        """A connection for one operation, closed afterwards so other processes can get in
+        (within a :meth:`session` on this thread, the session's)."""
         if self._memory is not None:
             yield self._memory
+            return
+        session = self._session
+        if session is not None and session[0] == threading.get_ident():
+            yield session[1]
             return
         directory = os.path.dirname(self.path)
         # DuckDB makes its spill directory 0755 and removes it at close; one we make is 0700.
