@@ -333,11 +333,11 @@ class _Run:
             else:
                 # Only the warehouse knows where this run stops, but any run on an account of
                 # more than one page reads pages 1 and 2 (the stop rule reads OVERLAP_PAGES past
-                # the first page with an old check): both are asked for while the warehouse is
-                # set up: an incremental run waits for neither after it (an account of one page
-                # costs an empty page 2, a free GET). Behind another run's lock they may be
-                # minutes old when read, which the drift rule allows for (newer checks then
-                # wait for the next run).
+                # the first page with an old check), so both are asked for while the warehouse
+                # is set up and an incremental run waits for neither after it (an account of one
+                # page costs an empty page 2, a free GET). Behind another run's lock they may be
+                # minutes old when read, which the drift rule allows for (newer checks then wait
+                # for the next run).
                 first_pages = [
                     pool.lane(PAGES).submit(fetch_page, self.client, number, self.cancel)
                     for number in range(1, 2 + OVERLAP_PAGES)
