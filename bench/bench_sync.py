@@ -32,7 +32,9 @@ on such histories; the simulator runs in its own process, as the real API would.
 3. Files landed per table by every run above.
 
 The package's bytecode is written first (:func:`compile_package`), so the cold processes load
-it as an installed package would, whatever ``PYTHONDONTWRITEBYTECODE`` says.
+it as an installed package would, whatever ``PYTHONDONTWRITEBYTECODE`` says. One script of about
+700 lines: every measured process is a child of this same script (``--*-child``), so each
+measurement and its child side stay together.
 
     .venv/bin/python bench/bench_sync.py [--checks 2000,10000] [--latency-ms 20] [--concurrency 16]
         [--reps 3] [--span-days 1825] [--memory-sizes 10000,100000] [--incremental-latency-ms 200]
@@ -240,6 +242,30 @@ def child(command: list[str]) -> tuple[dict[str, Any], float]:
     if done.returncode:
         raise RuntimeError(f"{' '.join(command[2:4])} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1]), wall
+
+
+def floor_child() -> dict[str, float]:
+    """In the fresh process :func:`import_floor` starts: the peak after the imports alone, then
+    after a DuckDB file is opened, each with and without the mapped files."""
+    import importlib
+
+    for module in SYNC_IMPORTS:
+        importlib.import_module(module)
+    imports = _maxrss_mb()
+    imports_file = _rss_file_mb()
+    # DuckDB's first connection builds its catalog of functions and keeps it (~25 MB): a floor
+    # for any process that opens a DuckDB file, reported beside the bare imports.
+    with tempfile.TemporaryDirectory() as tmp:
+        from numberyo_provider.warehouse import connect_warehouse
+
+        with connect_warehouse(f"duckdb:///{tmp}/floor.duckdb") as wh:
+            wh.ensure_schema()
+    return {
+        "maxrss_mb": imports,
+        "with_duckdb_mb": _maxrss_mb(),
+        "own_mb": imports - imports_file,
+        "with_duckdb_own_mb": _maxrss_mb() - _rss_file_mb(),
+    }
 
 
 def import_floor() -> dict[str, float]:
@@ -577,29 +603,7 @@ def main() -> int:
     args = parser.parse_args()
 
     if args.floor_child:
-        import importlib
-
-        for module in SYNC_IMPORTS:
-            importlib.import_module(module)
-        imports = _maxrss_mb()
-        imports_file = _rss_file_mb()
-        # DuckDB's first connection builds its catalog of functions and keeps it (~25 MB):
-        # a floor for any process that opens a DuckDB file, reported beside the bare imports.
-        with tempfile.TemporaryDirectory() as tmp:
-            from numberyo_provider.warehouse import connect_warehouse
-
-            with connect_warehouse(f"duckdb:///{tmp}/floor.duckdb") as wh:
-                wh.ensure_schema()
-        print(
-            json.dumps(
-                {
-                    "maxrss_mb": imports,
-                    "with_duckdb_mb": _maxrss_mb(),
-                    "own_mb": imports - imports_file,
-                    "with_duckdb_own_mb": _maxrss_mb() - _rss_file_mb(),
-                }
-            )
-        )
+        print(json.dumps(floor_child()))
         return 0
     if args.load_alone_child:
         print(json.dumps(load_alone(args.workdir, args.load_alone_child)))

@@ -2,8 +2,8 @@
 
 The set-up (imports, schema, watermark) used to run before the first request. When the run knows
 that everything it lists is new (no DuckDB file yet, or a full refresh), it now overlaps; any
-other run asks for page 1 alone meanwhile. Their faults must still fail the run as themselves and
-leave nothing visible.
+other run asks for pages 1 and 2 alone meanwhile. Their faults must still fail the run as
+themselves and leave nothing visible.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ httpfs extension would need a download). A failed transaction raises its first e
 answers every later statement with "Current transaction is aborted"); running out of memory says
 which URL setting to raise.
 
-Why one module of about 710 lines: it is one backend, one class implementing
+Why one module of about 740 lines: it is one backend, one class implementing
 :class:`~numberyo_provider.warehouse.base.Warehouse`; its connection handling, staging and merge
 SQL share one transaction per load, and splitting them by method would scatter that transaction.
 """
@@ -133,16 +133,20 @@ class DuckDBWarehouse(Warehouse):
         """The block's operations on this thread share one connection (see the base class).
         Another thread's operation meanwhile opens its own, which waits for the file like another
         process would, until the block ends."""
-        me = threading.get_ident()
-        if self._memory is not None or (self._session is not None and self._session[0] == me):
-            yield
+        if self._memory is not None or self._session_connection() is not None:
+            yield  # one connection already: the in-memory database's, or an outer session's
             return
         with self.connection() as con:
-            self._session = (me, con)
+            self._session = (threading.get_ident(), con)
             try:
                 yield
             finally:
                 self._session = None
+
+    def _session_connection(self) -> duckdb.DuckDBPyConnection | None:
+        """The connection of this thread's open session, if any."""
+        session = self._session
+        return session[1] if session is not None and session[0] == threading.get_ident() else None
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -151,9 +155,9 @@ class DuckDBWarehouse(Warehouse):
         if self._memory is not None:
             yield self._memory
             return
-        session = self._session
-        if session is not None and session[0] == threading.get_ident():
-            yield session[1]
+        shared = self._session_connection()
+        if shared is not None:
+            yield shared
             return
         directory = os.path.dirname(self.path)
         # DuckDB makes its spill directory 0755 and removes it at close; one we make is 0700.
