@@ -22,7 +22,9 @@ on such histories; the simulator runs in its own process, as the real API would.
    the *import floor* measured in the same run: a fresh process that only imports pyarrow,
    duckdb, sqlalchemy, requests and the sync's modules (issue 13's floor). The high-water mark
    just before the commit is reported too, the process's CPU time per check (at no latency,
-   imports included), and with ``--postgres-url`` the same runs into PostgreSQL. Each size runs
+   imports included) against its same-run baseline, a fresh process sending the same requests
+   through a bare client (:func:`bare_cpu_child`: how much of the CPU is the HTTP stack's on this
+   machine), and with ``--postgres-url`` the same runs into PostgreSQL. Each size runs
    twice: through ``run_sync`` in a Python process (a library caller, pyarrow's default
    allocator) and through the ``numberyo sync`` command (which picks pyarrow's system allocator).
    Beside each DuckDB size, a second baseline: the *DuckDB load alone*, a fresh process that
@@ -33,7 +35,7 @@ on such histories; the simulator runs in its own process, as the real API would.
 
 The package's bytecode is written first (:func:`compile_package`), so the cold processes load
 it as an installed package would, whatever ``PYTHONDONTWRITEBYTECODE`` says. One script of about
-700 lines: every measured process is a child of this same script (``--*-child``), so each
+750 lines: every measured process is a child of this same script (``--*-child``), so each
 measurement and its child side stay together.
 
     .venv/bin/python bench/bench_sync.py [--checks 2000,10000] [--latency-ms 20] [--concurrency 16]
@@ -287,6 +289,30 @@ def client_ceiling(url: str, workers: int, n: int) -> float:
         return time.perf_counter() - started
 
 
+def bare_cpu_child(url: str, workers: int) -> dict[str, Any]:
+    """In the fresh process :func:`memory` starts: a backfill's requests (every page, then every
+    check's results) through a bare client with ``workers`` threads and nothing else. Its CPU, the
+    whole process's as for a sync, is the same-run baseline of the sync's CPU per check."""
+    from numberyo_provider.api.client import NumberYoClient
+
+    with (
+        NumberYoClient(TOKEN, url, pool_size=workers) as client,
+        ThreadPoolExecutor(workers) as pool,
+    ):
+        first = client.list_checks(1)
+        rest = pool.map(client.list_checks, range(2, first.pagination.total_pages + 1))
+        ids = [check.id for page in [first, *rest] for check in page.checks]
+        for _ in pool.map(client.get_results, ids):
+            pass
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    pages = first.pagination.total_pages
+    return {
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "checks": len(ids),
+        "requests": pages + len(ids),
+    }
+
+
 def throughput(args: argparse.Namespace, workdir: Path, checks: int) -> dict[str, Any]:
     runs = []
     ceilings = []
@@ -452,8 +478,18 @@ def memory(
 ) -> dict[str, Any]:
     sizes = [int(s) for s in args.memory_sizes.split(",") if s]
     out: dict[str, dict[str, Any]] = {mode: {} for mode in MEMORY_MODES}
+    bare_runs: dict[str, dict[str, Any]] = {}
     for size in sizes:
         with simulator(size, 0, args.span_days) as url:
+            bare, _ = child([sys.executable, __file__, "--bare-cpu-child", url, "--concurrency",
+                             str(args.workers)])  # fmt: skip
+            bare_cpu_ms = bare["cpu_s"] * 1000 / max(1, bare["checks"])
+            bare_runs[str(size)] = {**bare, "cpu_ms_per_check": bare_cpu_ms}
+            print(
+                f"  {backend:8} {'bare':7} {size:>7,} checks: the same requests through a bare "
+                f"client, CPU {bare_cpu_ms:.2f} ms a check (whole process)",
+                flush=True,
+            )
             for mode in MEMORY_MODES:
                 with contextlib.ExitStack() as stack:
                     command = [
@@ -491,6 +527,8 @@ def memory(
                     result["load_alone"] = baseline
                 result["wall_s"] = wall
                 result["cpu_ms_per_check"] = result["cpu_s"] * 1000 / max(1, result["checks"])
+                result["bare_client_cpu_ms_per_check"] = bare_cpu_ms
+                result["cpu_x_bare_client"] = result["cpu_ms_per_check"] / bare_cpu_ms
                 result["x_floor"] = result["maxrss_mb"] / floor["maxrss_mb"]
                 result["x_floor_with_duckdb"] = result["maxrss_mb"] / floor["with_duckdb_mb"]
                 result["own_x_floor"] = result["own_mb"] / floor["own_mb"]
@@ -502,8 +540,9 @@ def memory(
                     f"({result['x_floor_with_duckdb']:.2f}x with DuckDB opened; without mapped "
                     f"files {result['own_mb']:.1f} MB = {result['own_x_floor']:.2f}x)"
                     + (f", before the commit {before:.1f} MB" if before is not None else "")
-                    + f" ({wall:.1f} s, CPU {result['cpu_ms_per_check']:.2f} ms a check, "
-                    f"Arrow allocator {result['arrow_pool']}); files {result['files_per_table']}",
+                    + f" ({wall:.1f} s, CPU {result['cpu_ms_per_check']:.2f} ms a check = "
+                    f"{result['cpu_x_bare_client']:.2f}x the bare client's, Arrow allocator "
+                    f"{result['arrow_pool']}); files {result['files_per_table']}",
                     flush=True,
                 )
                 if "load_alone" in result:
@@ -517,7 +556,11 @@ def memory(
                         f"{result['maxrss_mb'] - base['maxrss_mb']:+.1f} MB",
                         flush=True,
                     )
-    summary: dict[str, Any] = {"backend": backend, "span_days": args.span_days}
+    summary: dict[str, Any] = {
+        "backend": backend,
+        "span_days": args.span_days,
+        "bare_client": bare_runs,
+    }
     for mode, runs in out.items():
         peaks = [v["maxrss_mb"] for v in runs.values()]
         extract = [v["extract_peak_mb"] for v in runs.values() if "extract_peak_mb" in v]
@@ -598,12 +641,16 @@ def main() -> int:
     parser.add_argument("--cli-child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--load-alone-child", metavar="LOAD_ID", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-cpu-child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.floor_child:
         print(json.dumps(floor_child()))
+        return 0
+    if args.bare_cpu_child:
+        print(json.dumps(bare_cpu_child(args.bare_cpu_child, args.workers)))
         return 0
     if args.load_alone_child:
         print(json.dumps(load_alone(args.workdir, args.load_alone_child)))

@@ -1,4 +1,5 @@
-"""The sync benchmark still runs, and its DuckDB-alone baseline loads exactly what the sync landed.
+"""The sync benchmark still runs; its DuckDB-alone baseline loads exactly what the sync landed, and
+its bare-client CPU baseline sends the same requests.
 
 A smoke run at toy sizes: it checks what the figures stand on (the same rows, the same files, a
 real peak per process), never the figures themselves, which only mean something from
@@ -60,6 +61,12 @@ def test_memory_run_reports_the_duckdb_load_alone_of_the_same_files(tmp_path: Pa
     # Each is a peak of its own process, above the floor of bare imports.
     assert floor < alone["maxrss_mb"] and floor < library["maxrss_mb"]
     assert "load_alone" not in results["memory"]["duckdb"]["cli"]["sizes"]["300"]
+    # The CPU baseline sent the same requests: every page, then every check's results.
+    bare = results["memory"]["duckdb"]["bare_client"]["300"]
+    assert bare["checks"] == 300 and bare["requests"] == 330
+    assert library["cpu_x_bare_client"] == pytest.approx(
+        library["cpu_ms_per_check"] / bare["cpu_ms_per_check"]
+    )
 
 
 def test_each_timed_backfill_is_paired_with_a_bare_client_run(tmp_path: Path) -> None:
