@@ -352,7 +352,10 @@ class Simulator:
         fast, few ties). With ``span_days``: a realistic history ending a minute ago, e.g. 1095
         for three years, with growing activity, quiet weekends and nights, and bulk jobs that
         create several checks in the same second (see ``catalog.seed_history_times``); this is
-        the shape that exposes costs growing with the number of days a load covers.
+        the shape that exposes costs growing with the number of days a load covers. It ends now
+        and keeps its weekends on real weekends, so the same seed draws another history (of the
+        same kind) on another day: tests of its statistics belong on
+        ``catalog.seed_history_times`` with a fixed start.
 
         Stored as a few bytes each; results are derived from the number when asked. ``types``
         may name types the API does not support (e.g. ``"CNAM"``) to provoke the 400 on results.
