@@ -128,6 +128,7 @@ def test_hive_readers_see_partitions_and_columns_agree(tmp_path: Path) -> None:
     )
     lander.flush()
     con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")  # a bare ::DATE casts in the session's (local) zone
     today = lander.landed_date
     rows = con.execute(
         "SELECT check_id, type, created_at::DATE, landed_date FROM read_parquet(?, "
