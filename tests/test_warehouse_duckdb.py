@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -131,7 +132,12 @@ def test_connect_warehouse_picks_the_backend(tmp_path: Path) -> None:
     with connect_warehouse("postgresql://u:pw@127.0.0.1:1/db") as pg:
         assert isinstance(pg, SqlWarehouse)
         assert "pw" not in pg.url_for_display
-        assert pg.engine.dialect.driver == "psycopg"
+        # psycopg 3 and its COPY path, even where psycopg2 is installed too (dbt-postgres brings
+        # it) and SQLAlchemy 2.0 would have taken it.
+        assert importlib.util.find_spec("psycopg2") is not None
+        assert pg.engine.dialect.driver == "psycopg" and pg.use_copy
+    with connect_warehouse("postgresql+psycopg2://u:pw@127.0.0.1:1/db") as named:
+        assert named.engine.dialect.driver == "psycopg2" and not named.use_copy
 
 
 @pytest.mark.parametrize(

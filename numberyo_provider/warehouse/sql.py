@@ -709,12 +709,10 @@ def _model_name(table: sa.Table) -> str:
 
 
 def _default_driver(url: sa.URL) -> sa.URL:
-    """``postgres://`` and bare ``postgresql://`` use psycopg 3 when psycopg2 is absent."""
-    if (
-        url.drivername in ("postgres", "postgresql")
-        and (url.drivername == "postgres" or importlib.util.find_spec("psycopg2") is None)
-        and importlib.util.find_spec("psycopg") is not None
-    ):
+    """``postgres://`` and bare ``postgresql://`` use psycopg 3 when it is installed, as
+    SQLAlchemy 2.1 does: 2.0 would take psycopg2 wherever dbt-postgres installed it, and lose
+    the ``COPY`` path without a word. ``postgresql+psycopg2://`` still names psycopg2."""
+    if url.drivername in ("postgres", "postgresql") and importlib.util.find_spec("psycopg"):
         return url.set(drivername="postgresql+psycopg")
     return url
 
