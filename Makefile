@@ -15,8 +15,15 @@ PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
 
 venv: $(STAMP)
 
+## The package needs Python 3.11 or newer (DuckDB 2.0 does): an older interpreter gets that said,
+## with the way out, not pip's "ResolutionImpossible" about a pinned dependency.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "$(VENV) runs Python $$($(BIN)/python -c 'import platform; print(platform.python_version())'):" \
+	    "airflow-provider-numberyo needs 3.11 or newer." >&2; \
+	  echo "Remove $(VENV) and run make again with a newer interpreter, e.g. make PYTHON=python3.11 test" >&2; \
+	  exit 1; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)

@@ -27,7 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -42,7 +42,7 @@ from numberyo_provider.warehouse import LoadCommit, Warehouse, Watermark, connec
 from numberyo_provider.warehouse.duckdb import DEFAULT_MEMORY_LIMIT
 
 BATCH = 50_000
-BASE_TS = datetime(2025, 3, 1, tzinfo=timezone.utc)
+BASE_TS = datetime(2025, 3, 1, tzinfo=UTC)
 
 
 def hlr_batch(start: int, n: int) -> pa.Table:
@@ -97,7 +97,7 @@ def bench_duckdb(work: Path, files: list[LandedFile], reps: int) -> dict[str, ob
     commit = LoadCommit(
         load_id="bench-load",
         kind="sync",
-        started_at=datetime.now(timezone.utc),
+        started_at=datetime.now(UTC),
         files=files,
         watermark=Watermark(len(paths), BASE_TS + timedelta(days=1)),
         errors=[],
@@ -146,7 +146,7 @@ def bench_duckdb(work: Path, files: list[LandedFile], reps: int) -> dict[str, ob
 def bench_postgres(admin_url: str, files: list[LandedFile], reps: int) -> dict[str, object]:
     import sqlalchemy as sa
 
-    commit = LoadCommit("bench-load", "sync", datetime.now(timezone.utc), files, None, [])
+    commit = LoadCommit("bench-load", "sync", datetime.now(UTC), files, None, [])
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     loader, plain = [], []
     names = [n for n in HLR_RESULTS.schema.names if not n.startswith("_")]

@@ -62,6 +62,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,7 @@ def load_alone(workdir: Path, load_id: str) -> dict[str, Any]:
     """Commit what load ``load_id`` landed under ``workdir/landing`` into a new DuckDB file,
     in this (fresh) process: the peak of a process that only loads those rows into DuckDB."""
     import importlib
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     for module in SYNC_IMPORTS:
         importlib.import_module(module)
@@ -210,7 +211,7 @@ def load_alone(workdir: Path, load_id: str) -> dict[str, Any]:
             LoadCommit(
                 load_id=load_id,
                 kind="sync",
-                started_at=datetime.now(timezone.utc),
+                started_at=datetime.now(UTC),
                 files=files,
                 watermark=None,
                 errors=[],

@@ -12,7 +12,7 @@ import textwrap
 import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -429,7 +429,7 @@ def test_a_load_fetches_results_no_file_holds_and_is_idempotent(
     numberyo_simulator: Any, ledger: Ledger, tmp_path: Path
 ) -> None:
     """A shard killed before landing: its created checks are in the ledger only."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from numberyo_provider.checks import commit_check_run
 
@@ -445,7 +445,7 @@ def test_a_load_fetches_results_no_file_holds_and_is_idempotent(
             "warehouse": wh,
             "ledger": ledger,
             "run_id": "run-1",
-            "started_at": datetime.now(timezone.utc),
+            "started_at": datetime.now(UTC),
             "client": client,
             "parquet_path": str(tmp_path / "landing"),
         }
@@ -473,7 +473,7 @@ def test_a_load_fetches_results_no_file_holds_and_is_idempotent(
 def test_warehouse_upserts_replace_rows_by_key(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import pyarrow as pa
 
@@ -484,7 +484,7 @@ def test_warehouse_upserts_replace_rows_by_key(
         "duckdb": f"duckdb:///{tmp_path / 'wh.duckdb'}",
         "sqlite": f"sqlite:///{tmp_path / 'wh.sqlite'}",
     }.get(backend) or request.getfixturevalue("postgres_url")  # COPY-staged on PostgreSQL
-    now = datetime(2025, 3, 30, 14, 10, 23, tzinfo=timezone.utc)
+    now = datetime(2025, 3, 30, 14, 10, 23, tzinfo=UTC)
 
     def requests(*rows: tuple[str, str, int]) -> pa.Table:
         return pa.Table.from_pylist(
@@ -581,7 +581,7 @@ def test_a_load_finds_the_run_s_files_nobody_passed_on(
     numberyo_simulator: Any, ledger: Ledger, tmp_path: Path
 ) -> None:
     """A shard task's retry cleared the first try's XCom: its files are found by name."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from numberyo_provider.checks import check_load_id, commit_check_run, discover_landed_files
 
@@ -601,7 +601,7 @@ def test_a_load_finds_the_run_s_files_nobody_passed_on(
             ledger=ledger,
             run_id="run-1",
             files=[],
-            started_at=datetime.now(timezone.utc),
+            started_at=datetime.now(UTC),
             client=client,
             parquet_path=str(root),
         )
@@ -712,13 +712,13 @@ def test_a_load_that_runs_out_of_memory_says_so_and_a_rerun_loads_without_paying
 def test_the_ledger_export_streams_every_row_of_the_run_exactly(ledger: Ledger) -> None:
     """What the load copies into check_requests: the run's rows and the rows it changed, in
     batches, timestamps to the microsecond (SQLite's text is parsed by Arrow, not per value)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import pyarrow as pa
 
     from numberyo_provider.checks.ledger import FAILED, Outcome, request_id
 
-    at = datetime(2025, 3, 30, 14, 10, 23, 456789, tzinfo=timezone.utc)
+    at = datetime(2025, 3, 30, 14, 10, 23, 456789, tzinfo=UTC)
     mine = [(request_id("run-1", "HLR", d), d) for d in numbers(5)]
     earlier = [(request_id("run-0", "HLR", d), d) for d in numbers(2, start=100)]
     ledger.mark_pending("run-0", "HLR", earlier, now=at)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ def test_a_run_into_postgres_loads_results_and_ledger_and_never_pays_twice(
 
 
 def test_upserts_on_postgres_replace_rows_by_key(postgres_url: str) -> None:
-    now = datetime(2025, 3, 30, tzinfo=timezone.utc)
+    now = datetime(2025, 3, 30, tzinfo=UTC)
 
     def rejected(*rows: tuple[str, str]) -> pa.Table:
         return pa.Table.from_pylist(

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ def test_pending_or_freshly_created_rows_block_a_claim(ledger: Ledger) -> None:
     ledger.mark_pending("old", "HLR", pairs("old", ["3245600001"]))  # no claim: a legacy row
     ledger.mark_pending("old", "HLR", pairs("old", ["3245600002"]))
     ledger.record("old", [Outcome(request_id("old", "HLR", "3245600002"), CREATED, check_id=7)])
-    horizon = datetime.now(timezone.utc) - timedelta(days=30)
+    horizon = datetime.now(UTC) - timedelta(days=30)
     got = ledger.claim(
         "new", "HLR", pairs("new", ["3245600001", "3245600002", "3245600003"]), owner=owner,
         created_since=horizon,
@@ -124,7 +124,7 @@ def test_pending_or_freshly_created_rows_block_a_claim(ledger: Ledger) -> None:
     # A created row older than the horizon does not block (max_age): it may be checked again.
     later = ledger.claim(
         "new2", "HLR", pairs("new2", ["3245600002"]), owner=owner,
-        created_since=datetime.now(timezone.utc) + timedelta(seconds=1),
+        created_since=datetime.now(UTC) + timedelta(seconds=1),
     )  # fmt: skip
     assert [d for _, d in later.granted] == ["3245600002"]
     retire_owner(owner)

@@ -18,7 +18,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
 from typing import Any
@@ -232,7 +232,7 @@ def test_list_checks_page(numberyo_simulator: SimulatorServer, sim_client: Numbe
     first = page.checks[0]
     assert first.type == truth[0]["check"]["type"]
     assert first.created_at == parse_timestamp(truth[0]["check"]["created_at"])
-    assert first.created_at.tzinfo is timezone.utc
+    assert first.created_at.tzinfo is UTC
     assert first.source is None and first.user_cost is None and first.extra == {}
     assert [c.created_at for c in page.checks] == sorted(
         (c.created_at for c in page.checks), reverse=True
@@ -342,8 +342,8 @@ def test_create_hlr(numberyo_simulator: SimulatorServer, sim_client: NumberYoCli
     check = created.check
     assert check.type == "HLR" and check.source == "API"
     assert check.user_cost == Decimal("1.00")
-    assert check.created_at.tzinfo is timezone.utc
-    assert abs(check.created_at - datetime.now(timezone.utc)) < timedelta(minutes=1)
+    assert check.created_at.tzinfo is UTC
+    assert abs(check.created_at - datetime.now(UTC)) < timedelta(minutes=1)
     [result] = created.results.results
     assert isinstance(result, HlrResult) and result.number_requested == NUMBER
     assert numberyo_simulator.sim.credits() == before - Decimal("1.00")
@@ -511,7 +511,7 @@ def test_get_retries_429_with_retry_after(
 def test_get_retry_after_http_date(
     numberyo_simulator: SimulatorServer, sim_client: NumberYoClient, sleeps: Sleeps
 ) -> None:
-    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    when = datetime.now(UTC) + timedelta(seconds=30)
     numberyo_simulator.sim.fail_next(1, 429, retry_after=format_datetime(when, usegmt=True))
     sim_client.list_checks()
     [slept] = sleeps.calls

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
@@ -95,7 +95,7 @@ def run_dbt(command: Sequence[str], work: Path, env: Mapping[str, str]) -> DbtRu
 # --------------------------------------------------------------------------------------------
 
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime.now(UTC).replace(microsecond=0)
 LOAD_ID = "20250401T000000Z-sync-0001"
 

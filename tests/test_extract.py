@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -276,4 +276,4 @@ def test_check_times_are_utc(
     with _client(server) as client:
         checks = [c for page in CheckLister(client, executor) for c in page]
     assert all(c.created_at.tzinfo is not None for c in checks)
-    assert all(c.created_at <= datetime.now(timezone.utc) for c in checks)
+    assert all(c.created_at <= datetime.now(UTC) for c in checks)

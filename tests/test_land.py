@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -24,7 +24,7 @@ from numberyo_provider.sync.land import (
     remove_files,
 )
 
-UTC = timezone.utc
+UTC = UTC
 DAY1 = datetime(2025, 3, 30, 14, 21, tzinfo=UTC)
 DAY2 = datetime(2025, 3, 31, 0, 0, 1, tzinfo=UTC)
 

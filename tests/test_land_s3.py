@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from numberyo_provider.warehouse import LoadCommit, Watermark, connect_warehouse
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2025, 3, 30, 14, 21, tzinfo=UTC)
 
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from test_sync import assert_matches_truth, sync, temp_files
 from numberyo_provider.sync import land, run_sync
 from numberyo_provider.sync import temp_files as sweep
 
-TODAY = datetime.now(timezone.utc)
+TODAY = datetime.now(UTC)
 
 
 def _temp(root: Path, days_ago: int = 0, *, age_s: float = 600.0, table: str = "checks") -> Path:
@@ -88,7 +88,7 @@ def test_the_lander_holds_its_open_files(tmp_path: Path) -> None:
 
     root = tmp_path / "landing"
     lander = land.ParquetLander(str(root), "sync-lock-test", max_buffered_rows=1)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = pa.table(
         {
             "check_id": [1, 2],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -90,12 +90,12 @@ def test_pending_is_committed_and_visible_to_another_connection(
     assert {r.request_id for r in rows} == set(ids)
     assert {r.status for r in rows} == {PENDING}
     assert all(r.attempts == 1 for r in rows)
-    assert all(r.requested_at.tzinfo is timezone.utc for r in rows)
+    assert all(r.requested_at.tzinfo is UTC for r in rows)
 
 
 def test_created_rows_are_never_overwritten(ledger: Ledger) -> None:
     rid, other = _pending(ledger, "r1", NUMBERS[:2])
-    when = datetime(2025, 3, 30, 14, 10, 23, tzinfo=timezone.utc)
+    when = datetime(2025, 3, 30, 14, 10, 23, tzinfo=UTC)
     ledger.record(
         "r1",
         [
@@ -138,8 +138,8 @@ def test_unsent_outcome_gives_the_attempt_back(ledger: Ledger) -> None:
 
 def test_reads_for_freshness_costs_and_reconciliation(ledger: Ledger) -> None:
     ids = _pending(ledger, "old", NUMBERS)
-    long_ago = datetime.now(timezone.utc) - timedelta(days=90)
-    recent = datetime.now(timezone.utc) - timedelta(days=1)
+    long_ago = datetime.now(UTC) - timedelta(days=90)
+    recent = datetime.now(UTC) - timedelta(days=1)
     ledger.record(
         "old",
         [
@@ -151,7 +151,7 @@ def test_reads_for_freshness_costs_and_reconciliation(ledger: Ledger) -> None:
             ),
         ],
     )
-    since = datetime.now(timezone.utc) - timedelta(days=30)
+    since = datetime.now(UTC) - timedelta(days=30)
     assert list(ledger.iter_created_numbers("HLR", since)) == [NUMBERS[1]]
     assert list(ledger.iter_created_numbers("Verify", since)) == []
     assert ledger.known_check_ids(since) == {2}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +34,7 @@ LIST_200: dict[str, Any] = {
 def test_list_example() -> None:
     page = CheckPage.from_api(LIST_200)
     assert page.checks == [
-        Check(42, "HLR", datetime(2025, 3, 30, 14, 21, tzinfo=timezone.utc)),
+        Check(42, "HLR", datetime(2025, 3, 30, 14, 21, tzinfo=UTC)),
     ]
     assert page.pagination == Pagination(1, 4, 32)
     assert page.extra == {}
@@ -45,7 +45,7 @@ def test_create_example() -> None:
     assert created.check == Check(
         id=123,
         type="HLR",
-        created_at=datetime(2025, 3, 30, 14, 10, 23, tzinfo=timezone.utc),
+        created_at=datetime(2025, 3, 30, 14, 10, 23, tzinfo=UTC),
         source="API",
         user_cost=Decimal("1.00"),
     )
@@ -56,7 +56,7 @@ def test_create_example() -> None:
     assert (hlr.mnc, hlr.mcc, hlr.plmn, hlr.imsi) == ("01", "206", "20601", "206010000000000")
     assert (hlr.ported, hlr.reachable, hlr.valid_number) == (False, True, True)
     assert hlr.msc is None and hlr.original_operator_name is None
-    assert hlr.created_at == datetime(2025, 3, 30, 12, 41, tzinfo=timezone.utc)
+    assert hlr.created_at == datetime(2025, 3, 30, 12, 41, tzinfo=UTC)
     assert hlr.extra == {}
 
 
@@ -116,18 +116,18 @@ def test_extra_is_a_copy() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("2025-03-30T14:21:00.000000Z", datetime(2025, 3, 30, 14, 21, tzinfo=timezone.utc)),
-        ("2025-03-30T14:10:23Z", datetime(2025, 3, 30, 14, 10, 23, tzinfo=timezone.utc)),
-        ("2025-03-30T14:10:23.5Z", datetime(2025, 3, 30, 14, 10, 23, 500000, timezone.utc)),
-        ("2025-03-30T14:10:23.123456789Z", datetime(2025, 3, 30, 14, 10, 23, 123456, timezone.utc)),
-        ("2025-03-30T16:10:23+02:00", datetime(2025, 3, 30, 14, 10, 23, tzinfo=timezone.utc)),
-        ("2025-03-30 14:10:23", datetime(2025, 3, 30, 14, 10, 23, tzinfo=timezone.utc)),
-        ("2025-03-30T14:10", datetime(2025, 3, 30, 14, 10, tzinfo=timezone.utc)),
+        ("2025-03-30T14:21:00.000000Z", datetime(2025, 3, 30, 14, 21, tzinfo=UTC)),
+        ("2025-03-30T14:10:23Z", datetime(2025, 3, 30, 14, 10, 23, tzinfo=UTC)),
+        ("2025-03-30T14:10:23.5Z", datetime(2025, 3, 30, 14, 10, 23, 500000, UTC)),
+        ("2025-03-30T14:10:23.123456789Z", datetime(2025, 3, 30, 14, 10, 23, 123456, UTC)),
+        ("2025-03-30T16:10:23+02:00", datetime(2025, 3, 30, 14, 10, 23, tzinfo=UTC)),
+        ("2025-03-30 14:10:23", datetime(2025, 3, 30, 14, 10, 23, tzinfo=UTC)),
+        ("2025-03-30T14:10", datetime(2025, 3, 30, 14, 10, tzinfo=UTC)),
     ],
 )
 def test_timestamps(text: str, expected: datetime) -> None:
     parsed = parse_timestamp(text)
-    assert parsed == expected and parsed.tzinfo is timezone.utc
+    assert parsed == expected and parsed.tzinfo is UTC
 
 
 def test_tolerated_variants() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,7 @@ from numberyo_provider.sync.normalize import (
     phone_digits,
 )
 
-LOADED_AT = datetime(2025, 4, 1, 8, 0, tzinfo=timezone.utc)
+LOADED_AT = datetime(2025, 4, 1, 8, 0, tzinfo=UTC)
 
 
 def _check(
@@ -47,7 +47,7 @@ def test_created_hlr_check_matches_the_reference_example() -> None:
         "type": "HLR",
         "source": "API",
         "user_cost": Decimal("1.0000"),
-        "created_at": datetime(2025, 3, 30, 14, 10, 23, tzinfo=timezone.utc),
+        "created_at": datetime(2025, 3, 30, 14, 10, 23, tzinfo=UTC),
         "phone_number": "32456789023",
         "extra": None,
         "_loaded_at": LOADED_AT,
@@ -58,7 +58,7 @@ def test_created_hlr_check_matches_the_reference_example() -> None:
     assert hlr["mnc"] == "01" and hlr["mcc"] == "206"  # identifiers stay text
     assert hlr["imsi"] == "206010000000000"
     assert hlr["ported"] is False and hlr["reachable"] is True
-    assert hlr["created_at"] == datetime(2025, 3, 30, 12, 41, tzinfo=timezone.utc)
+    assert hlr["created_at"] == datetime(2025, 3, 30, 12, 41, tzinfo=UTC)
     assert hlr["msc"] is None and hlr["extra"] is None
     assert _rows(tables, "verify_results") == []
 
@@ -128,11 +128,9 @@ def test_timestamps_are_utc_whatever_the_offset() -> None:
         {"type": "HLR", "results": [{**HLR_RESULT, "created_at": "2025-03-30T14:21:00-01:30"}]}
     )
     tables = normalize_checks([check], {9: results}, load_id="l")
-    assert _rows(tables, "checks")[0]["created_at"] == datetime(
-        2025, 3, 30, 14, 21, tzinfo=timezone.utc
-    )
+    assert _rows(tables, "checks")[0]["created_at"] == datetime(2025, 3, 30, 14, 21, tzinfo=UTC)
     assert _rows(tables, "hlr_results")[0]["created_at"] == datetime(
-        2025, 3, 30, 15, 51, tzinfo=timezone.utc
+        2025, 3, 30, 15, 51, tzinfo=UTC
     )
 
 

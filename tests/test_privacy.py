@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,7 +24,7 @@ from numberyo_provider.schema import CHECKS, HLR_RESULTS, VERIFY_RESULTS
 from numberyo_provider.sync.land import ParquetLander
 
 SECRET = "0123456789abcdef0123456789abcdef"
-UTC = timezone.utc
+UTC = UTC
 
 
 def hlr_rows() -> pa.Table:

@@ -11,7 +11,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,7 @@ def test_landed_parquet_files_and_their_directories_are_private(
     umask(mask)
     root = tmp_path / "landing"
     lander = ParquetLander(str(root), "load-1")
-    created = datetime(2025, 3, 30, tzinfo=timezone.utc)
+    created = datetime(2025, 3, 30, tzinfo=UTC)
     lander.write(
         HLR_RESULTS,
         pa.table(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -60,7 +60,7 @@ def test_retry_after_delta_seconds() -> None:
 
 
 def test_retry_after_http_date() -> None:
-    now = datetime(2025, 3, 30, 14, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2025, 3, 30, 14, 0, 0, tzinfo=UTC)
     header = format_datetime(now + timedelta(seconds=120), usegmt=True)
     assert header == "Sun, 30 Mar 2025 14:02:00 GMT"
     assert parse_retry_after(header, now=now) == 120.0

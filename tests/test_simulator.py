@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -162,14 +163,14 @@ def test_a_spanned_history_covers_years_with_bursts_and_ties(
     """What the server does with a spanned history, whatever the date: three years back from now,
     nothing in the future, ids in creation order, the same history again from the same seed.
     The history's shape is checked on a fixed start below: this one ends now."""
-    from datetime import datetime, timezone
+    from datetime import datetime
     from itertools import pairwise
 
     server = numberyo_simulator_factory(seed_checks=3000, seed_span_days=1095, random_seed=7)
     truth = server.sim.truth()
     stamps = [t["check"]["created_at"] for t in truth]
     when = [datetime.fromisoformat(s.replace("Z", "+00:00")) for s in stamps]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert all((now - w).total_seconds() > 59 for w in when)  # nothing in the future
     assert (now - min(when)).days in range(900, 1096)  # three years back
     assert len(set(stamps)) < len(stamps)  # ties on a second
@@ -191,16 +192,16 @@ def test_a_seeded_history_has_the_shape_of_a_real_account() -> None:
     a Wednesday (0.3 expected: weekends keep 30% of the single checks)."""
     import random
     from collections import Counter
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from numberyo_provider.simulator.catalog import seed_history_times
 
-    start = int(datetime(2023, 1, 1, 9, 30, tzinfo=timezone.utc).timestamp())
+    start = int(datetime(2023, 1, 1, 9, 30, tzinfo=UTC).timestamp())
     span = 1095 * 86400
     times = seed_history_times(20_000, start, span, random.Random(7))
     assert times == sorted(times)
     assert start <= times[0] and times[-1] < start + span
-    when = [datetime.fromtimestamp(t, timezone.utc) for t in times]
+    when = [datetime.fromtimestamp(t, UTC) for t in times]
     assert len({w.date() for w in when}) > 900  # most of the 1,095 days
     per_second = Counter(times)
     assert max(per_second.values()) >= 5  # bulk jobs: several checks in one second

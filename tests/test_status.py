@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -168,7 +168,7 @@ def assert_troubled(report: Any, broken: int) -> None:
     # Credits: the ledger's created rows at the simulator's price; the lost ones are not counted.
     assert report.credits_source == "ledger"
     [day] = report.credits
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     assert (day.day, day.check_type, day.checks, day.credits) == (today, "HLR", 6, Decimal("9.00"))
     [unloaded] = report.unloaded_results
     assert (unloaded.check_type, unloaded.count, unloaded.sample_check_ids) == ("HLR", 1, [broken])

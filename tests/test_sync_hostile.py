@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from numberyo_provider.cli import main
 
 PAGE = 10
 VALVE = 200
-T0 = datetime(2025, 3, 30, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 30, 12, 0, tzinfo=UTC)
 
 
 def make_checks(

@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from numberyo_provider.warehouse import (
 from numberyo_provider.warehouse.duckdb import DuckDBWarehouse
 from numberyo_provider.warehouse.sql import SqlWarehouse
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2025, 3, 30, 14, 21, tzinfo=UTC)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from numberyo_provider.warehouse import (
 from numberyo_provider.warehouse import sql as sql_module
 from numberyo_provider.warehouse.sql import ADVISORY_LOCK_KEY, SqlWarehouse
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2025, 3, 30, 14, 21, tzinfo=UTC)
 
 BACKENDS = [

@@ -230,7 +230,7 @@ class AsyncNumberYoClient(_ClientCore):
         received = [0]
         try:
             return await asyncio.wait_for(self._exchange(url, received), self._timeout[1])
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return _Failed(
                 Failure.READ_TIMEOUT, f"cut off after {received[0]:,} bytes of the answer"
             )

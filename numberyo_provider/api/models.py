@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, overload
 
@@ -76,7 +76,7 @@ def parse_timestamp(value: str) -> datetime:
         raise ValueError(f"not an ISO-8601 timestamp: {value!r}")
     year, month, day, hour, minute, second, fraction, zone = m.groups()
     micro = int((fraction or "0")[:6].ljust(6, "0"))
-    tz = timezone.utc
+    tz = UTC
     if zone and zone.upper() != "Z":
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")
@@ -85,7 +85,7 @@ def parse_timestamp(value: str) -> datetime:
     parsed = datetime(
         int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, tz
     )
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def _bad(where: str, expected: str, value: object) -> BadResponseError:

@@ -13,7 +13,7 @@ import re
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
 
@@ -29,7 +29,7 @@ POST_RETRY_STATUSES = frozenset({429, 503})
 _PERMANENT_5XX = frozenset({501, 505})
 
 
-class Failure(str, Enum):
+class Failure(str, Enum):  # noqa: UP042 - StrEnum would print a member as its value, not Failure.NAME
     """What went wrong below HTTP, in the terms the retry decision needs."""
 
     #: The connection was never established (refused, DNS, connect timeout): nothing was sent.
@@ -122,8 +122,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    current = now if now is not None else datetime.now(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else datetime.now(UTC)
     return max(0.0, (when - current).total_seconds())
 
 

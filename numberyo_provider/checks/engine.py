@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from numberyo_provider.api.client import NumberYoClient
@@ -172,7 +172,7 @@ class Checker:
         self._ran = False
         #: This checker's identity in the ledger's claims (one per checker, never reused).
         self.owner = new_owner()
-        self._run_started = datetime.now(timezone.utc)
+        self._run_started = datetime.now(UTC)
         #: Renews this checker's claims while it runs (started unless ``dry_run``).
         self._lease = ClaimLease(ledger, self.owner, options.claim_lease)
         #: Numbers another owner held when this run wanted them, ``{digits: request_id}``.
@@ -268,7 +268,7 @@ class Checker:
         )
         s.stopped = self._stop_kind
         s.stop_message = self._stop_message
-        s.finished_at = datetime.now(timezone.utc)
+        s.finished_at = datetime.now(UTC)
         if self._fatal is not None:
             raise self._fatal
         return s
@@ -356,7 +356,7 @@ class Checker:
 
     def _reconcile_before(self) -> None:
         opts = self.options
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         horizon = now - opts.max_age
         pending = [
             r
@@ -509,7 +509,7 @@ class Checker:
             self._run_created.add(_key(row.phone_number))
         if opts.force:
             return
-        since = datetime.now(timezone.utc) - opts.max_age
+        since = datetime.now(UTC) - opts.max_age
         for digits in self.ledger.iter_created_numbers(opts.check_type, since):
             self._fresh.add(_key(digits))
         for stored in self._fresh_source:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from hashlib import sha256
 from typing import Any
@@ -62,7 +62,7 @@ def default_cli_run_id(
     """``cli-HLR-20250330-<hash of source>``: re-running the same command the same day resumes
     that run (nothing created is sent again); another day is a new run, and the ledger's
     ``created`` rows within ``max_age`` still keep it from re-charging."""
-    day = (today or datetime.now(timezone.utc)).strftime("%Y%m%d")
+    day = (today or datetime.now(UTC)).strftime("%Y%m%d")
     digest = sha256(f"{source}\x1f{check_type}\x1f{shard}".encode()).hexdigest()[:12]
     return f"cli-{check_type}-{day}-{digest}"
 
@@ -181,7 +181,7 @@ class CheckSummary:
     #: ``interrupted``, ``error``.
     stopped: str | None = None
     stop_message: str | None = None
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from numberyo_provider.api.client import NumberYoClient
 from numberyo_provider.api.models import Check, CheckResults, HlrResult, VerifyResult
@@ -93,7 +93,7 @@ def wait_until_settled(
     rows: Sequence[LedgerRow],
     settle: timedelta,
     *,
-    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] | None = None,
 ) -> None:

@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from numberyo_provider.checks.engine import Checker
@@ -52,7 +52,7 @@ class CheckRun:
 
 def new_lander_id(load_id: str, shard_index: int, shards: int) -> str:
     """File-name prefix of one shard attempt's landed files (unique, under the run's load id)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     part = f"-s{shard_index}of{shards}" if shards > 1 else ""
     return f"{load_id}{part}-{stamp}-{uuid.uuid4().hex[:6]}"
 
@@ -92,7 +92,7 @@ def run_check(
         chunks.validate()  # a wrong name or a refused query must write nothing: check it first
     own_ledger = not isinstance(ledger, Ledger)
     book = ledger if isinstance(ledger, Ledger) else Ledger(ledger or default_ledger_url(warehouse))
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     load_id = check_load_id(options.run_id)
     try:
         fresh: list[str] = []

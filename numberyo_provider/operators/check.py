@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -519,7 +519,7 @@ class NumberYoLoadLandedOperator(BaseOperator):
         )
         files = [f for p in parts for f in _files_from_xcom(p.get("files"))]
         summaries = [CheckSummary.from_dict(p["summary"]) for p in parts if p.get("summary")]
-        started = min((s.started_at for s in summaries), default=datetime.now(timezone.utc))
+        started = min((s.started_at for s in summaries), default=datetime.now(UTC))
         hook = NumberYoHook(self.numberyo_conn_id)
         privacy = privacy_policy(self.privacy, self.privacy_secret, hook)
         ledger = Ledger(as_text(self.ledger) or default_ledger_url(self.warehouse))

@@ -7,7 +7,7 @@ not with this module: they bring the table definitions (pyarrow) and the drivers
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from numberyo_provider.errors import ConfigurationError
 from numberyo_provider.status.report import (
@@ -44,7 +44,7 @@ def read_status(
             "no warehouse given: pass a URL such as duckdb:///warehouse.duckdb or "
             "postgresql+psycopg://user@host:5432/db"
         )
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     since = now - timedelta(days=days)
     with _open_warehouse(warehouse.strip(), lock_timeout) as wh:
         report = StatusReport(

@@ -36,7 +36,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from numberyo_provider.api.client import CHECKS_PATH, NumberYoClient
@@ -205,7 +205,7 @@ class CheckLister:
         if wm.created_at is not None:
             floor = wm.created_at.replace(microsecond=0)
             if floor.tzinfo is None:  # a backend that hands back naive UTC
-                floor = floor.replace(tzinfo=timezone.utc)
+                floor = floor.replace(tzinfo=UTC)
             return check.created_at < floor
         return wm.check_id is not None and check.id < wm.check_id
 

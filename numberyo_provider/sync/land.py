@@ -59,7 +59,7 @@ import tempfile
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import fsspec
@@ -234,7 +234,7 @@ class ParquetLander:
         self._partitions: dict[tuple[str, str], _Partition] = {}
         self._buffered_rows = 0
         self._seq = 0
-        self._landed_at = datetime.now(timezone.utc)
+        self._landed_at = datetime.now(UTC)
         #: Every file of the load lands under this date, whenever it is finished.
         self.landed_date = self._landed_at.date().isoformat()
         self._aborted = False

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -76,8 +76,8 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def _money(value: Decimal | None, check_id: int) -> Decimal | None:
@@ -148,7 +148,7 @@ def _finish(
 ) -> Normalized:
     if not load_id:
         raise ValueError("load_id must be a non-empty string")
-    when = _utc(loaded_at) or datetime.now(timezone.utc)
+    when = _utc(loaded_at) or datetime.now(UTC)
     out: Normalized = {}
     for buffer in buffers:
         data = buffer.to_arrow(load_id, when)

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from numberyo_provider import schema
@@ -99,7 +99,7 @@ STAGES = ("started", "batch_landed", "landed", "before_commit", "committed")
 
 def new_load_id(kind: str = KIND) -> str:
     """``sync-20250330T141023Z-1a2b3c4d``: sortable by time, unique, safe in file names."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{kind}-{stamp}-{uuid.uuid4().hex[:8]}"
 
 
@@ -124,7 +124,7 @@ class _Run:
         self.progress = progress
         self.cancel = cancel
         self.on_stage = on_stage
-        self.started_at = datetime.now(timezone.utc)
+        self.started_at = datetime.now(UTC)
         self.errors: list[ResultError] = []
         self.lander: ParquetLander | None = None
         self.committed = False
@@ -591,7 +591,7 @@ def _newer(
         return candidate
     old_created = datetime.fromisoformat(previous["created_at"])
     if old_created.tzinfo is None:
-        old_created = old_created.replace(tzinfo=timezone.utc)
+        old_created = old_created.replace(tzinfo=UTC)
     if check_order_key(newest) >= (old_created, int(previous["check_id"])):
         return candidate
     return None  # keep the existing watermark

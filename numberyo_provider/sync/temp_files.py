@@ -13,7 +13,7 @@ import contextlib
 import os
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 try:
     import fcntl
@@ -44,7 +44,7 @@ def sweep_abandoned_temp_files(
     base = root.removeprefix("file://")
     if fcntl is None or not os.path.isdir(base):
         return []
-    today = (now or datetime.now(timezone.utc)).date()
+    today = (now or datetime.now(UTC)).date()
     day_dirs = [f"landed_date={(today - timedelta(days=n)).isoformat()}" for n in range(days)]
     now_s = time.time()
     removed: list[str] = []

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -87,7 +87,7 @@ class LoadResult:
     load_id: str
     #: Rows written (inserted or replaced) per data table, after de-duplication by key.
     rows: dict[str, int] = field(default_factory=dict)
-    finished_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class Warehouse(ABC):
@@ -168,7 +168,7 @@ class Warehouse(ABC):
         groups = files_by_table(commit.files)
         upserts = upsert_tables(commit.upserts)
         with self._load_transaction(commit) as conn:
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             rows = {t.name: 0 for t in DATA_TABLES}
             for table in DATA_TABLES:
                 paths = groups.get(table)
@@ -215,7 +215,7 @@ class Warehouse(ABC):
                     kind,
                     "failed",
                     started_at,
-                    datetime.now(timezone.utc),
+                    datetime.now(UTC),
                     own_files(load_id, files),
                     {},
                     errors,
@@ -277,8 +277,8 @@ class Warehouse(ABC):
 def _utc(value: datetime) -> datetime:
     """Naive datetimes from databases without time zones are UTC by construction."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 utc = _utc

@@ -26,7 +26,7 @@ import importlib.util
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import fsspec
@@ -300,7 +300,7 @@ class SqlWarehouse(Warehouse):
             conn.execute(
                 loads.update()
                 .where(loads.c.status == "failed", loads.c.load_id.in_(list(load_ids)))
-                .values(cleaned_at=datetime.now(timezone.utc))
+                .values(cleaned_at=datetime.now(UTC))
             )
 
     @contextmanager
@@ -512,7 +512,7 @@ class SqlWarehouse(Warehouse):
     def _batches(self, table: Table, paths: list[str], commit: LoadCommit) -> Iterator[pa.Table]:
         """The load's rows as conformed Arrow tables (lineage columns dropped), with ``__ord``."""
         ordinal = 0
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         keep = [n for n in table.schema.names if n not in ddl.LINEAGE_COLUMNS]
         for path in paths:
             with _open(path, commit.storage_options) as source:

@@ -14,7 +14,7 @@ import functools
 import random
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -132,8 +132,8 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        value = value.astimezone(timezone.utc)
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
@@ -145,8 +145,8 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
             else value
         )
         if stamp.tzinfo is None:
-            return stamp.replace(tzinfo=timezone.utc)
-        return stamp.astimezone(timezone.utc)
+            return stamp.replace(tzinfo=UTC)
+        return stamp.astimezone(UTC)
 
 
 def ledger_tables(db_schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
