@@ -68,8 +68,9 @@ _TIMESTAMP = re.compile(
 def parse_timestamp(value: str) -> datetime:
     """An ISO-8601 timestamp as a tz-aware UTC datetime; naive input is taken as UTC.
 
-    Handles ``2025-03-30T14:21:00.000000Z`` and ``2025-03-30T14:10:23Z`` on every supported Python
-    (3.10's ``fromisoformat`` knows neither ``Z`` nor 1-5 fraction digits).
+    Handles ``2025-03-30T14:21:00.000000Z`` and ``2025-03-30T14:10:23Z``. Written when 3.10's
+    ``fromisoformat`` knew neither ``Z`` nor 1-5 fraction digits; 3.11's knows both, but not a
+    lower-case ``t`` or ``z``, which this one takes too.
     """
     m = _TIMESTAMP.fullmatch(value.strip())
     if m is None:
