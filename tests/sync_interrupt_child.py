@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 
-def pause(ready: Path) -> None:
+def pause(ready: Path, cancel: threading.Event | None = None) -> None:
+    """Wait for the SIGINT; a pause on another thread than the main one also ends when the run is
+    cancelled, as the sync's own waits do (they look at ``cancel`` every 0.2 s)."""
     ready.write_text("ready")
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # time.sleep is interrupted by SIGINT
+    while time.monotonic() < deadline:  # time.sleep is interrupted by SIGINT (main thread only)
+        if cancel is not None and cancel.is_set():
+            return
         time.sleep(0.05)
     raise SystemExit("sync_interrupt_child: never interrupted")
 
@@ -42,8 +47,8 @@ def install(point: str, ready: Path) -> None:
     elif point == "results":
         wait = extract.PendingResults.wait
 
-        def paused_wait(self: Any) -> Any:
-            pause(ready)
+        def paused_wait(self: Any) -> Any:  # on the landing thread
+            pause(ready, self._cancel)
             return wait(self)
 
         extract.PendingResults.wait = paused_wait  # type: ignore[method-assign]
