@@ -122,6 +122,10 @@ class LandingThread:
         self._run = run
         self._queue: queue.Queue[tuple[list[Check], int, PendingResults] | None] = queue.Queue(1)
         self.error: BaseException | None = None
+        #: Set by the thread as it ends. Waited on instead of ``Thread.join``: on Python 3.11 a
+        #: Ctrl-C that interrupts a join marks the thread stopped while it still runs, so a
+        #: later join returned at once and the clean-up raced the landing.
+        self._stopped = threading.Event()
         self._thread = threading.Thread(
             target=self._loop, name=f"numberyo-{run.load_id}-landing", daemon=True
         )
@@ -137,6 +141,8 @@ class LandingThread:
         except BaseException as exc:
             self.error = exc
             self._run.cancel.set()  # the main thread stops listing, then raises ``error``
+        finally:
+            self._stopped.set()
 
     def check(self) -> None:
         if self.error is not None:
@@ -160,8 +166,8 @@ class LandingThread:
                 break
             except queue.Full:
                 continue
-        while self._thread.is_alive():
-            self._thread.join(0.2)
+        while not self._stopped.wait(0.2):
+            pass
         self.check()
 
     def abandon(self) -> None:
@@ -174,6 +180,5 @@ class LandingThread:
                 break
         with suppress(queue.Full):
             self._queue.put_nowait(self._DONE)
-        self._thread.join(LANDING_JOIN_S)
-        if self._thread.is_alive():
+        if not self._stopped.wait(LANDING_JOIN_S):
             log.warning("sync %s: the landing thread did not stop in time", self._run.load_id)

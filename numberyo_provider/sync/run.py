@@ -50,6 +50,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import wait as futures_wait
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -309,10 +310,10 @@ class _Run:
                     self._check_stop()
 
     def _join_setup(self) -> None:
-        thread = self._setup_thread
-        if thread is not None and thread.is_alive():
-            thread.join(LANDING_JOIN_S)
-            if thread.is_alive():
+        # The set-up's outcome, not Thread.join: see LandingThread._stopped (Python 3.11).
+        if self._setup_thread is not None:
+            done, _ = futures_wait([self._setup], timeout=LANDING_JOIN_S)
+            if not done:
                 log.warning("sync %s: the warehouse set-up did not stop in time", self.load_id)
 
     def execute(self) -> SyncSummary:
