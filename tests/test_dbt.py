@@ -95,7 +95,6 @@ def run_dbt(command: Sequence[str], work: Path, env: Mapping[str, str]) -> DbtRu
 # --------------------------------------------------------------------------------------------
 
 
-UTC = UTC
 NOW = datetime.now(UTC).replace(microsecond=0)
 LOAD_ID = "20250401T000000Z-sync-0001"
 

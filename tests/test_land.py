@@ -24,7 +24,6 @@ from numberyo_provider.sync.land import (
     remove_files,
 )
 
-UTC = UTC
 DAY1 = datetime(2025, 3, 30, 14, 21, tzinfo=UTC)
 DAY2 = datetime(2025, 3, 31, 0, 0, 1, tzinfo=UTC)
 

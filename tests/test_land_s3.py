@@ -21,7 +21,6 @@ from numberyo_provider.warehouse import LoadCommit, Watermark, connect_warehouse
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
 
-UTC = UTC
 T0 = datetime(2025, 3, 30, 14, 21, tzinfo=UTC)
 
 

@@ -24,7 +24,6 @@ from numberyo_provider.schema import CHECKS, HLR_RESULTS, VERIFY_RESULTS
 from numberyo_provider.sync.land import ParquetLander
 
 SECRET = "0123456789abcdef0123456789abcdef"
-UTC = UTC
 
 
 def hlr_rows() -> pa.Table:

@@ -41,7 +41,6 @@ from numberyo_provider.warehouse import (
 from numberyo_provider.warehouse.duckdb import DuckDBWarehouse
 from numberyo_provider.warehouse.sql import SqlWarehouse
 
-UTC = UTC
 T0 = datetime(2025, 3, 30, 14, 21, tzinfo=UTC)
 
 

@@ -36,7 +36,6 @@ from numberyo_provider.warehouse import (
 from numberyo_provider.warehouse import sql as sql_module
 from numberyo_provider.warehouse.sql import ADVISORY_LOCK_KEY, SqlWarehouse
 
-UTC = UTC
 T0 = datetime(2025, 3, 30, 14, 21, tzinfo=UTC)
 
 BACKENDS = [
