@@ -126,10 +126,9 @@ class LandingThread:
         #: Ctrl-C that interrupts a join marks the thread stopped while it still runs, so a
         #: later join returned at once and the clean-up raced the landing.
         self._stopped = threading.Event()
-        self._thread = threading.Thread(
+        threading.Thread(
             target=self._loop, name=f"numberyo-{run.load_id}-landing", daemon=True
-        )
-        self._thread.start()
+        ).start()
 
     def _loop(self) -> None:
         try:
