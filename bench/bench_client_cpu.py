@@ -77,6 +77,9 @@ def child(tree: Path, url: str, mode: str, requests: int, rounds: int) -> float:
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(tree)},
+        # In the tree: ``python -c`` puts the working directory first on sys.path, before
+        # PYTHONPATH, so run from the repository root every child imported the root's package.
+        cwd=tree,
     )
     return float(out.stdout.strip())
 
