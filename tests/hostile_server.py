@@ -54,6 +54,8 @@ class Reply:
     chunk_delay: float = 0.0
     #: Announce this Content-Length instead of the real one (a lie), for a bytes body.
     content_length: int | None = None
+    #: Close the connection after this answer without saying so (a keep-alive timeout).
+    close_after: bool = False
 
     @classmethod
     def json(cls, value: Any, status: int = 200, **kwargs: Any) -> Reply:
@@ -67,6 +69,8 @@ class HostileServer:
     def __init__(self, route: Callable[[Request], Reply]) -> None:
         self.route = route
         self.requests: list[Request] = []
+        #: TCP connections accepted so far.
+        self.connections = 0
         self.closing = threading.Event()
         self._lock = threading.Lock()
         server = self
@@ -76,6 +80,11 @@ class HostileServer:
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
+
+            def setup(self) -> None:
+                super().setup()
+                with server._lock:
+                    server.connections += 1
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -94,6 +103,8 @@ class HostileServer:
                 try:
                     self._reply(reply)
                 except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+                if reply.close_after:
                     self.close_connection = True
 
             def _reply(self, reply: Reply) -> None:

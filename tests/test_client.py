@@ -11,6 +11,7 @@ import json
 import logging
 import pickle
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -21,14 +22,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import urllib3
+from hostile_server import HostileServer, Reply
 
 from numberyo_provider import __version__
 from numberyo_provider.api.client import DEFAULT_BASE_URL, NumberYoClient
+from numberyo_provider.api.connections import ConnectionPool, TransportFailure
+from numberyo_provider.api.deadline import Deadline, armed
 from numberyo_provider.api.models import HlrResult, VerifyResult, parse_timestamp
 from numberyo_provider.api.ratelimit import RateLimiter
 from numberyo_provider.api.retry import Failure, classify_failure
@@ -747,6 +752,62 @@ def test_classify_real_failures(
     assert failure("http://name.invalid./") is Failure.CONNECT_FAILED  # DNS failure
 
 
+def test_the_direct_transport_classifies_real_failures(
+    closed_port_url: str, full_backlog_url: str, scripted: ScriptedServer
+) -> None:
+    """Without a proxy the client sends over http.client, classifying each failure where it
+    happens: the same facts as classify_failure gives for urllib3's exceptions above."""
+
+    def failure(url: str, timeout: tuple[float, float] = (0.2, 0.2)) -> Failure:
+        pool = ConnectionPool(url, ssl_context=ssl.create_default_context(), maxsize=1,
+                              timeout=timeout)  # fmt: skip
+        deadline = Deadline(5.0)
+        with pytest.raises(TransportFailure) as caught, armed(deadline):
+            exchange = pool.send("POST", "/api/checks", b"{}", {}, deadline)
+            b"".join(exchange.chunks(65536))
+        return caught.value.failure
+
+    assert failure(closed_port_url) is Failure.CONNECT_FAILED
+    assert failure(full_backlog_url) is Failure.CONNECT_FAILED
+    scripted.script.append(Scripted(drop=True))
+    assert failure(scripted.url) is Failure.CONNECTION_LOST
+    scripted.script.append(Scripted(delay=0.5))
+    assert failure(scripted.url) is Failure.READ_TIMEOUT
+    assert failure("http://name.invalid./") is Failure.CONNECT_FAILED  # DNS failure
+    assert failure(scripted.url + "/a b") is Failure.INVALID_REQUEST  # refused before sending
+
+
+def test_the_direct_transport_checks_the_host_name_of_a_trusted_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A certificate the bundle trusts, for 127.0.0.1 only: accepted there, rejected as a
+    certificate failure (nothing sent, never retried) when the same server is reached as
+    localhost."""
+    from test_client_limits import _self_signed  # type: ignore[import-not-found]
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    page = {
+        "checks": [{"id": 7, "type": "HLR", "created_at": "2025-03-30T14:21:00.000000Z"}],
+        "pagination": {"current_page": 1, "total_pages": 1, "total": 1},
+    }
+    server = HostileServer(lambda req: Reply.json(page))
+    server._httpd.socket = context.wrap_socket(server._httpd.socket, server_side=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    with server:
+        port = server.url.rsplit(":", 1)[1]
+        with NumberYoClient("test-token", f"https://127.0.0.1:{port}", max_retries=0) as client:
+            assert isinstance(client._transport, ConnectionPool)
+            assert [c.id for c in client.list_checks(1).checks] == [7]
+        with (
+            NumberYoClient("test-token", f"https://localhost:{port}", max_retries=3) as client,
+            pytest.raises(TransportError, match="certificate of https://localhost"),
+        ):
+            client.list_checks(1)
+        assert server.count() == 1  # the handshake failed: nothing reached the server
+
+
 # --- bodies the API does not document -------------------------------------------------------
 
 
@@ -849,9 +910,10 @@ def test_request_headers_and_pool(
     assert got.headers["User-Agent"] == (
         f"airflow-provider-numberyo/{__version__} (Python {major}.{minor})"
     )
-    pool = client._pool.connection_from_url("https://www.numberyo.tech")
-    assert pool.pool.maxsize == 7  # type: ignore[union-attr]
-    assert pool.retries.total is False  # type: ignore[union-attr]  # urllib3 never resends
+    # No proxy: the direct transport, keeping up to pool_size idle connections (it never
+    # resends: RetryPolicy decides).
+    assert isinstance(client._transport, ConnectionPool)
+    assert client._transport.maxsize == 7
     scripted.script.append(Scripted(201, b"x"))
     with pytest.raises(OutcomeUnknownError):
         client.create_check("+32 456789023", "hlr")

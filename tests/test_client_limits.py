@@ -163,10 +163,47 @@ def test_the_connection_is_reused_after_a_complete_answer() -> None:
         client = _client(server)
         for _ in range(5):
             client.list_checks(1)
-        pool = client._pool.connection_from_url(server.url)
         # Five requests, one connection: the pool got it back after each complete answer.
         assert server.count("GET") == 5
-        assert pool.num_connections == 1 and pool.num_requests == 5
+        assert server.connections == 1
+
+
+def test_a_cut_off_answer_does_not_leave_its_connection_in_the_pool() -> None:
+    def route(req: Request) -> Reply:
+        if req.param("page") == "1":
+            return Reply(200, drip(json.dumps(_page([CHECK])).encode(), every=8), chunk_delay=0.2)
+        return Reply.json(_page([CHECK]))
+
+    with HostileServer(route) as server:
+        client = _client(server, timeout=0.5, max_retries=0)
+        with pytest.raises(TransportError, match=r"cut off|closed the connection"):
+            client.list_checks(1)
+        assert [c.id for c in client.list_checks(2).checks] == [7]
+        assert server.connections == 2  # the cut-off one was closed, not reused
+
+
+def test_a_paid_post_never_goes_into_a_connection_the_server_closed_while_idle() -> None:
+    """A keep-alive connection the server dropped after its last answer (its idle timeout, no
+    ``Connection: close``) must not carry the next request: a POST written into it would be
+    lost or unknowable, and its check charged or not without our knowing."""
+    created = {
+        "message": "ok",
+        "check": {**CHECK, "id": 9, "source": "api", "user_cost": "0.02"},
+        "results": {"type": "HLR", "results": []},
+    }
+
+    def route(req: Request) -> Reply:
+        if req.method == "POST":
+            return Reply.json(created, status=201)
+        return Reply.json(_page([CHECK]), close_after=True)
+
+    with HostileServer(route) as server:
+        client = _client(server, max_retries=0)  # no second chance: the first send must work
+        client.list_checks(1)
+        time.sleep(0.2)  # the server's FIN has arrived; the connection sits idle in the pool
+        assert client.create_check("+32 456789023", "HLR").check.id == 9
+        assert server.count("POST") == 1
+        assert server.connections == 2
 
 
 # --- the size limit --------------------------------------------------------------------------

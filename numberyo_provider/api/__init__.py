@@ -4,8 +4,8 @@ The public face, importable from here::
 
     from numberyo_provider.api import NumberYoClient, Check, CheckResults
 
-- :class:`NumberYoClient` (urllib3, threads) and :class:`AsyncNumberYoClient` (httpx, asyncio: the
-  trigger's path), one set of rules behind two transports;
+- :class:`NumberYoClient` (http.client, threads) and :class:`AsyncNumberYoClient` (httpx,
+  asyncio: the trigger's path), one set of rules behind two transports;
 - the models users get back (``models``): :class:`Check`, :class:`CheckPage`, :class:`Pagination`,
   :class:`CheckResults`, :class:`HlrResult`, :class:`VerifyResult`, :class:`CreatedCheck`;
 - :class:`RateLimiter` (``ratelimit``), to share one request rate between several clients, and
@@ -15,8 +15,9 @@ The modules behind them, one concept each:
 
 - ``core``: the rules both clients share (the settings every attempt follows, and what an
   attempt's result means: the decoded body, a retry, or which exception);
-- ``client`` and ``async_client``: the two transports (urllib3 and httpx), each sending one
-  attempt, and the API's calls;
+- ``client`` and ``async_client``: the two transports (http.client, or urllib3 through a proxy;
+  and httpx), each sending one attempt, and the API's calls; ``connections``: the keep-alive
+  connections of the first;
 - ``answers``: what an attempt comes back with, read under the size limit, and the JSON guards;
 - ``inputs``: the arguments' defaults and their checks, before anything is sent;
 - ``auth``: the token, cleaned once and never shown;

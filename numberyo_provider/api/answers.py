@@ -1,12 +1,13 @@
 """What one attempt comes back with, read under the limits that protect the client.
 
-Both transports (requests in :mod:`numberyo_provider.api.client`, httpx in
-:mod:`numberyo_provider.api.async_client`) read an answer's body through :class:`_Body`, the one
-reading rule: a 2xx larger than the size limit is refused (announced, or as it grows), an error
-answer is cut at 64 KiB. They hand the rules (:mod:`numberyo_provider.api.core`) one of three
-results: an :class:`_Answer` read whole, a :class:`_Failed` transport failure, or a
-:class:`_TooLarge` refusal. The JSON guards (nesting depth, the excerpt of a body that is not
-JSON) are here too, so that no transport reads an answer by rules of its own.
+Both transports (http.client, or urllib3 through a proxy, in
+:mod:`numberyo_provider.api.client`; httpx in :mod:`numberyo_provider.api.async_client`) read an
+answer's body through :class:`_Body`, the one reading rule: a 2xx larger than the size limit is
+refused (announced, or as it grows), an error answer is cut at 64 KiB. They hand the rules
+(:mod:`numberyo_provider.api.core`) one of three results: an :class:`_Answer` read whole, a
+:class:`_Failed` transport failure, or a :class:`_TooLarge` refusal. The JSON guards (nesting
+depth, the excerpt of a body that is not JSON) are here too, so that no transport reads an answer
+by rules of its own.
 """
 
 from __future__ import annotations

@@ -1,26 +1,29 @@
 """The NumberYo HTTP client: typed answers, precise errors, retries that never double-charge.
 
-One :class:`NumberYoClient` owns one urllib3 connection pool; share it between worker threads (size
-``pool_size`` to their number). It is a transport (sending one attempt over urllib3) on top of
-the rules both clients share (:mod:`numberyo_provider.api.core`: the settings, what an attempt's
-result means, which error), plus the API's calls. Retry decisions live in
-:mod:`numberyo_provider.api.retry`, the rate limit in :mod:`numberyo_provider.api.ratelimit`, the
-checks of the arguments in :mod:`numberyo_provider.api.inputs`; the behaviour is summarised in
-``docs/client.md``. The asyncio path (:mod:`numberyo_provider.api.async_client`) is the other
-transport over the same rules.
+One :class:`NumberYoClient` owns one pool of connections; share it between worker threads (size
+``pool_size`` to their number). It is a transport (sending one attempt: over http.client's
+keep-alive connections, :mod:`numberyo_provider.api.connections`, or over urllib3 when the
+environment names a proxy) on top of the rules both clients share
+(:mod:`numberyo_provider.api.core`: the settings, what an attempt's result means, which error),
+plus the API's calls. Retry decisions live in :mod:`numberyo_provider.api.retry`, the rate limit
+in :mod:`numberyo_provider.api.ratelimit`, the checks of the arguments in
+:mod:`numberyo_provider.api.inputs`; the behaviour is summarised in ``docs/client.md``. The
+asyncio path (:mod:`numberyo_provider.api.async_client`) is the other transport over the same
+rules.
 
 The token never appears in a message, a log line, a ``repr`` or an exception chain: it lives only
-in the client's auth object (added to each request's headers at send time), urllib3's own
+in the client's auth object (added to each request's headers at send time), the transport's own
 exceptions (which hold the connection) are reduced to a redacted description before we raise, and
-our exceptions are raised outside of the ``except`` block so they do not carry urllib3's exception
-as ``__context__``.
+our exceptions are raised outside of the ``except`` block so they do not carry the transport's
+exception as ``__context__``.
 
-Why urllib3 and not requests' ``Session``: requests adds nothing this client uses (no cookies,
-redirects, auth flows, hooks or environment re-reads: the proxy and CA settings are read once),
-yet its adapter layer cost about 40% of the CPU of a request (measured: 0.96 ms against 0.57 ms
-per GET on loopback; ``docs/benchmarks.md``). At the thousands of requests a sync sends, that CPU,
-not the API, was the limit on a busy worker. requests still lends its environment rules
-(``get_environ_proxies``, ``select_proxy``) so proxies behave exactly as before.
+Why not requests' ``Session``: requests adds nothing this client uses (no cookies, redirects,
+auth flows, hooks or environment re-reads: the proxy and CA settings are read once), yet its
+adapter layer cost about 40% of the CPU of a request (0.96 ms against 0.57 ms per GET on
+loopback), and urllib3's own layers, on a direct connection, about half of what was left
+(``docs/benchmarks.md``). At the thousands of requests a sync sends, that CPU, not the API, is
+the limit on a busy worker. requests still lends its environment rules (``get_environ_proxies``,
+``select_proxy``) so proxies behave exactly as before; urllib3 still carries proxied requests.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from urllib3.response import BaseHTTPResponse
 
 from numberyo_provider.api.answers import _CHUNK, _Answer, _Body, _clip, _Failed, _TooLarge
 from numberyo_provider.api.auth import TOKEN_ENV_VAR
+from numberyo_provider.api.connections import ConnectionPool, Exchange, TransportFailure
 from numberyo_provider.api.core import CHECKS_PATH, USER_AGENT, _ClientCore
 from numberyo_provider.api.deadline import POOL_CLASSES, Deadline, armed, attach_response
 from numberyo_provider.api.inputs import (
@@ -99,23 +103,24 @@ def _tls_context(verify: bool | str) -> ssl.SSLContext:
     return context
 
 
-def _pool_manager(
-    base_url: str, proxies: Mapping[str, str], verify: bool | str, size: int
-) -> urllib3.PoolManager:
-    """The connection pools, direct or through the environment's proxy for ``base_url``. Every
-    connection but a SOCKS one hands its socket to the attempt's deadline from connect on."""
+def _proxy_manager(
+    base_url: str, proxies: Mapping[str, str], context: ssl.SSLContext, size: int
+) -> urllib3.PoolManager | None:
+    """urllib3's pools through the environment's proxy for ``base_url``, or None when no proxy
+    applies (then the direct :class:`~numberyo_provider.api.connections.ConnectionPool` sends).
+    Every connection but a SOCKS one hands its socket to the attempt's deadline from connect on."""
+    proxy = requests.utils.select_proxy(base_url, dict(proxies))
+    if proxy is None:
+        return None
     options: dict[str, Any] = {
         "num_pools": 4,
         "maxsize": size,
         "retries": False,  # urllib3 never resends on its own: RetryPolicy decides
-        "ssl_context": _tls_context(verify),
-        "cert_reqs": "CERT_REQUIRED" if verify is not False else "CERT_NONE",
+        "ssl_context": context,
+        "cert_reqs": "CERT_REQUIRED" if context.verify_mode != ssl.CERT_NONE else "CERT_NONE",
     }
-    proxy = requests.utils.select_proxy(base_url, dict(proxies))
     manager: urllib3.PoolManager
-    if proxy is None:
-        manager = urllib3.PoolManager(**options)
-    elif proxy.lower().startswith("socks"):
+    if proxy.lower().startswith("socks"):
         try:  # here: only a SOCKS proxy needs PySocks, an optional dependency
             from urllib3.contrib.socks import SOCKSProxyManager
         except ImportError as exc:
@@ -183,7 +188,13 @@ class NumberYoClient(_ClientCore):
         # Proxy and CA-bundle variables are read once, here (.netrc is not consulted: we
         # authenticate by token).
         proxies, self._verify = self._environment(verify_ssl)
-        self._pool = _pool_manager(self._wire_base_url, proxies, self._verify, self._pool_size)
+        context = _tls_context(self._verify)
+        # The direct transport unless the environment names a proxy for the API's host.
+        self._transport: ConnectionPool | urllib3.PoolManager = _proxy_manager(
+            self._wire_base_url, proxies, context, self._pool_size
+        ) or ConnectionPool(
+            self._wire_base_url, ssl_context=context, maxsize=self._pool_size, timeout=self._timeout
+        )
         self._wire_timeout = urllib3.Timeout(connect=self._timeout[0], read=self._timeout[1])
 
     def __repr__(self) -> str:
@@ -195,7 +206,10 @@ class NumberYoClient(_ClientCore):
         )
 
     def close(self) -> None:
-        self._pool.clear()
+        if isinstance(self._transport, ConnectionPool):
+            self._transport.close()
+        else:
+            self._transport.clear()
 
     def __enter__(self) -> NumberYoClient:
         return self
@@ -208,30 +222,34 @@ class NumberYoClient(_ClientCore):
     ) -> None:
         self.close()
 
-    # --- one attempt over urllib3 ------------------------------------------------------------
+    # --- one attempt over the transport --------------------------------------------------------
 
     def _send(
-        self, method: str, url: str, params: Mapping[str, Any] | None, payload: Any
+        self, method: str, path: str, params: Mapping[str, Any] | None, payload: Any
     ) -> _Answer | _Failed | _TooLarge:
         """One attempt, within the total timeout. Returns instead of raising, so that what we
-        raise later does not carry urllib3's exception (and the connection it holds) as
+        raise later does not carry the transport's exception (and the connection it holds) as
         ``__context__``."""
         deadline = Deadline(self._timeout[1])
+        # ``path`` is already ASCII (the host was encoded once in __init__), the only parameter
+        # an integer page and the body our own JSON. Redirects are never followed, so the token
+        # goes nowhere but base_url.
+        target = f"{path}?{urlencode(params)}" if params else path
+        headers = dict(self._headers)
+        headers["Authorization"] = self._auth.header
+        body = None
+        if payload is not None:
+            body = json.dumps(payload, allow_nan=False).encode("utf-8")
         try:
             with armed(deadline):
-                # ``url`` is already ASCII (the host was encoded once in __init__), the only
-                # parameter an integer page and the body our own JSON. Redirects are never
-                # followed, so the token goes nowhere but base_url.
-                headers = dict(self._headers)
-                headers["Authorization"] = self._auth.header
-                body = None
-                if payload is not None:
-                    body = json.dumps(payload, allow_nan=False).encode("utf-8")
-                # preload_content=False: the body is read by _receive, under the deadline and
-                # the limit.
-                response = self._pool.urlopen(
+                if isinstance(self._transport, ConnectionPool):
+                    exchange = self._transport.send(method, target, body, headers, deadline)
+                    return self._receive_direct(exchange, deadline)
+                # preload_content=False: the body is read by _read, under the deadline and the
+                # limit.
+                response = self._transport.urlopen(
                     method,
-                    f"{url}?{urlencode(params)}" if params else url,
+                    self._wire_base_url + target,
                     body=body,
                     headers=headers,
                     redirect=False,
@@ -239,7 +257,11 @@ class NumberYoClient(_ClientCore):
                     preload_content=False,
                     timeout=self._wire_timeout,
                 )
-                return self._receive(response, deadline)
+                return self._receive_proxied(response, deadline)
+        except TransportFailure as exc:  # the direct transport classified it where it happened
+            if deadline.finish() and exc.failure is not Failure.CONNECT_FAILED:
+                return _Failed(Failure.READ_TIMEOUT, "the client closed the connection")
+            return _Failed(exc.failure, self._auth.redact(_clip(exc.detail)))
         except _TRANSPORT_ERRORS as exc:
             failure = classify_failure(exc)
             if deadline.finish() and failure is not Failure.CONNECT_FAILED:
@@ -253,34 +275,66 @@ class NumberYoClient(_ClientCore):
         finally:
             deadline.finish()
 
-    def _receive(self, raw: BaseHTTPResponse, deadline: Deadline) -> _Answer | _Failed | _TooLarge:
-        """Read the body streamed, at most the size limit (64 KiB of an error answer), and give
-        the connection back to the pool only when the answer was read whole in time."""
-        attach_response(raw)
-        status = raw.status
-        body = _Body(status, raw.headers, self._max_bytes)
+    def _read(
+        self,
+        status: int,
+        reason: str,
+        headers: Mapping[str, str],
+        chunks: Iterator[bytes],
+        deadline: Deadline,
+    ) -> tuple[_Answer | _Failed | _TooLarge, bool]:
+        """Read the body streamed, at most the size limit (64 KiB of an error answer); the result
+        and whether the answer was read whole in time (only then may its connection be reused)."""
+        body = _Body(status, headers, self._max_bytes)
+        refused = body.refused()
+        if refused is not None:
+            return refused, False
+        whole = False
+        for chunk in chunks:
+            stop = body.add(chunk)
+            if isinstance(stop, _TooLarge):
+                return stop, False
+            if stop:  # an error answer, cut at its limit
+                break
+            if deadline.remaining() <= 0:
+                cut = f"cut off after {body.size:,} bytes of the answer"
+                return _Failed(Failure.READ_TIMEOUT, cut), False
+        else:
+            whole = True
+        if deadline.finish():
+            # The watchdog shut the socket: an answer "ended" by that is not trustworthy (a
+            # body read to the end of the stream, headers cut short).
+            return _Failed(Failure.READ_TIMEOUT, "the client closed the connection"), False
+        return _Answer(status, reason, CaseInsensitiveDict(headers), body.content), whole
+
+    def _receive_direct(
+        self, exchange: Exchange, deadline: Deadline
+    ) -> _Answer | _Failed | _TooLarge:
         reusable = False
         try:
-            refused = body.refused()
-            if refused is not None:
-                return refused
-            for chunk in raw.stream(_CHUNK, decode_content=True):
-                stop = body.add(chunk)
-                if isinstance(stop, _TooLarge):
-                    return stop
-                if stop:
-                    break
-                if deadline.remaining() <= 0:
-                    return _Failed(
-                        Failure.READ_TIMEOUT, f"cut off after {body.size:,} bytes of the answer"
-                    )
-            else:
-                reusable = True
-            if deadline.finish():
-                # The watchdog shut the socket: an answer "ended" by that is not trustworthy
-                # (a body read to the end of the stream, headers cut short).
-                return _Failed(Failure.READ_TIMEOUT, "the client closed the connection")
-            return _Answer(status, raw.reason or "", CaseInsensitiveDict(raw.headers), body.content)
+            result, reusable = self._read(
+                exchange.status,
+                exchange.reason,
+                exchange.headers,
+                exchange.chunks(_CHUNK),
+                deadline,
+            )
+            return result
+        finally:
+            # A half-read or cut-off connection must not serve another request.
+            exchange.release(reusable and not deadline.finish())
+
+    def _receive_proxied(
+        self, raw: BaseHTTPResponse, deadline: Deadline
+    ) -> _Answer | _Failed | _TooLarge:
+        attach_response(raw)
+        reusable = False
+        try:
+            chunks = raw.stream(_CHUNK, decode_content=True)
+            result, reusable = self._read(
+                raw.status, raw.reason or "", raw.headers, chunks, deadline
+            )
+            return result
         finally:
             if deadline.finish() or not reusable:
                 raw.close()  # a half-read or cut-off connection must not serve another request
@@ -296,14 +350,13 @@ class NumberYoClient(_ClientCore):
     ) -> tuple[int, Any]:
         """Send with retries; returns ``(status, JSON body)`` of a 2xx answer or raises."""
         shown = f"{path}?{urlencode(params)}" if params else path
-        url = self._wire_base_url + path
         attempt = 0
         while True:
             attempt += 1
             if self._limiter is not None:
                 self._limiter.acquire()
             started = time.perf_counter()
-            result = self._send(method, url, params, payload)
+            result = self._send(method, path, params, payload)
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             step = self._settle(method, shown, result, attempt, elapsed_ms)
             if step.retry_in is None:

@@ -4,7 +4,7 @@
 timeouts and size limit, the headers, the retry policy and rate limit) and decides what an
 attempt's result means (:meth:`_ClientCore._settle`): the decoded JSON of a 2xx, the wait before
 the next attempt, or the exception to raise (the status -> exception mapping is here).
-:class:`~numberyo_provider.api.client.NumberYoClient` (urllib3, threads) and
+:class:`~numberyo_provider.api.client.NumberYoClient` (http.client, threads) and
 :class:`~numberyo_provider.api.async_client.AsyncNumberYoClient` (httpx, asyncio) derive from it
 and each only sends one attempt: a behaviour that differs between them is a bug.
 
@@ -106,7 +106,7 @@ def _says_no_credits(body: Any) -> bool:
 
 class _ClientCore:
     """Everything that decides behaviour, shared by
-    :class:`~numberyo_provider.api.client.NumberYoClient` (urllib3, threads) and
+    :class:`~numberyo_provider.api.client.NumberYoClient` (http.client, threads) and
     :class:`~numberyo_provider.api.async_client.AsyncNumberYoClient` (httpx, asyncio): the
     cleaned token, base URL, timeouts and limits, the headers, the retry policy and rate limit,
     and what an attempt's result means (:meth:`_settle`: decode, retry or which error). A
