@@ -20,6 +20,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import pytest
 from hostile_server import HostileServer, Reply, Request, drip, flood
 
 from numberyo_provider.api.client import NumberYoClient
+from numberyo_provider.api.connections import ConnectionPool
 from numberyo_provider.api.models import Check, CheckResults, Pagination
 from numberyo_provider.api.retry import RetryPolicy
 from numberyo_provider.errors import (
@@ -166,6 +168,24 @@ def test_the_connection_is_reused_after_a_complete_answer() -> None:
         # Five requests, one connection: the pool got it back after each complete answer.
         assert server.count("GET") == 5
         assert server.connections == 1
+
+
+def test_the_pool_keeps_at_most_pool_size_connections_idle() -> None:
+    body = json.dumps(_page([CHECK])).encode()
+
+    def route(req: Request) -> Reply:  # each answer takes ~0.2 s: six threads overlap
+        return Reply(200, drip(body, every=len(body) // 2 + 1), chunk_delay=0.1)
+
+    with HostileServer(route) as server:
+        client = _client(server, pool_size=2)
+        with ThreadPoolExecutor(6) as pool:
+            assert all(p.checks for p in pool.map(lambda _: client.list_checks(1), range(6)))
+        assert server.connections == 6
+        assert isinstance(client._transport, ConnectionPool)
+        assert len(client._transport._idle) == 2  # the other four were closed, not kept
+        for _ in range(3):
+            client.list_checks(1)
+        assert server.connections == 6  # the kept ones serve what follows
 
 
 def test_a_cut_off_answer_does_not_leave_its_connection_in_the_pool() -> None:
