@@ -229,6 +229,32 @@ def test_a_paid_post_never_goes_into_a_connection_the_server_closed_while_idle()
 # --- the size limit --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw deflate", "br"])
+def test_an_answer_compressed_unasked_is_decoded_or_refused_as_unreadable(encoding: str) -> None:
+    """We ask for ``identity``; a server that compresses anyway is read (gzip, deflate with or
+    without its zlib header, as urllib3 read them), or its body is unreadable JSON (an encoding
+    we cannot undo), never a crash or a wrong page."""
+    body = json.dumps(_page([CHECK])).encode()
+    wbits = {"gzip": 31, "deflate": 15, "raw deflate": -15}.get(encoding)
+    if wbits is None:
+        sent = b"\x8b\x07\x80" + body  # not brotli either: just bytes we cannot decode
+    else:
+        packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+        sent = packer.compress(body) + packer.flush()
+    header = encoding.split()[-1]
+
+    def route(req: Request) -> Reply:
+        return Reply(200, sent, headers={"Content-Encoding": header})
+
+    with HostileServer(route) as server:
+        client = _client(server, max_retries=0)
+        if wbits is None:
+            with pytest.raises(BadResponseError, match="not JSON"):
+                client.list_checks(1)
+        else:
+            assert [c.id for c in client.list_checks(1).checks] == [7]
+
+
 def test_a_content_length_above_the_limit_is_refused_before_reading() -> None:
     def route(req: Request) -> Reply:
         return Reply(200, b"{}", content_length=400 * MIB)  # a lie: only 2 bytes follow
