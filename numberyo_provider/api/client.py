@@ -305,7 +305,9 @@ class NumberYoClient(_ClientCore):
             # The watchdog shut the socket: an answer "ended" by that is not trustworthy (a
             # body read to the end of the stream, headers cut short).
             return _Failed(Failure.READ_TIMEOUT, "the client closed the connection"), False
-        return _Answer(status, reason, CaseInsensitiveDict(headers), body.content), whole
+        if not isinstance(headers, CaseInsensitiveDict):  # the direct transport's already is
+            headers = CaseInsensitiveDict(headers)
+        return _Answer(status, reason, headers, body.content), whole
 
     def _receive_direct(
         self, exchange: Exchange, deadline: Deadline
