@@ -202,6 +202,65 @@ def test_a_cut_off_answer_does_not_leave_its_connection_in_the_pool() -> None:
         assert server.connections == 2  # the cut-off one was closed, not reused
 
 
+def test_an_answer_left_unread_never_lends_its_connection_to_the_next_request() -> None:
+    """The release rule alone: the first answer announces a body over the size limit, so the
+    client refuses it unread, and the server sends that body only later. The check before reuse
+    finds nothing to read at that moment, so only the rule "back to the pool only when read
+    whole" keeps the next request off this connection; without it, the late bytes (here shaped as
+    an answer of their own) would be read as the next request's answer."""
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    accepted: list[socket.socket] = []
+    real = json.dumps(_page([CHECK])).encode()
+    forged = json.dumps(_page([{**CHECK, "id": 666}])).encode()
+
+    def head(length: int) -> bytes:
+        return (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        ).encode()
+
+    def serve(conn: socket.socket, first: bool) -> None:
+        with conn:
+            conn.settimeout(5)
+            while not stop.is_set():
+                try:
+                    if not conn.recv(65536):
+                        return
+                    if first:  # a body of 1 MiB announced, over the client's 0.5 MB limit
+                        first = False
+                        conn.sendall(head(MIB))
+                        stop.wait(1.0)  # long after the check before reuse
+                        conn.sendall(head(len(forged)) + forged)
+                    else:
+                        conn.sendall(head(len(real)) + real)
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            accepted.append(conn)
+            threading.Thread(target=serve, args=(conn, len(accepted) == 1), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        port = listener.getsockname()[1]
+        client = NumberYoClient(
+            TOKEN, f"http://127.0.0.1:{port}", max_response_mb=0.5, max_retries=0, sleep=_Sleeps()
+        )
+        with pytest.raises(ResponseTooLargeError):
+            client.list_checks(1)
+        assert [c.id for c in client.list_checks(2).checks] == [7]
+        assert len(accepted) == 2  # the unread one was closed, not lent
+    finally:
+        stop.set()
+        listener.close()
+
+
 def test_a_paid_post_never_goes_into_a_connection_the_server_closed_while_idle() -> None:
     """A keep-alive connection the server dropped after its last answer (its idle timeout, no
     ``Connection: close``) must not carry the next request: a POST written into it would be
