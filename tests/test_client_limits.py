@@ -19,7 +19,7 @@ import textwrap
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,39 @@ def _client(server: HostileServer, **kwargs: Any) -> NumberYoClient:
     return NumberYoClient(TOKEN, server.url, **kwargs)
 
 
+class _RawServer:
+    """A bare TCP listener on loopback for answers no HTTP server library would send: each
+    connection is handed to ``serve(conn, n)`` on a thread of its own (``n`` counts from 1)."""
+
+    def __init__(self, serve: Callable[[socket.socket, int], None]) -> None:
+        self.stop = threading.Event()
+        self.accepted: list[socket.socket] = []
+        self._serve = serve
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            self.accepted.append(conn)
+            n = len(self.accepted)
+            threading.Thread(target=self._serve, args=(conn, n), daemon=True).start()
+
+    def __enter__(self) -> _RawServer:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self._listener.close()
+        for conn in self.accepted:
+            conn.close()
+
+
 # --- the total deadline ----------------------------------------------------------------------
 
 
@@ -93,43 +126,22 @@ def test_a_dripping_get_is_cut_off_at_the_deadline_and_retried() -> None:
 
 def test_a_drip_inside_the_headers_is_cut_off_too() -> None:
     """http.client reads headers line by line: only a watchdog can bound a header drip."""
-    stop = threading.Event()
-    listener = socket.create_server(("127.0.0.1", 0))
-    served = []
 
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
+    def serve(conn: socket.socket, n: int) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+        while not server.stop.wait(0.2):
             try:
-                conn, _ = listener.accept()
+                conn.sendall(b"a")
             except OSError:
-                continue
-            served.append(conn)
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
-            while not stop.wait(0.2):
-                try:
-                    conn.sendall(b"a")
-                except OSError:
-                    break
+                break
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        port = listener.getsockname()[1]
-        client = NumberYoClient(
-            TOKEN, f"http://127.0.0.1:{port}", timeout=1.0, max_retries=0, sleep=_Sleeps()
-        )
+    with _RawServer(serve) as server:
+        client = NumberYoClient(TOKEN, server.url, timeout=1.0, max_retries=0, sleep=_Sleeps())
         started = time.monotonic()
         with pytest.raises(TransportError, match="1 s timeout"):
             client.list_checks(1)
         assert time.monotonic() - started < 3.0
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
-        for conn in served:
-            conn.close()
 
 
 def test_a_dripping_post_is_outcome_unknown_and_never_sent_again() -> None:
@@ -208,10 +220,6 @@ def test_an_answer_left_unread_never_lends_its_connection_to_the_next_request() 
     finds nothing to read at that moment, so only the rule "back to the pool only when read
     whole" keeps the next request off this connection; without it, the late bytes (here shaped as
     an answer of their own) would be read as the next request's answer."""
-    stop = threading.Event()
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    accepted: list[socket.socket] = []
     real = json.dumps(_page([CHECK])).encode()
     forged = json.dumps(_page([{**CHECK, "id": 666}])).encode()
 
@@ -220,45 +228,31 @@ def test_an_answer_left_unread_never_lends_its_connection_to_the_next_request() 
             f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
         ).encode()
 
-    def serve(conn: socket.socket, first: bool) -> None:
-        with conn:
-            conn.settimeout(5)
-            while not stop.is_set():
-                try:
-                    if not conn.recv(65536):
-                        return
-                    if first:  # a body of 1 MiB announced, over the client's 0.5 MB limit
-                        first = False
-                        conn.sendall(head(MIB))
-                        stop.wait(1.0)  # long after the check before reuse
-                        conn.sendall(head(len(forged)) + forged)
-                    else:
-                        conn.sendall(head(len(real)) + real)
-                except OSError:
-                    return
-
-    def accept() -> None:
-        while not stop.is_set():
+    def serve(conn: socket.socket, n: int) -> None:
+        conn.settimeout(5)
+        first = n == 1
+        while not server.stop.is_set():
             try:
-                conn, _ = listener.accept()
+                if not conn.recv(65536):
+                    return
+                if first:  # a body of 1 MiB announced, over the client's 0.5 MB limit
+                    first = False
+                    conn.sendall(head(MIB))
+                    server.stop.wait(1.0)  # long after the check before reuse
+                    conn.sendall(head(len(forged)) + forged)
+                else:
+                    conn.sendall(head(len(real)) + real)
             except OSError:
-                continue
-            accepted.append(conn)
-            threading.Thread(target=serve, args=(conn, len(accepted) == 1), daemon=True).start()
+                return
 
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        port = listener.getsockname()[1]
+    with _RawServer(serve) as server:
         client = NumberYoClient(
-            TOKEN, f"http://127.0.0.1:{port}", max_response_mb=0.5, max_retries=0, sleep=_Sleeps()
+            TOKEN, server.url, max_response_mb=0.5, max_retries=0, sleep=_Sleeps()
         )
         with pytest.raises(ResponseTooLargeError):
             client.list_checks(1)
         assert [c.id for c in client.list_checks(2).checks] == [7]
-        assert len(accepted) == 2  # the unread one was closed, not lent
-    finally:
-        stop.set()
-        listener.close()
+        assert len(server.accepted) == 2  # the unread one was closed, not lent
 
 
 def test_a_paid_post_never_goes_into_a_connection_the_server_closed_while_idle() -> None:
