@@ -3,6 +3,7 @@ simulator's truth. Also the home of the truth comparison that the PostgreSQL tes
 
 from __future__ import annotations
 
+import gc
 import glob
 import json
 import multiprocessing
@@ -21,6 +22,7 @@ from numberyo_provider.api.models import parse_timestamp
 from numberyo_provider.errors import AuthenticationError, ServerError
 from numberyo_provider.privacy import PrivacyPolicy
 from numberyo_provider.sync import SyncCancelled, SyncSummary, run_sync
+from numberyo_provider.sync.id_set import IdSet
 from numberyo_provider.warehouse import connect_warehouse
 
 NUMBER = "32456789023"
@@ -425,6 +427,25 @@ def test_a_multi_year_backfill_commits_within_a_small_memory_limit(
 
 
 # --- failures: nothing becomes visible, a rerun is exact ----------------------------------------
+
+
+def test_the_listed_ids_are_freed_before_the_commit(
+    numberyo_simulator_factory: Callable[..., Any], wh_url: str, root: Path
+) -> None:
+    """The set of listed ids is the one state that grows with the account (8 MB at 1,000,000
+    checks): it must not stay alive under the warehouse merge's peak."""
+    server = numberyo_simulator_factory(seed_checks=60)
+    alive: dict[str, int] = {}
+
+    def stage(name: str) -> None:
+        if name == "before_commit":  # no gc.collect(): freed by reference counting, at once
+            alive["listed ids"] = sum(
+                len(o) for o in gc.get_objects() if isinstance(o, IdSet) and len(o)
+            )
+
+    summary = sync(server, wh_url, root, on_stage=stage, batch_size=20)
+    assert summary.checks_new == 60
+    assert alive == {"listed ids": 0}
 
 
 def test_fatal_error_fails_cleanly_then_rerun_is_exact(

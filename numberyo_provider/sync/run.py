@@ -11,7 +11,7 @@ One run, in order:
    stages overlap as :mod:`~numberyo_provider.sync.pipeline` describes: the main thread lists
    pages and dispatches batches, ``concurrency`` workers run the requests, and a landing thread
    normalises and lands each batch. Three batches at most are in flight; the set of listed ids
-   (8 bytes a check) is the only state that grows with the account.
+   (8 bytes a check) is the only state that grows with the account, dropped before the commit.
 3. Flush the lander, then ONE ``commit_load``: every file merged by key, the ``_loads`` manifest
    row and the new watermark in a single transaction. The watermark therefore moves only when
    everything the run read is visible.
@@ -73,6 +73,7 @@ from numberyo_provider.sync.extract import (
     check_order_key,
     fetch_page,
 )
+from numberyo_provider.sync.heap import trim_heap
 from numberyo_provider.sync.normalize import normalize_checks
 from numberyo_provider.sync.options import DEFAULT_BATCH_SIZE, SyncOptions
 from numberyo_provider.sync.pipeline import (
@@ -384,6 +385,10 @@ class _Run:
             pool.shutdown(wait=clean_exit, cancel_futures=True)
 
         stats = lister.stats
+        newest = lister.newest
+        # The set of listed ids (8 bytes a check) is not needed from here on: freed now, and
+        # handed back with the rest of the extract's heap before the merge (trim_heap below).
+        del lister, fetcher
         self.summary.checks_seen = stats.checks_seen
         self.summary.pages = stats.pages
         self.summary.listing_passes = stats.passes
@@ -405,7 +410,7 @@ class _Run:
         from numberyo_provider.warehouse.base import LoadCommit, Watermark
 
         previous_watermark = self.summary.watermark_before
-        new_watermark = _newer(lister.newest, previous_watermark, Watermark)
+        new_watermark = _newer(newest, previous_watermark, Watermark)
         commit = LoadCommit(
             load_id=self.load_id,
             kind=KIND,
@@ -417,6 +422,7 @@ class _Run:
             stream=STREAM,
         )
         self._check_stop()
+        trim_heap()
         self._stage("before_commit")
         with self._db("committing the load"):
             result = self.warehouse.commit_load(commit)
